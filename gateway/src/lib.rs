@@ -1,0 +1,2 @@
+//! gateway
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! ledger
+#![forbid(unsafe_code)]
