@@ -1,2 +1,49 @@
-//! ledger
+//! # ledger — Consentry's append-only signed Merkle log
+//!
+//! **One job:** keep a totally ordered, tamper-evident log of signed entries
+//! and prove things about it to anyone: inclusion and consistency proofs
+//! (RFC 6962/9162), signed checkpoints (C2SP `tlog-checkpoint` as a C2SP
+//! `signed-note`, which Go's `sumdb/note` opens) and witness cosignatures
+//! (C2SP `tlog-cosignature`).
+//!
+//! **Layout**
+//! - [`entry`]: [`Envelope`] (entry bytes + Ed25519 signatures) and the
+//!   [`VerifiedEntry`] witness type; JSON wire form and binary storage form.
+//! - [`merkle`]: leaf/node hashing, proof generation over stored subtree
+//!   hashes, proof verification, the append [`Frontier`].
+//! - [`note`]: signed notes, verifier keys, checkpoints, cosignatures.
+//! - [`store`]: the narrow [`Store`] trait and [`SledStore`].
+//! - [`log`]: [`Log`], the group-commit sequencer and the read side.
+//! - [`fsck`]: the whole-log check.
+//!
+//! **Invariants**
+//! - An entry is the exact bytes its author signed; the log stores them
+//!   verbatim and never re-encodes them. Leaf = SHA-256(0x00 ‖ entry).
+//! - Only a [`VerifiedEntry`] can be appended, and only
+//!   [`Envelope::verify`] (or batch verification) makes one.
+//! - An append is acknowledged only with an index that is durable (after the
+//!   batch's transaction and flush). Readers see only the durable prefix.
+//! - Every complete subtree hash is stored when it is created, so proofs
+//!   need O(log n) reads and the log is never rehashed.
+//! - Secondary indexes are derived data, written in the same transaction as
+//!   their entries and rebuildable from them.
+//!
+//! **Never:** rewrite or delete an entry; interpret consent semantics (the
+//! ledger sees opaque signed JSON with a `type` and `v`); speak HTTP; panic
+//! on input.
+
 #![forbid(unsafe_code)]
+
+pub mod entry;
+pub mod fsck;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod store;
+
+pub use entry::{EntryError, Envelope, KeyLookup, StaticKeys, VerifiedEntry};
+pub use fsck::{fsck, Finding, FsckReport};
+pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError};
+pub use merkle::{Frontier, Hash};
+pub use note::{Checkpoint, CosignatureVerifier, Cosigner, NoteError, NoteSigner, NoteVerifier};
+pub use store::{SledStore, Store, StoreError};

@@ -1,0 +1,143 @@
+//! The whole-log check: re-verifies a store from index 0 like `fsck`.
+//!
+//! Every record decodes, every signature verifies, every stored hash equals
+//! the hash recomputed from the entries, nothing lies past the end, and the
+//! root at the latest checkpoint's size equals the checkpoint's root.
+//! The first problem found is reported with its entry index.
+
+use thiserror::Error;
+
+use crate::entry::{verify_batch, Envelope, KeyLookup};
+use crate::merkle::{self, Frontier};
+use crate::note::{Checkpoint, NoteVerifier};
+use crate::store::{SledStore, Store};
+
+/// Records read and verified per round; bounds memory.
+const CHUNK_ENTRIES: u64 = 8192;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("entry {index}: {problem}")]
+pub struct Finding {
+    pub index: u64,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsckReport {
+    pub size: u64,
+    pub checkpoint_size: u64,
+    pub root: merkle::Hash,
+}
+
+fn finding(index: u64, problem: impl Into<String>) -> Finding {
+    Finding { index, problem: problem.into() }
+}
+
+/// Checks the whole store. `keys` must know every key that signed any entry
+/// (an auditor collects them from the registry entries first); `log_key`
+/// verifies the checkpoint. `threads` > 1 verifies signatures in parallel.
+pub fn fsck(
+    store: &dyn Store,
+    keys: &(dyn KeyLookup + Sync),
+    log_key: &NoteVerifier,
+    threads: usize,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<FsckReport, Finding> {
+    let size = store.size().map_err(|e| finding(0, format!("cannot read the log size: {e}")))?;
+    let mut frontier = Frontier::new();
+    let mut start = 0u64;
+    while start < size {
+        let end = (start + CHUNK_ENTRIES).min(size);
+        let mut envs = Vec::with_capacity((end - start) as usize);
+        for i in start..end {
+            let rec = store
+                .record(i)
+                .map_err(|e| finding(i, format!("cannot read entry: {e}")))?
+                .ok_or_else(|| finding(i, "entry is missing"))?;
+            envs.push(Envelope::decode(&rec).map_err(|e| finding(i, format!("entry record is corrupt: {e}")))?);
+        }
+        let results = verify_parallel(envs, keys, threads);
+        for (k, r) in results.into_iter().enumerate() {
+            let i = start + k as u64;
+            let v = r.map_err(|e| finding(i, format!("entry does not verify: {e}")))?;
+            let mut bad: Option<Finding> = None;
+            frontier.push(v.leaf_hash(), |level, idx, h| {
+                if bad.is_some() {
+                    return;
+                }
+                match store.hash(level, idx) {
+                    Ok(Some(stored)) if &stored == h => {}
+                    Ok(Some(_)) => bad = Some(finding(idx << level, format!("stored hash at level {level} index {idx} does not match the entries"))),
+                    Ok(None) => bad = Some(finding(idx << level, format!("stored hash at level {level} index {idx} is missing"))),
+                    Err(e) => bad = Some(finding(idx << level, format!("cannot read hash: {e}"))),
+                }
+            });
+            if let Some(f) = bad {
+                return Err(f);
+            }
+        }
+        progress(end, size);
+        start = end;
+    }
+    match store.record(size) {
+        Ok(None) => {}
+        _ => return Err(finding(size, "an entry lies past the recorded end of the log")),
+    }
+    let note = store
+        .checkpoint()
+        .map_err(|e| finding(size, format!("cannot read the checkpoint: {e}")))?
+        .ok_or_else(|| finding(size, "no checkpoint"))?;
+    let cp = Checkpoint::open(&note, log_key).map_err(|e| finding(size, format!("checkpoint does not verify: {e}")))?;
+    if cp.size > size {
+        return Err(finding(size, format!("the checkpoint covers {} entries but the log holds {size}: truncated", cp.size)));
+    }
+    let root = merkle::subtree_root(&StoreNodes(store), 0, cp.size).map_err(|e| finding(cp.size, e.to_string()))?;
+    if root != cp.root {
+        return Err(finding(cp.size.saturating_sub(1), "the root at the checkpoint's size differs from the checkpoint"));
+    }
+    Ok(FsckReport { size, checkpoint_size: cp.size, root: frontier.root() })
+}
+
+struct StoreNodes<'a>(&'a dyn Store);
+
+impl merkle::NodeSource for StoreNodes<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, merkle::ProofError> {
+        match self.0.hash(level, index) {
+            Ok(Some(h)) => Ok(h),
+            Ok(None) => Err(merkle::ProofError::MissingNode { level, index }),
+            Err(e) => Err(merkle::ProofError::Source(e.to_string())),
+        }
+    }
+}
+
+/// Batch-verifies `envs` split across `threads` scoped threads, in order.
+pub fn verify_parallel(
+    envs: Vec<Envelope>,
+    keys: &(dyn KeyLookup + Sync),
+    threads: usize,
+) -> Vec<Result<crate::VerifiedEntry, crate::EntryError>> {
+    const SUB_BATCH: usize = 64;
+    let threads = threads.max(1);
+    if threads == 1 || envs.len() < SUB_BATCH * 2 {
+        return envs.chunks(SUB_BATCH).flat_map(|c| verify_batch(c.to_vec(), keys)).collect();
+    }
+    let per = envs.len().div_ceil(threads);
+    let parts: Vec<Vec<Envelope>> = envs.chunks(per).map(|c| c.to_vec()).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| s.spawn(move || part.chunks(SUB_BATCH).flat_map(|c| verify_batch(c.to_vec(), keys)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// Opens a sled store read-only-in-spirit and checks it (the CLI's helper).
+pub fn fsck_path(
+    path: &std::path::Path,
+    keys: &(dyn KeyLookup + Sync),
+    log_key: &NoteVerifier,
+) -> Result<FsckReport, Finding> {
+    let store = SledStore::open(path).map_err(|e| finding(0, format!("cannot open the store: {e}")))?;
+    fsck(&store, keys, log_key, 2, |_, _| {})
+}
