@@ -53,6 +53,8 @@ pub enum VerifyError {
     IndexOutOfRange { index: u64, size: u64 },
     #[error("old size {old} is larger than new size {new}")]
     SizesOutOfOrder { old: u64, new: u64 },
+    #[error("a consistency proof from the empty tree proves nothing")]
+    EmptyOldTree,
     #[error("proof has the wrong length")]
     WrongLength,
     #[error("computed root does not match")]
@@ -190,15 +192,16 @@ pub fn verify_consistency(
     if old > new {
         return Err(VerifyError::SizesOutOfOrder { old, new });
     }
+    if old == 0 {
+        // RFC 9162 requires 0 < first: nothing can be proved about the empty
+        // tree, and accepting it would let a caller skip the real check.
+        return Err(VerifyError::EmptyOldTree);
+    }
     if old == new {
         if !proof.is_empty() {
             return Err(VerifyError::WrongLength);
         }
         return if old_root == new_root { Ok(()) } else { Err(VerifyError::RootMismatch) };
-    }
-    if old == 0 {
-        // Every tree extends the empty tree; there is nothing to prove.
-        return if proof.is_empty() { Ok(()) } else { Err(VerifyError::WrongLength) };
     }
     let (first, rest): (&Hash, &[Hash]) = if old.is_power_of_two() {
         (old_root, proof)
@@ -419,7 +422,7 @@ mod tests {
                 let p = inclusion_proof(&t, i, n).unwrap();
                 verify_inclusion(&ls[i as usize], i, n, &p, &root).unwrap();
             }
-            for m in 0..=n {
+            for m in 1..=n {
                 let p = consistency_proof(&t, m, n).unwrap();
                 let old_root = root_of(&ls[..m as usize]);
                 verify_consistency(m, n, &p, &old_root, &root).unwrap();
