@@ -129,7 +129,10 @@ struct Head {
 /// Checks the entry's shape: a JSON object with `type` and `v`.
 fn parse_head(entry: &[u8]) -> Result<Head, EntryError> {
     if entry.len() > ENTRY_BYTES_MAX {
-        return Err(EntryError::Oversized { len: entry.len(), max: ENTRY_BYTES_MAX });
+        return Err(EntryError::Oversized {
+            len: entry.len(),
+            max: ENTRY_BYTES_MAX,
+        });
     }
     let head: Head =
         serde_json::from_slice(entry).map_err(|e| EntryError::MalformedEntry(e.to_string()))?;
@@ -154,13 +157,22 @@ impl Envelope {
     /// Signs `entry` with one key. Used by authors (gateway, tools, tests).
     pub fn sign(entry: Vec<u8>, key_id: &str, key: &SigningKey) -> Self {
         let signature = key.sign(&entry).to_bytes();
-        Self { entry, signatures: vec![EntrySignature { key_id: key_id.to_string(), signature }] }
+        Self {
+            entry,
+            signatures: vec![EntrySignature {
+                key_id: key_id.to_string(),
+                signature,
+            }],
+        }
     }
 
     /// Adds another signature (e.g. a co-signing agency).
     pub fn add_signature(&mut self, key_id: &str, key: &SigningKey) {
         let signature = key.sign(&self.entry).to_bytes();
-        self.signatures.push(EntrySignature { key_id: key_id.to_string(), signature });
+        self.signatures.push(EntrySignature {
+            key_id: key_id.to_string(),
+            signature,
+        });
     }
 
     /// The structural checks that need no keys.
@@ -196,7 +208,12 @@ impl Envelope {
 
     fn into_verified(self, head: Head) -> VerifiedEntry {
         let leaf = leaf_hash(&self.entry);
-        VerifiedEntry { envelope: self, entry_type: head.entry_type, version: head.v, leaf }
+        VerifiedEntry {
+            envelope: self,
+            entry_type: head.entry_type,
+            version: head.v,
+            leaf,
+        }
     }
 
     /// The JSON line form used on the wire and in exported bundles.
@@ -206,7 +223,10 @@ impl Envelope {
             sigs: self
                 .signatures
                 .iter()
-                .map(|s| WireSig { keyid: s.key_id.clone(), sig: B64.encode(s.signature) })
+                .map(|s| WireSig {
+                    keyid: s.key_id.clone(),
+                    sig: B64.encode(s.signature),
+                })
                 .collect(),
         };
         // Serialising plain strings cannot fail.
@@ -216,7 +236,10 @@ impl Envelope {
     /// Parses the JSON form, with every size bounded before allocation grows.
     pub fn from_json(text: &[u8]) -> Result<Self, EntryError> {
         if text.len() > ENVELOPE_JSON_BYTES_MAX {
-            return Err(EntryError::Oversized { len: text.len(), max: ENVELOPE_JSON_BYTES_MAX });
+            return Err(EntryError::Oversized {
+                len: text.len(),
+                max: ENVELOPE_JSON_BYTES_MAX,
+            });
         }
         let wire: WireEnvelope = serde_json::from_slice(text)
             .map_err(|e| EntryError::MalformedEnvelope(e.to_string()))?;
@@ -227,17 +250,23 @@ impl Envelope {
             .decode(wire.entry.as_bytes())
             .map_err(|e| EntryError::MalformedEnvelope(format!("entry is not base64: {e}")))?;
         if entry.len() > ENTRY_BYTES_MAX {
-            return Err(EntryError::Oversized { len: entry.len(), max: ENTRY_BYTES_MAX });
+            return Err(EntryError::Oversized {
+                len: entry.len(),
+                max: ENTRY_BYTES_MAX,
+            });
         }
         let mut signatures = Vec::with_capacity(wire.sigs.len());
         for s in wire.sigs {
-            let raw = B64
-                .decode(s.sig.as_bytes())
-                .map_err(|e| EntryError::MalformedEnvelope(format!("signature is not base64: {e}")))?;
+            let raw = B64.decode(s.sig.as_bytes()).map_err(|e| {
+                EntryError::MalformedEnvelope(format!("signature is not base64: {e}"))
+            })?;
             let signature: [u8; 64] = raw
                 .try_into()
                 .map_err(|_| EntryError::MalformedEnvelope("signature is not 64 bytes".into()))?;
-            signatures.push(EntrySignature { key_id: s.keyid, signature });
+            signatures.push(EntrySignature {
+                key_id: s.keyid,
+                signature,
+            });
         }
         Ok(Self { entry, signatures })
     }
@@ -270,7 +299,10 @@ impl Envelope {
         len.copy_from_slice(take(&mut b, 4)?);
         let len = u32::from_be_bytes(len) as usize;
         if len > ENTRY_BYTES_MAX {
-            return Err(EntryError::Oversized { len, max: ENTRY_BYTES_MAX });
+            return Err(EntryError::Oversized {
+                len,
+                max: ENTRY_BYTES_MAX,
+            });
         }
         let entry = take(&mut b, len)?.to_vec();
         let count = take(&mut b, 1)?[0] as usize;
@@ -284,7 +316,9 @@ impl Envelope {
             signatures.push(EntrySignature { key_id, signature });
         }
         if !b.is_empty() {
-            return Err(EntryError::MalformedEnvelope("trailing bytes in record".into()));
+            return Err(EntryError::MalformedEnvelope(
+                "trailing bytes in record".into(),
+            ));
         }
         Ok(Self { entry, signatures })
     }
@@ -352,7 +386,9 @@ mod tests {
     }
 
     fn keys() -> StaticKeys {
-        StaticKeys::default().with("k1", key(1).verifying_key()).with("k2", key(2).verifying_key())
+        StaticKeys::default()
+            .with("k1", key(1).verifying_key())
+            .with("k2", key(2).verifying_key())
     }
 
     #[test]
@@ -375,28 +411,67 @@ mod tests {
         let good = br#"{"type":"t","v":1}"#.to_vec();
         let mut bad_sig = Envelope::sign(good.clone(), "k1", &key(1));
         bad_sig.signatures[0].signature[3] ^= 1;
-        assert_eq!(bad_sig.verify(&keys()), Err(EntryError::BadSignature("k1".into())));
+        assert_eq!(
+            bad_sig.verify(&keys()),
+            Err(EntryError::BadSignature("k1".into()))
+        );
 
         let wrong_key = Envelope::sign(good.clone(), "k1", &key(2));
-        assert_eq!(wrong_key.verify(&keys()), Err(EntryError::BadSignature("k1".into())));
+        assert_eq!(
+            wrong_key.verify(&keys()),
+            Err(EntryError::BadSignature("k1".into()))
+        );
 
         let unknown = Envelope::sign(good.clone(), "nobody", &key(1));
-        assert_eq!(unknown.verify(&keys()), Err(EntryError::UnknownKey("nobody".into())));
+        assert_eq!(
+            unknown.verify(&keys()),
+            Err(EntryError::UnknownKey("nobody".into()))
+        );
 
-        let unsigned = Envelope { entry: good.clone(), signatures: vec![] };
+        let unsigned = Envelope {
+            entry: good.clone(),
+            signatures: vec![],
+        };
         assert_eq!(unsigned.verify(&keys()), Err(EntryError::Unsigned));
 
-        let big = format!(r#"{{"type":"t","v":1,"pad":"{}"}}"#, "x".repeat(ENTRY_BYTES_MAX));
+        let big = format!(
+            r#"{{"type":"t","v":1,"pad":"{}"}}"#,
+            "x".repeat(ENTRY_BYTES_MAX)
+        );
         let env = Envelope::sign(big.into_bytes(), "k1", &key(1));
-        assert!(matches!(env.verify(&keys()), Err(EntryError::Oversized { .. })));
+        assert!(matches!(
+            env.verify(&keys()),
+            Err(EntryError::Oversized { .. })
+        ));
 
-        for bad in [&b"not json"[..], br#"{"v":1}"#, br#"{"type":"t"}"#, br#"[1]"#, br#"{"type":"","v":1}"#] {
+        for bad in [
+            &b"not json"[..],
+            br#"{"v":1}"#,
+            br#"{"type":"t"}"#,
+            br#"[1]"#,
+            br#"{"type":"","v":1}"#,
+        ] {
             let env = Envelope::sign(bad.to_vec(), "k1", &key(1));
-            assert!(matches!(env.verify(&keys()), Err(EntryError::MalformedEntry(_))), "{bad:?}");
+            assert!(
+                matches!(env.verify(&keys()), Err(EntryError::MalformedEntry(_))),
+                "{bad:?}"
+            );
         }
 
-        for bad in [&b""[..], b"{}", br#"{"entry":"!!","sigs":[]}"#, br#"{"entry":"e30=","sigs":[{"keyid":"k1","sig":"AAAA"}]}"#, br#"{"entry":"e30=","sigs":[],"extra":1}"#] {
-            assert!(matches!(Envelope::from_json(bad), Err(EntryError::MalformedEnvelope(_))), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"{}",
+            br#"{"entry":"!!","sigs":[]}"#,
+            br#"{"entry":"e30=","sigs":[{"keyid":"k1","sig":"AAAA"}]}"#,
+            br#"{"entry":"e30=","sigs":[],"extra":1}"#,
+        ] {
+            assert!(
+                matches!(
+                    Envelope::from_json(bad),
+                    Err(EntryError::MalformedEnvelope(_))
+                ),
+                "{bad:?}"
+            );
         }
         assert!(Envelope::decode(&[0, 0, 0, 9, 1]).is_err());
     }
@@ -404,13 +479,26 @@ mod tests {
     #[test]
     fn batch_verification_names_the_bad_entry() {
         let envs: Vec<Envelope> = (0..10)
-            .map(|i| Envelope::sign(format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes(), "k1", &key(1)))
+            .map(|i| {
+                Envelope::sign(
+                    format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes(),
+                    "k1",
+                    &key(1),
+                )
+            })
             .collect();
-        assert!(verify_batch(envs.clone(), &keys()).iter().all(|r| r.is_ok()));
+        assert!(verify_batch(envs.clone(), &keys())
+            .iter()
+            .all(|r| r.is_ok()));
         let mut bad = envs;
         bad[7].signatures[0].signature[0] ^= 1;
         let res = verify_batch(bad, &keys());
-        let failed: Vec<usize> = res.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+        let failed: Vec<usize> = res
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(failed, vec![7]);
     }
 }

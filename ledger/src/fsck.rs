@@ -30,7 +30,10 @@ pub struct FsckReport {
 }
 
 fn finding(index: u64, problem: impl Into<String>) -> Finding {
-    Finding { index, problem: problem.into() }
+    Finding {
+        index,
+        problem: problem.into(),
+    }
 }
 
 /// Checks the whole store. `keys` must know every key that signed any entry
@@ -43,7 +46,9 @@ pub fn fsck(
     threads: usize,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<FsckReport, Finding> {
-    let size = store.size().map_err(|e| finding(0, format!("cannot read the log size: {e}")))?;
+    let size = store
+        .size()
+        .map_err(|e| finding(0, format!("cannot read the log size: {e}")))?;
     let mut frontier = Frontier::new();
     let mut start = 0u64;
     while start < size {
@@ -54,7 +59,10 @@ pub fn fsck(
                 .record(i)
                 .map_err(|e| finding(i, format!("cannot read entry: {e}")))?
                 .ok_or_else(|| finding(i, "entry is missing"))?;
-            envs.push(Envelope::decode(&rec).map_err(|e| finding(i, format!("entry record is corrupt: {e}")))?);
+            envs.push(
+                Envelope::decode(&rec)
+                    .map_err(|e| finding(i, format!("entry record is corrupt: {e}")))?,
+            );
         }
         let results = verify_parallel(envs, keys, threads);
         for (k, r) in results.into_iter().enumerate() {
@@ -67,8 +75,18 @@ pub fn fsck(
                 }
                 match store.hash(level, idx) {
                     Ok(Some(stored)) if &stored == h => {}
-                    Ok(Some(_)) => bad = Some(finding(idx << level, format!("stored hash at level {level} index {idx} does not match the entries"))),
-                    Ok(None) => bad = Some(finding(idx << level, format!("stored hash at level {level} index {idx} is missing"))),
+                    Ok(Some(_)) => bad = Some(finding(
+                        idx << level,
+                        format!(
+                            "stored hash at level {level} index {idx} does not match the entries"
+                        ),
+                    )),
+                    Ok(None) => {
+                        bad = Some(finding(
+                            idx << level,
+                            format!("stored hash at level {level} index {idx} is missing"),
+                        ))
+                    }
                     Err(e) => bad = Some(finding(idx << level, format!("cannot read hash: {e}"))),
                 }
             });
@@ -81,21 +99,41 @@ pub fn fsck(
     }
     match store.record(size) {
         Ok(None) => {}
-        _ => return Err(finding(size, "an entry lies past the recorded end of the log")),
+        _ => {
+            return Err(finding(
+                size,
+                "an entry lies past the recorded end of the log",
+            ))
+        }
     }
     let note = store
         .checkpoint()
         .map_err(|e| finding(size, format!("cannot read the checkpoint: {e}")))?
         .ok_or_else(|| finding(size, "no checkpoint"))?;
-    let cp = Checkpoint::open(&note, log_key).map_err(|e| finding(size, format!("checkpoint does not verify: {e}")))?;
+    let cp = Checkpoint::open(&note, log_key)
+        .map_err(|e| finding(size, format!("checkpoint does not verify: {e}")))?;
     if cp.size > size {
-        return Err(finding(size, format!("the checkpoint covers {} entries but the log holds {size}: truncated", cp.size)));
+        return Err(finding(
+            size,
+            format!(
+                "the checkpoint covers {} entries but the log holds {size}: truncated",
+                cp.size
+            ),
+        ));
     }
-    let root = merkle::subtree_root(&StoreNodes(store), 0, cp.size).map_err(|e| finding(cp.size, e.to_string()))?;
+    let root = merkle::subtree_root(&StoreNodes(store), 0, cp.size)
+        .map_err(|e| finding(cp.size, e.to_string()))?;
     if root != cp.root {
-        return Err(finding(cp.size.saturating_sub(1), "the root at the checkpoint's size differs from the checkpoint"));
+        return Err(finding(
+            cp.size.saturating_sub(1),
+            "the root at the checkpoint's size differs from the checkpoint",
+        ));
     }
-    Ok(FsckReport { size, checkpoint_size: cp.size, root: frontier.root() })
+    Ok(FsckReport {
+        size,
+        checkpoint_size: cp.size,
+        root: frontier.root(),
+    })
 }
 
 struct StoreNodes<'a>(&'a dyn Store);
@@ -119,16 +157,28 @@ pub fn verify_parallel(
     const SUB_BATCH: usize = 64;
     let threads = threads.max(1);
     if threads == 1 || envs.len() < SUB_BATCH * 2 {
-        return envs.chunks(SUB_BATCH).flat_map(|c| verify_batch(c.to_vec(), keys)).collect();
+        return envs
+            .chunks(SUB_BATCH)
+            .flat_map(|c| verify_batch(c.to_vec(), keys))
+            .collect();
     }
     let per = envs.len().div_ceil(threads);
     let parts: Vec<Vec<Envelope>> = envs.chunks(per).map(|c| c.to_vec()).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|part| s.spawn(move || part.chunks(SUB_BATCH).flat_map(|c| verify_batch(c.to_vec(), keys)).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.chunks(SUB_BATCH)
+                        .flat_map(|c| verify_batch(c.to_vec(), keys))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
 }
 
@@ -138,6 +188,7 @@ pub fn fsck_path(
     keys: &(dyn KeyLookup + Sync),
     log_key: &NoteVerifier,
 ) -> Result<FsckReport, Finding> {
-    let store = SledStore::open(path).map_err(|e| finding(0, format!("cannot open the store: {e}")))?;
+    let store =
+        SledStore::open(path).map_err(|e| finding(0, format!("cannot open the store: {e}")))?;
     fsck(&store, keys, log_key, 2, |_, _| {})
 }

@@ -14,9 +14,9 @@ use std::thread::JoinHandle;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::entry::{Envelope, EntryError, VerifiedEntry};
+use crate::entry::{EntryError, Envelope, VerifiedEntry};
 use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
-use crate::note::{Checkpoint, CosignatureVerifier, NoteError, NoteSigner, split_note};
+use crate::note::{split_note, Checkpoint, CosignatureVerifier, NoteError, NoteSigner};
 use crate::store::{AppendBatch, Store, StoreError};
 
 /// Hash levels at or above this are mirrored in memory (1/64 of all nodes),
@@ -33,7 +33,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { batch_entries_max: 2048, queue_entries_max: 16 * 1024 }
+        Self {
+            batch_entries_max: 2048,
+            queue_entries_max: 16 * 1024,
+        }
     }
 }
 
@@ -88,7 +91,8 @@ impl FieldIndexer {
 
 impl Indexer for FieldIndexer {
     fn keys(&self, entry: &[u8]) -> Vec<(String, String)> {
-        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(entry) else {
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(entry)
+        else {
             return Vec::new();
         };
         let mut out: Vec<(String, String)> = Vec::new();
@@ -151,7 +155,12 @@ struct Nodes<'a> {
 impl NodeSource for Nodes<'_> {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
         if level >= CACHE_LEVEL_MIN {
-            if let Some(h) = self.view.cache.get((level - CACHE_LEVEL_MIN) as usize).and_then(|l| l.get(index as usize)) {
+            if let Some(h) = self
+                .view
+                .cache
+                .get((level - CACHE_LEVEL_MIN) as usize)
+                .and_then(|l| l.get(index as usize))
+            {
                 return Ok(*h);
             }
         }
@@ -167,7 +176,12 @@ impl Log {
     /// Opens the log over `store`, signing checkpoints with `signer` (whose
     /// name is the log's origin). Must be called inside a tokio runtime
     /// only if `append` will be awaited; the sequencer is a plain thread.
-    pub fn open(store: Arc<dyn Store>, signer: NoteSigner, indexer: Arc<dyn Indexer>, config: LogConfig) -> Result<Self, LogError> {
+    pub fn open(
+        store: Arc<dyn Store>,
+        signer: NoteSigner,
+        indexer: Arc<dyn Indexer>,
+        config: LogConfig,
+    ) -> Result<Self, LogError> {
         let size = store.size()?;
         let mut cache: Vec<Vec<Hash>> = Vec::new();
         for (level, idx, h) in store.hashes_from_level(CACHE_LEVEL_MIN)? {
@@ -176,13 +190,28 @@ impl Log {
                 cache.resize(l + 1, Vec::new());
             }
             if cache[l].len() as u64 != idx {
-                return Err(LogError::Inconsistent(format!("hash level {level} has a gap at {idx}")));
+                return Err(LogError::Inconsistent(format!(
+                    "hash level {level} has a gap at {idx}"
+                )));
             }
             cache[l].push(h);
         }
-        let view = View { size, root: merkle::empty_root(), cache };
-        let frontier = Frontier::load(&Nodes { store: store.as_ref(), view: &view }, size)?;
-        let view = View { root: frontier.root(), ..view };
+        let view = View {
+            size,
+            root: merkle::empty_root(),
+            cache,
+        };
+        let frontier = Frontier::load(
+            &Nodes {
+                store: store.as_ref(),
+                view: &view,
+            },
+            size,
+        )?;
+        let view = View {
+            root: frontier.root(),
+            ..view
+        };
         let inner = Arc::new(Inner {
             store,
             signer,
@@ -198,7 +227,11 @@ impl Log {
             .name("ledger-sequencer".into())
             .spawn(move || sequencer(seq_inner, frontier, rx, batch_max))
             .map_err(|e| LogError::Store(StoreError::Io(e.to_string())))?;
-        let log = Self { inner, tx, thread: Arc::new(Mutex::new(Some(thread))) };
+        let log = Self {
+            inner,
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        };
         if log.inner.store.checkpoint()?.is_none() {
             log.publish_checkpoint()?;
         }
@@ -219,7 +252,10 @@ impl Log {
         rx.blocking_recv().map_err(|_| LogError::Closed)?
     }
 
-    fn job(&self, entry: VerifiedEntry) -> Result<(Job, oneshot::Receiver<Result<u64, LogError>>), LogError> {
+    fn job(
+        &self,
+        entry: VerifiedEntry,
+    ) -> Result<(Job, oneshot::Receiver<Result<u64, LogError>>), LogError> {
         if self.inner.poisoned.load(Ordering::Acquire) {
             return Err(LogError::Poisoned);
         }
@@ -272,7 +308,9 @@ impl Log {
         }
         match self.inner.store.record(index)? {
             Some(rec) => Ok(Some(Envelope::decode(&rec)?)),
-            None => Err(StoreError::Corrupt(format!("entry {index} missing below the log size")).into()),
+            None => {
+                Err(StoreError::Corrupt(format!("entry {index} missing below the log size")).into())
+            }
         }
     }
 
@@ -280,25 +318,51 @@ impl Log {
     pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
         let v = self.read_view();
         self.check_size(size, v.size)?;
-        Ok(merkle::subtree_root(&Nodes { store: self.inner.store.as_ref(), view: &v }, 0, size)?)
+        Ok(merkle::subtree_root(
+            &Nodes {
+                store: self.inner.store.as_ref(),
+                view: &v,
+            },
+            0,
+            size,
+        )?)
     }
 
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         let v = self.read_view();
         self.check_size(size, v.size)?;
-        Ok(merkle::inclusion_proof(&Nodes { store: self.inner.store.as_ref(), view: &v }, index, size)?)
+        Ok(merkle::inclusion_proof(
+            &Nodes {
+                store: self.inner.store.as_ref(),
+                view: &v,
+            },
+            index,
+            size,
+        )?)
     }
 
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
         let v = self.read_view();
         self.check_size(new, v.size)?;
-        Ok(merkle::consistency_proof(&Nodes { store: self.inner.store.as_ref(), view: &v }, old, new)?)
+        Ok(merkle::consistency_proof(
+            &Nodes {
+                store: self.inner.store.as_ref(),
+                view: &v,
+            },
+            old,
+            new,
+        )?)
     }
 
     /// Signs and stores a checkpoint for the current durable size.
     pub fn publish_checkpoint(&self) -> Result<String, LogError> {
         let (size, root) = self.root();
-        let note = Checkpoint { origin: self.origin().to_string(), size, root }.sign(&self.inner.signer)?;
+        let note = Checkpoint {
+            origin: self.origin().to_string(),
+            size,
+            root,
+        }
+        .sign(&self.inner.signer)?;
         self.inner.store.put_checkpoint(&note)?;
         Ok(note)
     }
@@ -335,19 +399,32 @@ impl Log {
     }
 
     /// Accepts a witness cosignature line for the latest checkpoint.
-    pub fn add_cosignature(&self, line: &str, witness: &CosignatureVerifier) -> Result<u64, LogError> {
+    pub fn add_cosignature(
+        &self,
+        line: &str,
+        witness: &CosignatureVerifier,
+    ) -> Result<u64, LogError> {
         let note = self.checkpoint()?;
         let (text, _) = split_note(&note)?;
         let cp = Checkpoint::parse(text)?;
         // Parse the line as the signature block of a one-line note.
         let fake = format!("x\n\n{}\n", line.trim_end());
         let (_, sigs) = split_note(&fake)?;
-        let sig = sigs.into_iter().next().ok_or(NoteError::Malformed("no signature"))?;
+        let sig = sigs
+            .into_iter()
+            .next()
+            .ok_or(NoteError::Malformed("no signature"))?;
         if !witness.matches(&sig) {
             return Err(NoteError::BadSignature(sig.name).into());
         }
-        let ts = witness.verify(text, &sig).map_err(|_| LogError::StaleCosignature)?;
-        self.inner.store.put_cosignature(cp.size, witness.name(), &format!("{text}\u{0}{}", sig.line()))?;
+        let ts = witness
+            .verify(text, &sig)
+            .map_err(|_| LogError::StaleCosignature)?;
+        self.inner.store.put_cosignature(
+            cp.size,
+            witness.name(),
+            &format!("{text}\u{0}{}", sig.line()),
+        )?;
         Ok(ts)
     }
 
@@ -367,8 +444,17 @@ impl Log {
     }
 
     /// Entry indexes for (`kind`, `key`), newest first, below `before`.
-    pub fn lookup(&self, kind: &str, key: &str, before: u64, limit: usize) -> Result<Vec<u64>, LogError> {
-        Ok(self.inner.store.lookup(kind, key, before.min(self.size()), limit)?)
+    pub fn lookup(
+        &self,
+        kind: &str,
+        key: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, LogError> {
+        Ok(self
+            .inner
+            .store
+            .lookup(kind, key, before.min(self.size()), limit)?)
     }
 
     /// Stops the sequencer after it drains what is queued.
@@ -381,7 +467,12 @@ impl Log {
     }
 }
 
-fn sequencer(inner: Arc<Inner>, mut frontier: Frontier, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
+fn sequencer(
+    inner: Arc<Inner>,
+    mut frontier: Frontier,
+    mut rx: mpsc::Receiver<Job>,
+    batch_max: usize,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
@@ -397,12 +488,17 @@ fn sequencer(inner: Arc<Inner>, mut frontier: Frontier, mut rx: mpsc::Receiver<J
             }
             continue;
         }
-        let mut batch = AppendBatch { first: frontier.size(), ..Default::default() };
+        let mut batch = AppendBatch {
+            first: frontier.size(),
+            ..Default::default()
+        };
         let mut next = frontier.clone();
         for j in &jobs {
             let idx = next.size();
             batch.records.push(j.entry.envelope().encode());
-            next.push(j.entry.leaf_hash(), |level, i, h| batch.hashes.push((level, i, *h)));
+            next.push(j.entry.leaf_hash(), |level, i, h| {
+                batch.hashes.push((level, i, *h))
+            });
             for (k, v) in &j.keys {
                 batch.index_keys.push((k.clone(), v.clone(), idx));
             }
@@ -439,7 +535,9 @@ fn sequencer(inner: Arc<Inner>, mut frontier: Frontier, mut rx: mpsc::Receiver<J
                 inner.poisoned.store(true, Ordering::Release);
                 let msg = e.to_string();
                 for j in jobs.drain(..) {
-                    let _ = j.reply.send(Err(LogError::Store(StoreError::Io(msg.clone()))));
+                    let _ = j
+                        .reply
+                        .send(Err(LogError::Store(StoreError::Io(msg.clone()))));
                 }
             }
         }

@@ -80,7 +80,7 @@ pub fn subtree_root(src: &dyn NodeSource, lo: u64, hi: u64) -> Result<Hash, Proo
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         let level = n.trailing_zeros() as u8;
         return src.node(level, lo >> level);
     }
@@ -91,7 +91,11 @@ pub fn subtree_root(src: &dyn NodeSource, lo: u64, hi: u64) -> Result<Hash, Proo
 }
 
 /// RFC 9162 §2.1.3.1 inclusion proof for leaf `index` in the tree of `size`.
-pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+pub fn inclusion_proof(
+    src: &dyn NodeSource,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -114,7 +118,11 @@ pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Ve
 }
 
 /// RFC 9162 §2.1.4.1 consistency proof between tree sizes `old` and `new`.
-pub fn consistency_proof(src: &dyn NodeSource, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
+pub fn consistency_proof(
+    src: &dyn NodeSource,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, ProofError> {
     if old > new {
         return Err(ProofError::SizesOutOfOrder { old, new });
     }
@@ -149,7 +157,13 @@ pub fn consistency_proof(src: &dyn NodeSource, old: u64, new: u64) -> Result<Vec
 
 /// RFC 9162 §2.1.3.2: does `proof` show `leaf` at `index` in the tree of
 /// `size` with `root`?
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), VerifyError> {
+pub fn verify_inclusion(
+    leaf: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), VerifyError> {
     if index >= size {
         return Err(VerifyError::IndexOutOfRange { index, size });
     }
@@ -201,7 +215,11 @@ pub fn verify_consistency(
         if !proof.is_empty() {
             return Err(VerifyError::WrongLength);
         }
-        return if old_root == new_root { Ok(()) } else { Err(VerifyError::RootMismatch) };
+        return if old_root == new_root {
+            Ok(())
+        } else {
+            Err(VerifyError::RootMismatch)
+        };
     }
     let (first, rest): (&Hash, &[Hash]) = if old.is_power_of_two() {
         (old_root, proof)
@@ -329,7 +347,10 @@ pub struct MemoryTree {
 
 impl MemoryTree {
     pub fn new() -> Self {
-        Self { levels: vec![Vec::new()], frontier: Frontier::new() }
+        Self {
+            levels: vec![Vec::new()],
+            frontier: Frontier::new(),
+        }
     }
 
     pub fn push(&mut self, leaf: Hash) {
@@ -374,7 +395,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("entry {i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("entry {i}").as_bytes()))
+            .collect()
     }
 
     fn tree(n: usize) -> (MemoryTree, Vec<Hash>) {
@@ -409,7 +432,10 @@ mod tests {
             }
             assert_eq!(f.root(), root_of(&ls), "size {n}");
             assert_eq!(t.root(), root_of(&ls), "size {n}");
-            assert_eq!(Frontier::load(&t, n as u64).map(|f| f.root()), Ok(root_of(&ls)));
+            assert_eq!(
+                Frontier::load(&t, n as u64).map(|f| f.root()),
+                Ok(root_of(&ls))
+            );
         }
     }
 

@@ -45,7 +45,9 @@ fn key_hash(name: &str, alg: u8, key: &[u8; 32]) -> [u8; 4] {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains('+') && name.chars().all(|c| !c.is_whitespace() && !c.is_control())
+    !name.is_empty()
+        && !name.contains('+')
+        && name.chars().all(|c| !c.is_whitespace() && !c.is_control())
 }
 
 fn hex4(b: &[u8; 4]) -> String {
@@ -62,7 +64,9 @@ pub struct NoteSigner {
 
 impl std::fmt::Debug for NoteSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoteSigner").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("NoteSigner")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +76,11 @@ impl NoteSigner {
             return Err(NoteError::MalformedKey("name"));
         }
         let id = key_hash(name, ALG_ED25519, key.verifying_key().as_bytes());
-        Ok(Self { name: name.to_string(), key, id })
+        Ok(Self {
+            name: name.to_string(),
+            key,
+            id,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -81,12 +89,17 @@ impl NoteSigner {
 
     /// Parses the Go `note` signer key form `PRIVATE+KEY+name+hash+base64`.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let rest = s.trim().strip_prefix("PRIVATE+KEY+").ok_or(NoteError::MalformedKey("want PRIVATE+KEY+name+hash+key"))?;
+        let rest = s
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or(NoteError::MalformedKey("want PRIVATE+KEY+name+hash+key"))?;
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(hash), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::MalformedKey("want PRIVATE+KEY+name+hash+key"));
         };
-        let raw = B64.decode(b64).map_err(|_| NoteError::MalformedKey("key is not base64"))?;
+        let raw = B64
+            .decode(b64)
+            .map_err(|_| NoteError::MalformedKey("key is not base64"))?;
         if raw.len() != 33 || raw[0] != ALG_ED25519 {
             return Err(NoteError::MalformedKey("not an ed25519 key"));
         }
@@ -103,7 +116,12 @@ impl NoteSigner {
     pub fn to_private_string(&self) -> String {
         let mut raw = vec![ALG_ED25519];
         raw.extend_from_slice(self.key.as_bytes());
-        format!("PRIVATE+KEY+{}+{}+{}", self.name, hex4(&self.id), B64.encode(raw))
+        format!(
+            "PRIVATE+KEY+{}+{}+{}",
+            self.name,
+            hex4(&self.id),
+            B64.encode(raw)
+        )
     }
 
     pub fn signing_key(&self) -> &SigningKey {
@@ -111,7 +129,11 @@ impl NoteSigner {
     }
 
     pub fn verifier(&self) -> NoteVerifier {
-        NoteVerifier { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
+        NoteVerifier {
+            name: self.name.clone(),
+            id: self.id,
+            key: self.key.verifying_key(),
+        }
     }
 
     /// Signs `text` (which must end in a newline) and returns the full note.
@@ -123,7 +145,11 @@ impl NoteSigner {
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&self.id);
         blob.extend_from_slice(&sig);
-        Ok(format!("{text}\n\u{2014} {} {}\n", self.name, B64.encode(blob)))
+        Ok(format!(
+            "{text}\n\u{2014} {} {}\n",
+            self.name,
+            B64.encode(blob)
+        ))
     }
 }
 
@@ -143,13 +169,18 @@ fn parse_vkey(s: &str, alg: u8) -> Result<(String, [u8; 4], VerifyingKey), NoteE
     if !valid_name(name) {
         return Err(NoteError::MalformedKey("name"));
     }
-    let raw = B64.decode(b64).map_err(|_| NoteError::MalformedKey("key is not base64"))?;
+    let raw = B64
+        .decode(b64)
+        .map_err(|_| NoteError::MalformedKey("key is not base64"))?;
     if raw.len() != 33 || raw[0] != alg {
-        return Err(NoteError::MalformedKey("not an ed25519 key of the expected type"));
+        return Err(NoteError::MalformedKey(
+            "not an ed25519 key of the expected type",
+        ));
     }
     let mut k = [0u8; 32];
     k.copy_from_slice(&raw[1..]);
-    let key = VerifyingKey::from_bytes(&k).map_err(|_| NoteError::MalformedKey("bad ed25519 point"))?;
+    let key =
+        VerifyingKey::from_bytes(&k).map_err(|_| NoteError::MalformedKey("bad ed25519 point"))?;
     let id = key_hash(name, alg, &k);
     if hash.len() != 8 || hex4(&id) != hash.to_ascii_lowercase() {
         return Err(NoteError::MalformedKey("hash does not match key"));
@@ -205,7 +236,9 @@ pub fn split_note(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
     let text = &note[..split + 1];
     let sigs = &note[split + 2..];
     if !sigs.ends_with('\n') {
-        return Err(NoteError::Malformed("signature block must end in a newline"));
+        return Err(NoteError::Malformed(
+            "signature block must end in a newline",
+        ));
     }
     let mut out = Vec::new();
     for line in sigs.lines() {
@@ -221,18 +254,28 @@ pub fn split_note(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
 }
 
 fn parse_sig_line(line: &str) -> Result<NoteSignature, NoteError> {
-    let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
-    let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed("signature line needs name and signature"))?;
+    let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
+        "signature line must start with an em dash",
+    ))?;
+    let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed(
+        "signature line needs name and signature",
+    ))?;
     if !valid_name(name) {
         return Err(NoteError::Malformed("bad signer name"));
     }
-    let raw = B64.decode(b64).map_err(|_| NoteError::Malformed("signature is not base64"))?;
+    let raw = B64
+        .decode(b64)
+        .map_err(|_| NoteError::Malformed("signature is not base64"))?;
     if raw.len() < 5 {
         return Err(NoteError::Malformed("signature too short"));
     }
     let mut id = [0u8; 4];
     id.copy_from_slice(&raw[..4]);
-    Ok(NoteSignature { name: name.to_string(), id, blob: raw[4..].to_vec() })
+    Ok(NoteSignature {
+        name: name.to_string(),
+        id,
+        blob: raw[4..].to_vec(),
+    })
 }
 
 /// Opens a note: returns its text if at least one trusted key signed it.
@@ -268,18 +311,30 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let mut lines = text.split('\n');
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(NoteError::MalformedCheckpoint("origin"))?;
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or(NoteError::MalformedCheckpoint("origin"))?;
         let size_s = lines.next().ok_or(NoteError::MalformedCheckpoint("size"))?;
-        let size_ok = !size_s.is_empty() && size_s.bytes().all(|b| b.is_ascii_digit()) && (size_s == "0" || !size_s.starts_with('0'));
+        let size_ok = !size_s.is_empty()
+            && size_s.bytes().all(|b| b.is_ascii_digit())
+            && (size_s == "0" || !size_s.starts_with('0'));
         if !size_ok {
             return Err(NoteError::MalformedCheckpoint("size"));
         }
-        let size = size_s.parse().map_err(|_| NoteError::MalformedCheckpoint("size"))?;
+        let size = size_s
+            .parse()
+            .map_err(|_| NoteError::MalformedCheckpoint("size"))?;
         let root_s = lines.next().ok_or(NoteError::MalformedCheckpoint("root"))?;
         let root: Hash = B64
             .decode(root_s)
@@ -289,7 +344,11 @@ impl Checkpoint {
         if !text.ends_with('\n') {
             return Err(NoteError::MalformedCheckpoint("must end in a newline"));
         }
-        Ok(Self { origin: origin.to_string(), size, root })
+        Ok(Self {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
     }
 
     /// Signs this checkpoint as a note.
@@ -302,7 +361,9 @@ impl Checkpoint {
         let text = open_note(note, std::slice::from_ref(log_key))?;
         let cp = Self::parse(text)?;
         if cp.origin != log_key.name {
-            return Err(NoteError::MalformedCheckpoint("origin does not match the log key name"));
+            return Err(NoteError::MalformedCheckpoint(
+                "origin does not match the log key name",
+            ));
         }
         Ok(cp)
     }
@@ -326,17 +387,31 @@ impl Cosigner {
             return Err(NoteError::MalformedKey("name"));
         }
         let id = key_hash(name, ALG_COSIGNATURE_V1, key.verifying_key().as_bytes());
-        Ok(Self { name: name.to_string(), key, id })
+        Ok(Self {
+            name: name.to_string(),
+            key,
+            id,
+        })
     }
     pub fn verifier(&self) -> CosignatureVerifier {
-        CosignatureVerifier { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
+        CosignatureVerifier {
+            name: self.name.clone(),
+            id: self.id,
+            key: self.key.verifying_key(),
+        }
     }
     /// The cosignature line for `checkpoint_body` at `timestamp` (unix s).
     pub fn cosign(&self, checkpoint_body: &str, timestamp: u64) -> NoteSignature {
-        let sig = self.key.sign(cosigned_message(checkpoint_body, timestamp).as_bytes());
+        let sig = self
+            .key
+            .sign(cosigned_message(checkpoint_body, timestamp).as_bytes());
         let mut blob = timestamp.to_be_bytes().to_vec();
         blob.extend_from_slice(&sig.to_bytes());
-        NoteSignature { name: self.name.clone(), id: self.id, blob }
+        NoteSignature {
+            name: self.name.clone(),
+            id: self.id,
+            blob,
+        }
     }
 }
 
@@ -374,7 +449,10 @@ impl CosignatureVerifier {
         let mut s = [0u8; 64];
         s.copy_from_slice(&sig.blob[8..]);
         self.key
-            .verify_strict(cosigned_message(checkpoint_body, timestamp).as_bytes(), &Signature::from_bytes(&s))
+            .verify_strict(
+                cosigned_message(checkpoint_body, timestamp).as_bytes(),
+                &Signature::from_bytes(&s),
+            )
             .map_err(|_| NoteError::BadSignature(sig.name.clone()))?;
         Ok(timestamp)
     }
@@ -394,29 +472,55 @@ mod tests {
 
     #[test]
     fn checkpoint_sign_open_roundtrip() {
-        let signer = NoteSigner::new("consentry.example/log", SigningKey::from_bytes(&[7; 32])).unwrap();
-        let cp = Checkpoint { origin: "consentry.example/log".into(), size: 42, root: [9; 32] };
+        let signer =
+            NoteSigner::new("consentry.example/log", SigningKey::from_bytes(&[7; 32])).unwrap();
+        let cp = Checkpoint {
+            origin: "consentry.example/log".into(),
+            size: 42,
+            root: [9; 32],
+        };
         let note = cp.sign(&signer).unwrap();
         let v = NoteVerifier::parse(&signer.verifier().to_string()).unwrap();
         assert_eq!(Checkpoint::open(&note, &v).unwrap(), cp);
 
         let tampered = note.replace("\n42\n", "\n43\n");
-        assert!(matches!(Checkpoint::open(&tampered, &v), Err(NoteError::BadSignature(_))));
-        let other = NoteSigner::new("consentry.example/log", SigningKey::from_bytes(&[8; 32])).unwrap();
-        assert_eq!(Checkpoint::open(&note, &other.verifier()), Err(NoteError::NoTrustedSignature));
+        assert!(matches!(
+            Checkpoint::open(&tampered, &v),
+            Err(NoteError::BadSignature(_))
+        ));
+        let other =
+            NoteSigner::new("consentry.example/log", SigningKey::from_bytes(&[8; 32])).unwrap();
+        assert_eq!(
+            Checkpoint::open(&note, &other.verifier()),
+            Err(NoteError::NoTrustedSignature)
+        );
     }
 
     #[test]
     fn go_note_example_key_parses() {
         // From golang.org/x/mod/sumdb/note's documentation.
-        let v = NoteVerifier::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").unwrap();
+        let v = NoteVerifier::parse(
+            "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+        )
+        .unwrap();
         assert_eq!(v.name(), "PeterNeumann");
-        assert_eq!(v.to_string(), "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW");
+        assert_eq!(
+            v.to_string(),
+            "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+        );
         // Signing with the documented private key reproduces the documented note.
-        let signer = NoteSigner::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz").unwrap();
+        let signer = NoteSigner::parse(
+            "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz",
+        )
+        .unwrap();
         let text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
         let ours = signer.sign(text).unwrap();
-        assert_eq!(NoteSigner::parse(&signer.to_private_string()).unwrap().verifier(), signer.verifier());
+        assert_eq!(
+            NoteSigner::parse(&signer.to_private_string())
+                .unwrap()
+                .verifier(),
+            signer.verifier()
+        );
         let note = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
         assert_eq!(ours, note);
         assert!(open_note(note, &[v]).is_ok());
@@ -425,7 +529,11 @@ mod tests {
     #[test]
     fn cosignature_roundtrip_and_tamper() {
         let w = Cosigner::new("witness.example/w1", SigningKey::from_bytes(&[3; 32])).unwrap();
-        let cp = Checkpoint { origin: "o".into(), size: 5, root: [1; 32] };
+        let cp = Checkpoint {
+            origin: "o".into(),
+            size: 5,
+            root: [1; 32],
+        };
         let sig = w.cosign(&cp.body(), 1_700_000_000);
         let v = CosignatureVerifier::parse(&w.verifier().to_string()).unwrap();
         let parsed = parse_sig_line(sig.line().trim_end()).unwrap();
@@ -436,10 +544,23 @@ mod tests {
 
     #[test]
     fn malformed_notes_are_errors() {
-        for bad in ["", "x", "a\n\n", "a\n\nnot a sig\n", "a\n\n\u{2014} n !!\n", "a\n\n\u{2014} n AAAA\n"] {
+        for bad in [
+            "",
+            "x",
+            "a\n\n",
+            "a\n\nnot a sig\n",
+            "a\n\n\u{2014} n !!\n",
+            "a\n\n\u{2014} n AAAA\n",
+        ] {
             assert!(split_note(bad).is_err(), "{bad:?}");
         }
-        for bad in ["", "o\n01\nAAAA\n", "o\n1\n", "o\n-1\nAAAA\n", "\n1\nAAAA\n"] {
+        for bad in [
+            "",
+            "o\n01\nAAAA\n",
+            "o\n1\n",
+            "o\n-1\nAAAA\n",
+            "\n1\nAAAA\n",
+        ] {
             assert!(Checkpoint::parse(bad).is_err(), "{bad:?}");
         }
         assert!(NoteVerifier::parse("a+b+c").is_err());

@@ -65,7 +65,13 @@ pub trait Store: Send + Sync {
     /// Every stored hash at `level_min` or above, for the in-memory cache.
     fn hashes_from_level(&self, level_min: u8) -> Result<Vec<(u8, u64, Hash)>, StoreError>;
     /// Entry indexes under (`kind`, `key`) below `before`, newest first.
-    fn lookup(&self, kind: &str, key: &str, before: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
+    fn lookup(
+        &self,
+        kind: &str,
+        key: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError>;
     /// Replaces every secondary-index key (a rebuild from the entries).
     fn replace_index(&self, keys: &[(String, String, u64)]) -> Result<(), StoreError>;
     fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
@@ -98,7 +104,9 @@ fn index_prefix(kind: &str, key: &str) -> Vec<u8> {
 }
 
 fn be_u64(b: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(b).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt("bad integer".into()))
+    <[u8; 8]>::try_from(b)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("bad integer".into()))
 }
 
 /// The embedded sled store.
@@ -144,13 +152,16 @@ impl Store for SledStore {
     fn append(&self, batch: &AppendBatch) -> Result<(), StoreError> {
         let size = self.size()?;
         if batch.first != size {
-            return Err(StoreError::OutOfOrder { got: batch.first, size });
+            return Err(StoreError::OutOfOrder {
+                got: batch.first,
+                size,
+            });
         }
         let new_size = size + batch.records.len() as u64;
         // One transaction over all trees: after a crash either the whole
         // batch (entries, hashes, index keys, size) is there or none of it.
-        let res: Result<(), TransactionError<()>> = (&self.entries, &self.hashes, &self.index, &self.meta)
-            .transaction(|(e, h, i, m)| {
+        let res: Result<(), TransactionError<()>> =
+            (&self.entries, &self.hashes, &self.index, &self.meta).transaction(|(e, h, i, m)| {
                 for (n, rec) in batch.records.iter().enumerate() {
                     e.insert(&(batch.first + n as u64).to_be_bytes(), rec.as_slice())?;
                 }
@@ -174,7 +185,9 @@ impl Store for SledStore {
 
     fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
         match self.hashes.get(hash_key(level, index))? {
-            Some(v) => Hash::try_from(&v[..]).map(Some).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into())),
+            Some(v) => Hash::try_from(&v[..])
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into())),
             None => Ok(None),
         }
     }
@@ -186,13 +199,20 @@ impl Store for SledStore {
             if k.len() != 9 {
                 return Err(StoreError::Corrupt("bad hash key".into()));
             }
-            let h = Hash::try_from(&v[..]).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))?;
+            let h = Hash::try_from(&v[..])
+                .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))?;
             out.push((k[0], be_u64(&k[1..])?, h));
         }
         Ok(out)
     }
 
-    fn lookup(&self, kind: &str, key: &str, before: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+    fn lookup(
+        &self,
+        kind: &str,
+        key: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
         let start = index_prefix(kind, key);
         let end = index_key(kind, key, before);
         let mut out = Vec::new();
@@ -225,7 +245,9 @@ impl Store for SledStore {
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {
         match self.meta.get(META_CHECKPOINT)? {
-            Some(v) => String::from_utf8(v.to_vec()).map(Some).map_err(|_| StoreError::Corrupt("checkpoint is not utf-8".into())),
+            Some(v) => String::from_utf8(v.to_vec())
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("checkpoint is not utf-8".into())),
             None => Ok(None),
         }
     }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use ledger::{fsck, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
+use ledger::{
+    fsck, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
+};
 use rand::Rng;
 
 const CHILD_ENV: &str = "CONSENTRY_CRASH_CHILD_DIR";
@@ -34,19 +36,35 @@ fn signer() -> NoteSigner {
 
 fn open(db: &Path) -> Log {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(db).unwrap());
-    Log::open(store, signer(), Arc::new(FieldIndexer::consentry()), LogConfig::default()).unwrap()
+    Log::open(
+        store,
+        signer(),
+        Arc::new(FieldIndexer::consentry()),
+        LogConfig::default(),
+    )
+    .unwrap()
 }
 
 /// The child's body: runs only when the parent starts this test binary with
 /// `CHILD_ENV` set; it never returns on its own.
 #[test]
 fn crash_child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let dir = Path::new(&dir).to_path_buf();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let log = open(&dir.join("db"));
     let acks = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join("acks")).unwrap(),
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("acks"))
+            .unwrap(),
     ));
     let run = std::process::id();
     rt.block_on(async move {
@@ -56,8 +74,12 @@ fn crash_child_writer() {
                 let acks = acks.clone();
                 tokio::spawn(async move {
                     for n in 0u64.. {
-                        let bytes = format!(r#"{{"type":"crash","v":1,"run":{run},"w":{w},"n":{n}}}"#).into_bytes();
-                        let e = Envelope::sign(bytes.clone(), "author", &author()).verify(&keys()).unwrap();
+                        let bytes =
+                            format!(r#"{{"type":"crash","v":1,"run":{run},"w":{w},"n":{n}}}"#)
+                                .into_bytes();
+                        let e = Envelope::sign(bytes.clone(), "author", &author())
+                            .verify(&keys())
+                            .unwrap();
                         let idx = log.append(e).await.unwrap();
                         // One write per line, after the ack: a kill can cut
                         // only the last line, which the parent ignores.
@@ -99,7 +121,12 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let mut last_acked = 0usize;
     for round in 0..KILLS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -107,7 +134,9 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             .unwrap();
         // Wait until the child is appending, then kill it at a random moment.
         let start = std::time::Instant::now();
-        while read_acks(&dir.path().join("acks")).len() <= last_acked && start.elapsed() < Duration::from_secs(30) {
+        while read_acks(&dir.path().join("acks")).len() <= last_acked
+            && start.elapsed() < Duration::from_secs(30)
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..150)));
@@ -115,25 +144,47 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         child.wait().unwrap();
 
         let acks = read_acks(&dir.path().join("acks"));
-        assert!(acks.len() > last_acked, "round {round}: the child made no progress");
+        assert!(
+            acks.len() > last_acked,
+            "round {round}: the child made no progress"
+        );
         last_acked = acks.len();
         let store = SledStore::open(&db).unwrap();
         let size = store.size().unwrap();
         for (idx, bytes) in &acks {
-            assert!(*idx < size, "round {round}: acknowledged index {idx} lost (size {size})");
+            assert!(
+                *idx < size,
+                "round {round}: acknowledged index {idx} lost (size {size})"
+            );
             let rec = store.record(*idx).unwrap().unwrap();
-            assert_eq!(&Envelope::decode(&rec).unwrap().entry, bytes, "round {round}: entry {idx} changed");
+            assert_eq!(
+                &Envelope::decode(&rec).unwrap().entry,
+                bytes,
+                "round {round}: entry {idx} changed"
+            );
         }
         drop(store);
         // Appends continue, then the whole log verifies.
         let log = open(&db);
-        let e = Envelope::sign(format!(r#"{{"type":"after-crash","v":1,"round":{round}}}"#).into_bytes(), "author", &author());
-        assert_eq!(log.append_blocking(e.verify(&keys()).unwrap()).unwrap(), size);
+        let e = Envelope::sign(
+            format!(r#"{{"type":"after-crash","v":1,"round":{round}}}"#).into_bytes(),
+            "author",
+            &author(),
+        );
+        assert_eq!(
+            log.append_blocking(e.verify(&keys()).unwrap()).unwrap(),
+            size
+        );
         log.publish_checkpoint().unwrap();
         log.close();
         let store = SledStore::open(&db).unwrap();
-        let report = fsck(&store, &keys(), &signer().verifier(), 2, |_, _| {}).unwrap_or_else(|f| panic!("round {round}: {f}"));
+        let report = fsck(&store, &keys(), &signer().verifier(), 2, |_, _| {})
+            .unwrap_or_else(|f| panic!("round {round}: {f}"));
         assert_eq!(report.size, size + 1);
-        eprintln!("round {round}: {} acknowledged, log size {}", acks.len(), size + 1);
+        eprintln!(
+            "round {round}: {} acknowledged, log size {}",
+            acks.len(),
+            size + 1
+        );
     }
 }

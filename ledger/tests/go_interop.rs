@@ -7,25 +7,41 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use ledger::{Checkpoint, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
+use ledger::{
+    Checkpoint, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
+};
 use serde_json::json;
 
-const SIZES: &[u64] = &[1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 255, 257, 513, 1000, 1023, 1024, 1025];
+const SIZES: &[u64] = &[
+    1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 255, 257, 513, 1000, 1023, 1024, 1025,
+];
 
 #[test]
 fn go_sumdb_verifies_our_checkpoints_and_proofs() {
     let dir = tempfile::tempdir().unwrap();
     let author = SigningKey::from_bytes(&[31; 32]);
     let keys = StaticKeys::default().with("author", author.verifying_key());
-    let signer = NoteSigner::new("interop.consentry.test/log", SigningKey::from_bytes(&[32; 32])).unwrap();
+    let signer = NoteSigner::new(
+        "interop.consentry.test/log",
+        SigningKey::from_bytes(&[32; 32]),
+    )
+    .unwrap();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
-    let log = Log::open(store, signer.clone(), Arc::new(FieldIndexer::consentry()), LogConfig::default()).unwrap();
+    let log = Log::open(
+        store,
+        signer.clone(),
+        Arc::new(FieldIndexer::consentry()),
+        LogConfig::default(),
+    )
+    .unwrap();
 
     let max = *SIZES.iter().max().unwrap();
     let mut entries = Vec::new();
     for i in 0..max {
         let bytes = format!(r#"{{"type":"interop","v":1,"i":{i}}}"#).into_bytes();
-        let e = Envelope::sign(bytes.clone(), "author", &author).verify(&keys).unwrap();
+        let e = Envelope::sign(bytes.clone(), "author", &author)
+            .verify(&keys)
+            .unwrap();
         assert_eq!(log.append_blocking(e).unwrap(), i);
         entries.push(bytes);
     }
@@ -34,8 +50,20 @@ fn go_sumdb_verifies_our_checkpoints_and_proofs() {
     let mut trees = Vec::new();
     for &size in SIZES {
         let root = log.root_at(size).unwrap();
-        let note = Checkpoint { origin: signer.name().into(), size, root }.sign(&signer).unwrap();
-        let mut idxs = vec![0, size / 2, size - 1, (size * 7) / 11, size.saturating_sub(2)];
+        let note = Checkpoint {
+            origin: signer.name().into(),
+            size,
+            root,
+        }
+        .sign(&signer)
+        .unwrap();
+        let mut idxs = vec![
+            0,
+            size / 2,
+            size - 1,
+            (size * 7) / 11,
+            size.saturating_sub(2),
+        ];
         idxs.sort();
         idxs.dedup();
         let inclusion: Vec<_> = idxs
@@ -56,7 +84,9 @@ fn go_sumdb_verifies_our_checkpoints_and_proofs() {
                 json!({"old": old, "old_root": b64(&log.root_at(old).unwrap()), "proof": p.iter().map(|h| b64(h)).collect::<Vec<_>>()})
             })
             .collect();
-        trees.push(json!({"size": size, "note": note, "inclusion": inclusion, "consistency": consistency}));
+        trees.push(
+            json!({"size": size, "note": note, "inclusion": inclusion, "consistency": consistency}),
+        );
     }
     let fixture = json!({"vkey": signer.verifier().to_string(), "trees": trees});
     let fx_path = dir.path().join("fixture.json");
@@ -75,8 +105,19 @@ fn go_sumdb_verifies_our_checkpoints_and_proofs() {
         .expect("the go toolchain is needed: scripts/test.sh installs golang-go and golang-golang-x-mod-dev");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "go checker failed:\n{stdout}\n{stderr}");
-    let checks: usize = stdout.trim().strip_prefix("ok ").and_then(|s| s.strip_suffix(" checks")).and_then(|s| s.parse().ok()).unwrap();
-    eprintln!("go verified {checks} checkpoints and proofs over {} tree sizes", SIZES.len());
+    assert!(
+        out.status.success(),
+        "go checker failed:\n{stdout}\n{stderr}"
+    );
+    let checks: usize = stdout
+        .trim()
+        .strip_prefix("ok ")
+        .and_then(|s| s.strip_suffix(" checks"))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    eprintln!(
+        "go verified {checks} checkpoints and proofs over {} tree sizes",
+        SIZES.len()
+    );
     assert!(checks >= SIZES.len() * 5, "too few checks ran: {checks}");
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ledger::merkle::{self, MemoryTree};
-use ledger::{Checkpoint, Cosigner, Envelope, FieldIndexer, Log, LogConfig, SledStore, StaticKeys, Store};
+use ledger::{
+    Checkpoint, Cosigner, Envelope, FieldIndexer, Log, LogConfig, SledStore, StaticKeys, Store,
+};
 use proptest::prelude::*;
 
 fn author() -> SigningKey {
@@ -23,20 +25,38 @@ fn signer() -> ledger::NoteSigner {
 
 fn open(dir: &std::path::Path) -> Log {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
-    Log::open(store, signer(), Arc::new(FieldIndexer::consentry()), LogConfig::default()).unwrap()
+    Log::open(
+        store,
+        signer(),
+        Arc::new(FieldIndexer::consentry()),
+        LogConfig::default(),
+    )
+    .unwrap()
 }
 
 fn entry(i: u64, participant: &str) -> ledger::VerifiedEntry {
-    let bytes = format!(r#"{{"type":"test.entry","v":1,"n":{i},"participant":"{participant}"}}"#).into_bytes();
-    Envelope::sign(bytes, "author", &author()).verify(&keys()).unwrap()
+    let bytes = format!(r#"{{"type":"test.entry","v":1,"n":{i},"participant":"{participant}"}}"#)
+        .into_bytes();
+    Envelope::sign(bytes, "author", &author())
+        .verify(&keys())
+        .unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Appends `batches` as rounds of concurrent writers; returns entries in index order.
-fn append_rounds(log: &Log, rt: &tokio::runtime::Runtime, batches: &[usize], start: u64) -> Vec<Vec<u8>> {
+fn append_rounds(
+    log: &Log,
+    rt: &tokio::runtime::Runtime,
+    batches: &[usize],
+    start: u64,
+) -> Vec<Vec<u8>> {
     let mut by_index = std::collections::BTreeMap::new();
     let mut n = start;
     for &b in batches {
@@ -51,7 +71,10 @@ fn append_rounds(log: &Log, rt: &tokio::runtime::Runtime, batches: &[usize], sta
             .collect();
         for h in handles {
             let (idx, bytes) = rt.block_on(h).unwrap();
-            assert!(by_index.insert(idx, bytes).is_none(), "index {idx} handed out twice");
+            assert!(
+                by_index.insert(idx, bytes).is_none(),
+                "index {idx} handed out twice"
+            );
         }
     }
     let v: Vec<_> = by_index.into_iter().collect();
@@ -112,12 +135,21 @@ fn indexes_checkpoints_and_cosignatures() {
     let log = open(dir.path());
     append_rounds(&log, &rt, &[10], 0);
     // p0 holds entries 0, 3, 6, 9; newest first, paged by `before`.
-    assert_eq!(log.lookup("participant", "p0", u64::MAX, 10).unwrap(), vec![9, 6, 3, 0]);
+    assert_eq!(
+        log.lookup("participant", "p0", u64::MAX, 10).unwrap(),
+        vec![9, 6, 3, 0]
+    );
     assert_eq!(log.lookup("participant", "p0", 6, 1).unwrap(), vec![3]);
-    assert_eq!(log.lookup("participant", "p00", u64::MAX, 10).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        log.lookup("participant", "p00", u64::MAX, 10).unwrap(),
+        Vec::<u64>::new()
+    );
     // Rebuilding from the entries gives the same index.
     log.rebuild_indexes().unwrap();
-    assert_eq!(log.lookup("participant", "p0", u64::MAX, 10).unwrap(), vec![9, 6, 3, 0]);
+    assert_eq!(
+        log.lookup("participant", "p0", u64::MAX, 10).unwrap(),
+        vec![9, 6, 3, 0]
+    );
 
     let note = log.publish_checkpoint().unwrap();
     let cp = Checkpoint::open(&note, &signer().verifier()).unwrap();
@@ -125,17 +157,31 @@ fn indexes_checkpoints_and_cosignatures() {
 
     let w = Cosigner::new("witness.example/w1", SigningKey::from_bytes(&[21; 32])).unwrap();
     let line = w.cosign(&cp.body(), 1_800_000_000).line();
-    assert_eq!(log.add_cosignature(&line, &w.verifier()).unwrap(), 1_800_000_000);
+    assert_eq!(
+        log.add_cosignature(&line, &w.verifier()).unwrap(),
+        1_800_000_000
+    );
     let (with, n) = log.checkpoint_with_cosignatures().unwrap();
     assert_eq!(n, 1);
     assert!(with.ends_with(&line));
     // The note still opens with the log key alone.
     assert!(Checkpoint::open(&with, &signer().verifier()).is_ok());
     // A cosignature over another checkpoint is refused.
-    let stale = w.cosign(&Checkpoint { size: 3, ..cp.clone() }.body(), 1).line();
+    let stale = w
+        .cosign(
+            &Checkpoint {
+                size: 3,
+                ..cp.clone()
+            }
+            .body(),
+            1,
+        )
+        .line();
     assert!(log.add_cosignature(&stale, &w.verifier()).is_err());
     let other = Cosigner::new("witness.example/w2", SigningKey::from_bytes(&[22; 32])).unwrap();
-    assert!(log.add_cosignature(&other.cosign(&cp.body(), 1).line(), &w.verifier()).is_err());
+    assert!(log
+        .add_cosignature(&other.cosign(&cp.body(), 1).line(), &w.verifier())
+        .is_err());
     log.close();
 }
 
@@ -147,7 +193,11 @@ fn bad_input_writes_nothing() {
     let mut bad_sig = Envelope::sign(good.clone(), "author", &author());
     bad_sig.signatures[0].signature[0] ^= 1;
     let unknown = Envelope::sign(good.clone(), "stranger", &author());
-    let oversized = Envelope::sign(format!(r#"{{"type":"t","v":1,"x":"{}"}}"#, "a".repeat(20_000)).into_bytes(), "author", &author());
+    let oversized = Envelope::sign(
+        format!(r#"{{"type":"t","v":1,"x":"{}"}}"#, "a".repeat(20_000)).into_bytes(),
+        "author",
+        &author(),
+    );
     for env in [bad_sig, unknown, oversized] {
         assert!(env.verify(&keys()).is_err());
     }

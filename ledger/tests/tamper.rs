@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ledger::store::{TREE_ENTRIES, TREE_HASHES, TREE_META};
-use ledger::{fsck, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
+use ledger::{
+    fsck, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
+};
 
 const N: u64 = 100;
 
@@ -21,9 +23,19 @@ fn keys() -> StaticKeys {
 fn build(dir: &Path) {
     let author = SigningKey::from_bytes(&[42; 32]);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
-    let log = Log::open(store, signer(), Arc::new(FieldIndexer::consentry()), LogConfig::default()).unwrap();
+    let log = Log::open(
+        store,
+        signer(),
+        Arc::new(FieldIndexer::consentry()),
+        LogConfig::default(),
+    )
+    .unwrap();
     for i in 0..N {
-        let e = Envelope::sign(format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes(), "author", &author);
+        let e = Envelope::sign(
+            format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes(),
+            "author",
+            &author,
+        );
         log.append_blocking(e.verify(&keys()).unwrap()).unwrap();
     }
     log.publish_checkpoint().unwrap();
@@ -70,7 +82,14 @@ fn clean_log_passes() {
 #[test]
 fn flipped_entry_byte_is_found() {
     // Byte 10 of the record lies inside the entry JSON (after the 4-byte length).
-    let f = tampered(|db| flip(&db.open_tree(TREE_ENTRIES).unwrap(), &37u64.to_be_bytes(), 10)).unwrap_err();
+    let f = tampered(|db| {
+        flip(
+            &db.open_tree(TREE_ENTRIES).unwrap(),
+            &37u64.to_be_bytes(),
+            10,
+        )
+    })
+    .unwrap_err();
     assert_eq!(f.index, 37, "{f}");
 }
 
@@ -87,21 +106,26 @@ fn flipped_signature_byte_is_found() {
 
 #[test]
 fn flipped_leaf_hash_is_found() {
-    let f = tampered(|db| flip(&db.open_tree(TREE_HASHES).unwrap(), &hash_key(0, 50), 0)).unwrap_err();
+    let f =
+        tampered(|db| flip(&db.open_tree(TREE_HASHES).unwrap(), &hash_key(0, 50), 0)).unwrap_err();
     assert_eq!(f.index, 50, "{f}");
 }
 
 #[test]
 fn flipped_interior_hash_is_found() {
     // Level 2, index 5 covers leaves 20..24; the finding names its first leaf.
-    let f = tampered(|db| flip(&db.open_tree(TREE_HASHES).unwrap(), &hash_key(2, 5), 31)).unwrap_err();
+    let f =
+        tampered(|db| flip(&db.open_tree(TREE_HASHES).unwrap(), &hash_key(2, 5), 31)).unwrap_err();
     assert_eq!(f.index, 20, "{f}");
 }
 
 #[test]
 fn missing_entry_is_found() {
     let f = tampered(|db| {
-        db.open_tree(TREE_ENTRIES).unwrap().remove(60u64.to_be_bytes()).unwrap();
+        db.open_tree(TREE_ENTRIES)
+            .unwrap()
+            .remove(60u64.to_be_bytes())
+            .unwrap();
     })
     .unwrap_err();
     assert_eq!(f.index, 60, "{f}");
@@ -114,7 +138,10 @@ fn truncated_tree_is_found() {
         for i in 90..N {
             e.remove(i.to_be_bytes()).unwrap();
         }
-        db.open_tree(TREE_META).unwrap().insert("size", &90u64.to_be_bytes()).unwrap();
+        db.open_tree(TREE_META)
+            .unwrap()
+            .insert("size", &90u64.to_be_bytes())
+            .unwrap();
     })
     .unwrap_err();
     assert_eq!(f.index, 90, "{f}");
@@ -123,7 +150,10 @@ fn truncated_tree_is_found() {
 #[test]
 fn entry_past_the_end_is_found() {
     let f = tampered(|db| {
-        db.open_tree(TREE_META).unwrap().insert("size", &95u64.to_be_bytes()).unwrap();
+        db.open_tree(TREE_META)
+            .unwrap()
+            .insert("size", &95u64.to_be_bytes())
+            .unwrap();
     })
     .unwrap_err();
     assert_eq!(f.index, 95, "{f}");

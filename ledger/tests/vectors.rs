@@ -10,7 +10,8 @@ use ledger::merkle::{verify_consistency, verify_inclusion, Hash};
 use serde_json::Value;
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())) {
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+    {
         let p = e.unwrap().path();
         if p.is_dir() {
             files(&p, out);
@@ -58,13 +59,19 @@ fn check(v: &Value, kind: &str) -> bool {
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
     match kind {
         "inclusion" => {
-            let (Some(root), Some(leaf), Some(proof)) = (hash(&v["root"]), strict_hash(&v["leafHash"]), hashes(&v["proof"])) else {
+            let (Some(root), Some(leaf), Some(proof)) = (
+                hash(&v["root"]),
+                strict_hash(&v["leafHash"]),
+                hashes(&v["proof"]),
+            ) else {
                 return false;
             };
             verify_inclusion(&leaf, n("leafIdx"), n("treeSize"), &proof, &root).is_ok()
         }
         _ => {
-            let (Some(r1), Some(r2), Some(proof)) = (hash(&v["root1"]), hash(&v["root2"]), hashes(&v["proof"])) else {
+            let (Some(r1), Some(r2), Some(proof)) =
+                (hash(&v["root1"]), hash(&v["root2"]), hashes(&v["proof"]))
+            else {
                 return false;
             };
             verify_consistency(n("size1"), n("size2"), &proof, &r1, &r2).is_ok()
@@ -75,7 +82,9 @@ fn check(v: &Value, kind: &str) -> bool {
 #[test]
 fn transparency_dev_vectors() {
     let Ok(dir) = std::env::var("CONSENTRY_MERKLE_VECTORS") else {
-        eprintln!("CONSENTRY_MERKLE_VECTORS is not set; the vector test has nothing to read (CI sets it)");
+        eprintln!(
+            "CONSENTRY_MERKLE_VECTORS is not set; the vector test has nothing to read (CI sets it)"
+        );
         return;
     };
     let mut checked = 0;
@@ -86,7 +95,13 @@ fn transparency_dev_vectors() {
         for f in list {
             let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
             let want_err = v["wantErr"].as_bool().unwrap_or(false);
-            assert_eq!(check(&v, kind), !want_err, "{} ({})", f.display(), v["desc"]);
+            assert_eq!(
+                check(&v, kind),
+                !want_err,
+                "{} ({})",
+                f.display(),
+                v["desc"]
+            );
             checked += 1;
         }
     }

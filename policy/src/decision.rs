@@ -1,0 +1,757 @@
+//! The decision: `decide(state, request, at)`, its reasons, the agency's
+//! view of it, and the `access.decided` entry that records it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{AccessDecided, ParseError, Role, V1};
+use crate::explain::Language;
+use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
+use crate::state::{ConsentRec, ConsentState, ConsentStatus};
+use crate::vocab::{code_covers, parent_code, Kind};
+
+/// A stable reason code. The order of the variants is the order reasons are
+/// listed in, so that a decision's reasons are deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The request is malformed (no categories, oversized fields).
+    InvalidRequest,
+    /// The requester or holder is not an enrolled agency.
+    UnknownAgency,
+    /// The requester or holder has been retired.
+    AgencyRetired,
+    /// The requester's roles do not allow it to receive records.
+    RequesterNotPermitted,
+    /// The holder's roles do not make it a record holder.
+    HolderNotPermitted,
+    UnknownPurpose,
+    /// No consent can authorise this purpose.
+    PurposeForbidden,
+    UnknownCategory,
+    /// Internal only: the agency is told `no-consent`.
+    UnknownParticipant,
+    NoConsent,
+    /// The participant's consents do not name this recipient.
+    RecipientNotCovered,
+    /// The category needs a consent naming the recipient itself, not its class.
+    SpecificRecipientRequired,
+    HolderNotCovered,
+    CategoryNotCovered,
+    PurposeNotCovered,
+    ConsentNotYetEffective,
+    ConsentExpired,
+    ConsentRevoked,
+    /// Not a denial: released under medical-emergency access.
+    BreakGlass,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 19] = [
+        Reason::InvalidRequest,
+        Reason::UnknownAgency,
+        Reason::AgencyRetired,
+        Reason::RequesterNotPermitted,
+        Reason::HolderNotPermitted,
+        Reason::UnknownPurpose,
+        Reason::PurposeForbidden,
+        Reason::UnknownCategory,
+        Reason::UnknownParticipant,
+        Reason::NoConsent,
+        Reason::RecipientNotCovered,
+        Reason::SpecificRecipientRequired,
+        Reason::HolderNotCovered,
+        Reason::CategoryNotCovered,
+        Reason::PurposeNotCovered,
+        Reason::ConsentNotYetEffective,
+        Reason::ConsentExpired,
+        Reason::ConsentRevoked,
+        Reason::BreakGlass,
+    ];
+
+    /// The kebab-case code, as logged.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::InvalidRequest => "invalid-request",
+            Reason::UnknownAgency => "unknown-agency",
+            Reason::AgencyRetired => "agency-retired",
+            Reason::RequesterNotPermitted => "requester-not-permitted",
+            Reason::HolderNotPermitted => "holder-not-permitted",
+            Reason::UnknownPurpose => "unknown-purpose",
+            Reason::PurposeForbidden => "purpose-forbidden",
+            Reason::UnknownCategory => "unknown-category",
+            Reason::UnknownParticipant => "unknown-participant",
+            Reason::NoConsent => "no-consent",
+            Reason::RecipientNotCovered => "recipient-not-covered",
+            Reason::SpecificRecipientRequired => "specific-recipient-required",
+            Reason::HolderNotCovered => "holder-not-covered",
+            Reason::CategoryNotCovered => "category-not-covered",
+            Reason::PurposeNotCovered => "purpose-not-covered",
+            Reason::ConsentNotYetEffective => "consent-not-yet-effective",
+            Reason::ConsentExpired => "consent-expired",
+            Reason::ConsentRevoked => "consent-revoked",
+            Reason::BreakGlass => "break-glass",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// True if the reason depends on who the participant is or what they
+    /// consented to: the agency is never told these precisely.
+    pub fn is_about_participant(self) -> bool {
+        matches!(
+            self,
+            Reason::UnknownParticipant
+                | Reason::NoConsent
+                | Reason::RecipientNotCovered
+                | Reason::SpecificRecipientRequired
+                | Reason::HolderNotCovered
+                | Reason::CategoryNotCovered
+                | Reason::PurposeNotCovered
+                | Reason::ConsentNotYetEffective
+                | Reason::ConsentExpired
+                | Reason::ConsentRevoked
+        )
+    }
+
+    /// A sentence a person can read.
+    pub fn sentence(self, language: Language) -> &'static str {
+        use Language::{En, Es};
+        match (self, language) {
+            (Reason::InvalidRequest, En) => "The request was malformed.",
+            (Reason::InvalidRequest, Es) => "La solicitud estaba mal formada.",
+            (Reason::UnknownAgency, En) => "The agency is not enrolled.",
+            (Reason::UnknownAgency, Es) => "La agencia no está inscrita.",
+            (Reason::AgencyRetired, En) => "The agency is no longer enrolled.",
+            (Reason::AgencyRetired, Es) => "La agencia ya no está inscrita.",
+            (Reason::RequesterNotPermitted, En) => "This agency may not receive records.",
+            (Reason::RequesterNotPermitted, Es) => "Esta agencia no puede recibir expedientes.",
+            (Reason::HolderNotPermitted, En) => "The named holder does not hold records.",
+            (Reason::HolderNotPermitted, Es) => "El titular indicado no guarda expedientes.",
+            (Reason::UnknownPurpose, En) => "The stated purpose is not one we know.",
+            (Reason::UnknownPurpose, Es) => "El propósito indicado no es uno que conozcamos.",
+            (Reason::PurposeForbidden, En) => {
+                "Records are never shared for this purpose, whatever the consent."
+            }
+            (Reason::PurposeForbidden, Es) => {
+                "Los expedientes nunca se comparten para este propósito, sea cual sea el consentimiento."
+            }
+            (Reason::UnknownCategory, En) => "A requested kind of record is not one we know.",
+            (Reason::UnknownCategory, Es) => {
+                "Un tipo de expediente solicitado no es uno que conozcamos."
+            }
+            (Reason::UnknownParticipant, En) => "The person is not enrolled.",
+            (Reason::UnknownParticipant, Es) => "La persona no está inscrita.",
+            (Reason::NoConsent, En) => "There is no consent that allows this.",
+            (Reason::NoConsent, Es) => "No hay ningún consentimiento que lo permita.",
+            (Reason::RecipientNotCovered, En) => {
+                "No consent allows this agency to receive these records."
+            }
+            (Reason::RecipientNotCovered, Es) => {
+                "Ningún consentimiento permite que esta agencia reciba estos expedientes."
+            }
+            (Reason::SpecificRecipientRequired, En) => {
+                "These records need a consent that names this agency itself, not just its kind."
+            }
+            (Reason::SpecificRecipientRequired, Es) => {
+                "Estos expedientes requieren un consentimiento que nombre a esta agencia, no solo su tipo."
+            }
+            (Reason::HolderNotCovered, En) => {
+                "No consent allows this agency to share these records."
+            }
+            (Reason::HolderNotCovered, Es) => {
+                "Ningún consentimiento permite que esta agencia comparta estos expedientes."
+            }
+            (Reason::CategoryNotCovered, En) => "No consent covers this kind of record.",
+            (Reason::CategoryNotCovered, Es) => {
+                "Ningún consentimiento cubre este tipo de expediente."
+            }
+            (Reason::PurposeNotCovered, En) => "No consent covers this purpose.",
+            (Reason::PurposeNotCovered, Es) => "Ningún consentimiento cubre este propósito.",
+            (Reason::ConsentNotYetEffective, En) => "The consent has not taken effect yet.",
+            (Reason::ConsentNotYetEffective, Es) => "El consentimiento aún no ha entrado en vigor.",
+            (Reason::ConsentExpired, En) => "The consent has expired.",
+            (Reason::ConsentExpired, Es) => "El consentimiento ha vencido.",
+            (Reason::ConsentRevoked, En) => "The consent was revoked.",
+            (Reason::ConsentRevoked, Es) => "El consentimiento fue revocado.",
+            (Reason::BreakGlass, En) => {
+                "Shared without consent because of a medical emergency; you are being told."
+            }
+            (Reason::BreakGlass, Es) => {
+                "Se compartió sin consentimiento por una emergencia médica; se le está avisando."
+            }
+        }
+    }
+}
+
+/// A request from one agency for a participant's records held by another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub requester: String,
+    pub holder: String,
+    pub participant: String,
+    pub categories: Vec<String>,
+    pub purpose: String,
+}
+
+/// `allow` or `deny`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Allow,
+    Deny,
+}
+
+/// A requested category that was not released, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Withheld {
+    pub category: String,
+    pub reason: Reason,
+}
+
+/// Proof that `decide` allowed a release. It has no public constructor and
+/// cannot be deserialised: the gateway must hold one to forward data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allow {
+    released: Vec<String>,
+    consents: Vec<String>,
+    withheld: Vec<Withheld>,
+    reasons: Vec<Reason>,
+    break_glass: bool,
+    rules_version: u32,
+}
+
+impl Allow {
+    /// The categories that may be released, sorted; nothing else may be.
+    pub fn released(&self) -> &[String] {
+        &self.released
+    }
+    /// The consent ids relied on, sorted.
+    pub fn consents(&self) -> &[String] {
+        &self.consents
+    }
+    pub fn withheld(&self) -> &[Withheld] {
+        &self.withheld
+    }
+    /// True if anything was released under medical-emergency access.
+    pub fn break_glass(&self) -> bool {
+        self.break_glass
+    }
+}
+
+/// A denial, with the precise reasons (for the log) and what the agency
+/// may be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deny {
+    reasons: Vec<Reason>,
+    withheld: Vec<Withheld>,
+    rules_version: u32,
+}
+
+impl Deny {
+    pub fn reasons(&self) -> &[Reason] {
+        &self.reasons
+    }
+    pub fn withheld(&self) -> &[Withheld] {
+        &self.withheld
+    }
+}
+
+/// The outcome of `decide`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Allow),
+    Deny(Deny),
+}
+
+/// What the requesting agency is told: never anything that would reveal
+/// whether the person is enrolled or what they consented to elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgencyView {
+    pub outcome: Outcome,
+    pub released: Vec<String>,
+    pub withheld: Vec<Withheld>,
+    pub reasons: Vec<Reason>,
+    pub break_glass: bool,
+}
+
+fn agency_reason(reason: Reason, allowed: bool) -> Reason {
+    if !reason.is_about_participant() {
+        reason
+    } else if allowed {
+        // The agency knows a consent exists (it got something); it still
+        // learns nothing about why the rest is held back.
+        Reason::CategoryNotCovered
+    } else {
+        Reason::NoConsent
+    }
+}
+
+impl Decision {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Decision::Allow(_) => Outcome::Allow,
+            Decision::Deny(_) => Outcome::Deny,
+        }
+    }
+
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+
+    /// The witness, if allowed.
+    pub fn allow(&self) -> Option<&Allow> {
+        match self {
+            Decision::Allow(a) => Some(a),
+            Decision::Deny(_) => None,
+        }
+    }
+
+    pub fn released(&self) -> &[String] {
+        match self {
+            Decision::Allow(a) => &a.released,
+            Decision::Deny(_) => &[],
+        }
+    }
+
+    pub fn consents(&self) -> &[String] {
+        match self {
+            Decision::Allow(a) => &a.consents,
+            Decision::Deny(_) => &[],
+        }
+    }
+
+    /// The precise reasons, for the log, the participant and the auditor.
+    pub fn reasons(&self) -> &[Reason] {
+        match self {
+            Decision::Allow(a) => &a.reasons,
+            Decision::Deny(d) => &d.reasons,
+        }
+    }
+
+    pub fn withheld(&self) -> &[Withheld] {
+        match self {
+            Decision::Allow(a) => &a.withheld,
+            Decision::Deny(d) => &d.withheld,
+        }
+    }
+
+    pub fn break_glass(&self) -> bool {
+        matches!(self, Decision::Allow(a) if a.break_glass)
+    }
+
+    /// Break-glass access must always be told to the participant.
+    pub fn notify_participant(&self) -> bool {
+        self.break_glass()
+    }
+
+    pub fn rules_version(&self) -> u32 {
+        match self {
+            Decision::Allow(a) => a.rules_version,
+            Decision::Deny(d) => d.rules_version,
+        }
+    }
+
+    /// The reasons the requesting agency is told. Identical for an unknown
+    /// participant and for one who gave this agency no consent.
+    pub fn agency_reasons(&self) -> Vec<Reason> {
+        let allowed = self.is_allow();
+        let mut out: Vec<Reason> = self
+            .reasons()
+            .iter()
+            .map(|&r| agency_reason(r, allowed))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Everything the requesting agency is told.
+    pub fn agency_view(&self) -> AgencyView {
+        let allowed = self.is_allow();
+        AgencyView {
+            outcome: self.outcome(),
+            released: self.released().to_vec(),
+            withheld: self
+                .withheld()
+                .iter()
+                .map(|w| Withheld {
+                    category: w.category.clone(),
+                    reason: agency_reason(w.reason, allowed),
+                })
+                .collect(),
+            reasons: self.agency_reasons(),
+            break_glass: self.break_glass(),
+        }
+    }
+}
+
+fn deny(mut reasons: Vec<Reason>, withheld: Vec<Withheld>, rules_version: u32) -> Decision {
+    reasons.sort_unstable();
+    reasons.dedup();
+    Decision::Deny(Deny {
+        reasons,
+        withheld,
+        rules_version,
+    })
+}
+
+/// How far a consent got towards covering one category: the failure of the
+/// consent that got furthest is the most useful reason to log.
+fn rank(reason: Reason) -> u8 {
+    match reason {
+        Reason::SpecificRecipientRequired => 1,
+        Reason::HolderNotCovered => 2,
+        Reason::CategoryNotCovered => 3,
+        Reason::PurposeNotCovered => 4,
+        Reason::ConsentNotYetEffective => 5,
+        Reason::ConsentExpired => 6,
+        Reason::ConsentRevoked => 7,
+        _ => 0,
+    }
+}
+
+fn request_is_bounded(req: &Request) -> bool {
+    let ok = |s: &str| !s.is_empty() && s.len() <= MAX_STRING_BYTES;
+    ok(&req.requester)
+        && ok(&req.holder)
+        && ok(&req.participant)
+        && ok(&req.purpose)
+        && !req.categories.is_empty()
+        && req.categories.len() <= MAX_LIST_ITEMS
+        && req.categories.iter().all(|c| ok(c))
+}
+
+/// The interned id of `code` or of its nearest interned ancestor. Interned
+/// codes are closed under "parent of", so a granted code covers `code` iff
+/// it covers that ancestor.
+fn resolve(state: &ConsentState, code: &str) -> Option<u32> {
+    let mut at = code;
+    loop {
+        if let Some(id) = state.code_id(at) {
+            return Some(id);
+        }
+        at = parent_code(at)?;
+    }
+}
+
+struct Party<'a> {
+    index: u32,
+    classes: &'a [u32],
+}
+
+/// Checks one agency's standing; `Err` carries the reason it cannot take part.
+fn party<'a>(
+    state: &'a ConsentState,
+    id: &str,
+    not_permitted: Reason,
+) -> Result<Party<'a>, Reason> {
+    match state.agency_by_id(id) {
+        None => Err(Reason::UnknownAgency),
+        Some((_, a)) if a.retired => Err(Reason::AgencyRetired),
+        Some((_, a)) if !a.has_role(Role::Agency) => Err(not_permitted),
+        Some((index, a)) => Ok(Party {
+            index,
+            classes: &a.classes,
+        }),
+    }
+}
+
+fn intersects(a: &[u32], b: &[u32]) -> bool {
+    a.iter().any(|x| b.contains(x))
+}
+
+/// Decides a request at time `at`. Deterministic and total: anything
+/// inconsistent denies; nothing panics.
+pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
+    let version = state.rules_version();
+    if !request_is_bounded(req) {
+        return deny(vec![Reason::InvalidRequest], Vec::new(), version);
+    }
+    let vocabulary = state.vocabulary();
+    let rules = state.rules();
+
+    // Request-level checks come first and never look at the participant, so
+    // their answers cannot depend on whether the person is enrolled.
+    let mut fatal = Vec::new();
+    let requester = party(state, &req.requester, Reason::RequesterNotPermitted)
+        .map_err(|r| fatal.push(r))
+        .ok();
+    let holder = party(state, &req.holder, Reason::HolderNotPermitted)
+        .map_err(|r| fatal.push(r))
+        .ok();
+    if !vocabulary.contains(Kind::Purpose, &req.purpose) {
+        fatal.push(Reason::UnknownPurpose);
+    } else if rules.is_forbidden(&req.purpose) {
+        fatal.push(Reason::PurposeForbidden);
+    }
+    let (Some(requester), Some(holder), true) = (requester, holder, fatal.is_empty()) else {
+        return deny(fatal, Vec::new(), version);
+    };
+
+    let mut requested: Vec<&str> = req.categories.iter().map(String::as_str).collect();
+    requested.sort_unstable();
+    requested.dedup();
+    let mut withheld = Vec::new();
+    let mut known = Vec::with_capacity(requested.len());
+    for category in requested {
+        if vocabulary.contains(Kind::Category, category) {
+            known.push(category);
+        } else {
+            withheld.push(Withheld {
+                category: category.to_owned(),
+                reason: Reason::UnknownCategory,
+            });
+        }
+    }
+
+    let break_glass_categories: &[String] = match rules.break_glass() {
+        Some(bg)
+            if code_covers(&bg.purpose, &req.purpose)
+                && (bg.agencies.contains(&req.requester)
+                    || bg.classes.iter().any(|c| {
+                        state
+                            .code_id(c)
+                            .is_some_and(|id| requester.classes.contains(&id))
+                    })) =>
+        {
+            &bg.categories
+        }
+        _ => &[],
+    };
+
+    let participant = state.participant_index_of(&req.participant);
+    let mut candidates = Vec::new();
+    if let Some(p) = participant {
+        state.candidates(p, requester.index, requester.classes, &mut candidates);
+    }
+    let candidates: Vec<(&str, &ConsentRec)> = candidates
+        .iter()
+        .filter_map(|&i| Some((state.consent_id_str(i), state.consent_rec(i)?)))
+        .collect();
+    let purpose = resolve(state, &req.purpose);
+
+    let mut released = Vec::new();
+    let mut relied_on: Vec<&str> = Vec::new();
+    let mut break_glass = false;
+    for category in known {
+        let category_id = resolve(state, category);
+        let specific_only = rules.needs_specific_recipient(category);
+        let mut best: Option<&str> = None;
+        let mut failure = Reason::NoConsent;
+        for &(id, rec) in &candidates {
+            let outcome = evaluate(
+                state,
+                rec,
+                &requester,
+                &holder,
+                specific_only,
+                category_id,
+                purpose,
+                at,
+            );
+            match outcome {
+                Ok(()) => {
+                    // The smallest id, not the first granted: the choice must
+                    // not depend on the order unrelated consents arrived in.
+                    if best.is_none_or(|b| id < b) {
+                        best = Some(id);
+                    }
+                }
+                Err(reason) => {
+                    if rank(reason) > rank(failure) {
+                        failure = reason;
+                    }
+                }
+            }
+        }
+        if let Some(id) = best {
+            released.push(category.to_owned());
+            relied_on.push(id);
+            continue;
+        }
+        if break_glass_categories
+            .iter()
+            .any(|c| code_covers(c, category))
+        {
+            released.push(category.to_owned());
+            break_glass = true;
+            continue;
+        }
+        let reason = match participant {
+            None => Reason::UnknownParticipant,
+            Some(_) if !candidates.is_empty() => failure,
+            Some(p) if state.participant_has_consents(p) => Reason::RecipientNotCovered,
+            Some(_) => Reason::NoConsent,
+        };
+        withheld.push(Withheld {
+            category: category.to_owned(),
+            reason,
+        });
+    }
+
+    let mut reasons: Vec<Reason> = withheld.iter().map(|w| w.reason).collect();
+    if released.is_empty() {
+        return deny(reasons, withheld, version);
+    }
+    if break_glass {
+        reasons.push(Reason::BreakGlass);
+    }
+    reasons.sort_unstable();
+    reasons.dedup();
+    relied_on.sort_unstable();
+    relied_on.dedup();
+    Decision::Allow(Allow {
+        released,
+        consents: relied_on.into_iter().map(str::to_owned).collect(),
+        withheld,
+        reasons,
+        break_glass,
+        rules_version: version,
+    })
+}
+
+/// Whether one consent covers one category of the request; if not, the
+/// first element that fails, in the order of `rank`.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    state: &ConsentState,
+    rec: &ConsentRec,
+    requester: &Party<'_>,
+    holder: &Party<'_>,
+    specific_only: bool,
+    category: Option<u32>,
+    purpose: Option<u32>,
+    at: i64,
+) -> Result<(), Reason> {
+    let named = state.recipient_agencies(rec).contains(&requester.index);
+    if specific_only && !named {
+        return Err(Reason::SpecificRecipientRequired);
+    }
+    let holder_ok = state.holder_agencies(rec).contains(&holder.index)
+        || intersects(state.holder_classes(rec), holder.classes);
+    if !holder_ok {
+        return Err(Reason::HolderNotCovered);
+    }
+    let covers = |granted: &[u32], wanted: Option<u32>| {
+        wanted.is_some_and(|w| granted.iter().any(|&g| state.code_covers(g, w)))
+    };
+    if !covers(state.categories_of(rec), category) {
+        return Err(Reason::CategoryNotCovered);
+    }
+    if !covers(state.purposes_of(rec), purpose) {
+        return Err(Reason::PurposeNotCovered);
+    }
+    match state.consent_status(rec, at) {
+        ConsentStatus::Active => Ok(()),
+        ConsentStatus::Revoked => Err(Reason::ConsentRevoked),
+        ConsentStatus::NotYetEffective => Err(Reason::ConsentNotYetEffective),
+        ConsentStatus::Expired => Err(Reason::ConsentExpired),
+    }
+}
+
+/// Builds the `access.decided` entry that records `decision`. Fails if the
+/// request is too large to log, in which case the gateway must refuse it
+/// rather than decide it.
+pub fn access_decided(
+    decision: &Decision,
+    request: &Request,
+    at: i64,
+    decision_id: &str,
+    request_digest: &str,
+) -> Result<AccessDecided, ParseError> {
+    let event = AccessDecided {
+        v: V1,
+        decision_id: decision_id.to_owned(),
+        at,
+        requester: request.requester.clone(),
+        holder: request.holder.clone(),
+        participant: request.participant.clone(),
+        categories: request.categories.clone(),
+        purpose: request.purpose.clone(),
+        outcome: decision.outcome(),
+        released: decision.released().to_vec(),
+        consents: decision.consents().to_vec(),
+        reasons: decision.reasons().to_vec(),
+        break_glass: decision.break_glass(),
+        rules_version: decision.rules_version(),
+        request_digest: request_digest.to_owned(),
+    };
+    crate::event::Event::AccessDecided(event.clone()).validate()?;
+    Ok(event)
+}
+
+impl AccessDecided {
+    /// The request this entry recorded.
+    pub fn request(&self) -> Request {
+        Request {
+            requester: self.requester.clone(),
+            holder: self.holder.clone(),
+            participant: self.participant.clone(),
+            categories: self.categories.clone(),
+            purpose: self.purpose.clone(),
+        }
+    }
+}
+
+/// Which field of a logged decision a replay disagrees with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("replayed decision differs in {field}: logged {logged}, replayed {replayed}")]
+pub struct Mismatch {
+    pub field: &'static str,
+    pub logged: String,
+    pub replayed: String,
+}
+
+fn codes(reasons: &[Reason]) -> Vec<&'static str> {
+    reasons.iter().map(|r| r.code()).collect()
+}
+
+/// Re-runs `decide` for a logged `access.decided` against the state as it
+/// was at that entry's position, and names the first field that disagrees.
+pub fn replay_check(state: &ConsentState, logged: &AccessDecided) -> Result<(), Mismatch> {
+    let replayed = decide(state, &logged.request(), logged.at);
+    let check = |field: &'static str, a: String, b: String| {
+        if a == b {
+            Ok(())
+        } else {
+            Err(Mismatch {
+                field,
+                logged: a,
+                replayed: b,
+            })
+        }
+    };
+    check(
+        "rules_version",
+        logged.rules_version.to_string(),
+        replayed.rules_version().to_string(),
+    )?;
+    check(
+        "outcome",
+        format!("{:?}", logged.outcome),
+        format!("{:?}", replayed.outcome()),
+    )?;
+    check(
+        "released",
+        format!("{:?}", logged.released),
+        format!("{:?}", replayed.released()),
+    )?;
+    check(
+        "consents",
+        format!("{:?}", logged.consents),
+        format!("{:?}", replayed.consents()),
+    )?;
+    check(
+        "reasons",
+        format!("{:?}", codes(&logged.reasons)),
+        format!("{:?}", codes(replayed.reasons())),
+    )?;
+    check(
+        "break_glass",
+        logged.break_glass.to_string(),
+        replayed.break_glass().to_string(),
+    )
+}

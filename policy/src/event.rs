@@ -1,0 +1,514 @@
+//! Ledger entry formats: the serde types of every event and `parse_event`.
+//!
+//! The ledger stores the exact JSON bytes an author signed; these types only
+//! read them (and write new ones for authors). Every entry has a `type` and
+//! `"v": 1`; times are unix seconds.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::decision::{Outcome, Reason};
+use crate::explain::Language;
+use crate::limits::{MAX_ENTRY_BYTES, MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
+use crate::rules::Rules;
+use crate::vocab::{is_valid_code, Vocabulary};
+
+/// Why bytes are not a valid entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("entry is {bytes} bytes, more than the {max} allowed")]
+    TooLarge { bytes: usize, max: usize },
+    #[error("entry is not valid json: {0}")]
+    Json(String),
+    #[error("unknown entry type {0:?}")]
+    UnknownType(String),
+    #[error("unsupported entry format version {0}")]
+    UnsupportedVersion(u64),
+    #[error("field {field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// The format version marker: serialises as `1` and accepts nothing else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct V1;
+
+impl Serialize for V1 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for V1 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u64::deserialize(d)?;
+        if v == 1 {
+            Ok(V1)
+        } else {
+            Err(serde::de::Error::custom("unsupported format version"))
+        }
+    }
+}
+
+/// What an enrolled agency may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Requests and holds participants' records.
+    Agency,
+    /// Reads the log and verifies it; never receives records.
+    Auditor,
+}
+
+/// Who may disclose or receive: specific agencies and/or classes of agencies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parties {
+    #[serde(default)]
+    pub agencies: Vec<String>,
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+impl Parties {
+    pub fn agencies(ids: &[&str]) -> Self {
+        Parties {
+            agencies: ids.iter().map(|s| (*s).to_owned()).collect(),
+            classes: Vec::new(),
+        }
+    }
+    pub fn classes(codes: &[&str]) -> Self {
+        Parties {
+            agencies: Vec::new(),
+            classes: codes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.agencies.is_empty() && self.classes.is_empty()
+    }
+}
+
+/// `governance.rules`: the vocabulary and rules in force from this entry on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovernanceRules {
+    pub v: V1,
+    pub version: u32,
+    pub vocabulary: Vocabulary,
+    pub rules: Rules,
+    pub at: i64,
+}
+
+/// `agency.enrolled`, signed by the governance key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyEnrolled {
+    pub v: V1,
+    pub agency: String,
+    pub name: String,
+    pub key_id: String,
+    /// Base64 of the 32-byte Ed25519 public key; policy does no crypto.
+    pub public_key: String,
+    pub upstream: String,
+    pub classes: Vec<String>,
+    pub roles: Vec<Role>,
+    pub at: i64,
+}
+
+/// `agency.key_rotated`, signed by the governance key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyKeyRotated {
+    pub v: V1,
+    pub agency: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub at: i64,
+}
+
+/// `agency.retired`, signed by the governance key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyRetired {
+    pub v: V1,
+    pub agency: String,
+    pub at: i64,
+}
+
+/// `participant.enrolled`, signed by the very key it enrols.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantEnrolled {
+    pub v: V1,
+    pub participant: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub at: i64,
+}
+
+/// `consent.granted`, signed by the participant: every element of
+/// 42 CFR Part 2 §2.31.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentGranted {
+    pub v: V1,
+    pub consent_id: String,
+    pub participant: String,
+    /// Who may disclose.
+    pub holders: Parties,
+    /// Who may receive.
+    pub recipients: Parties,
+    pub categories: Vec<String>,
+    pub purposes: Vec<String>,
+    pub effective_at: i64,
+    /// `None`: until revoked, where the rules allow it.
+    pub expires_at: Option<i64>,
+    pub signed_at: i64,
+    /// The language the consent was shown in.
+    pub language: Language,
+}
+
+/// `consent.revoked`, signed by the participant, or by the named agency
+/// when it helped the participant revoke.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRevoked {
+    pub v: V1,
+    pub consent_id: String,
+    pub participant: String,
+    pub at: i64,
+    #[serde(default)]
+    pub assisted_by: Option<String>,
+}
+
+/// `access.decided`, signed by the gateway before any record is released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessDecided {
+    pub v: V1,
+    pub decision_id: String,
+    pub at: i64,
+    pub requester: String,
+    pub holder: String,
+    pub participant: String,
+    /// As requested (possibly including codes the vocabulary lacks).
+    pub categories: Vec<String>,
+    pub purpose: String,
+    pub outcome: Outcome,
+    pub released: Vec<String>,
+    /// Consent ids relied on, sorted.
+    pub consents: Vec<String>,
+    /// The precise reasons (not the agency's view).
+    pub reasons: Vec<Reason>,
+    pub break_glass: bool,
+    pub rules_version: u32,
+    /// Digest of the agency's signed request.
+    pub request_digest: String,
+}
+
+/// `access.refused`: an unauthenticated request; never replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRefused {
+    pub v: V1,
+    pub decision_id: String,
+    pub at: i64,
+    pub reason: String,
+    pub request_digest: String,
+    #[serde(default)]
+    pub claimed_key_id: Option<String>,
+}
+
+/// `access.completed`: what happened after an allow (e.g. upstream down).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessCompleted {
+    pub v: V1,
+    pub decision_id: String,
+    pub at: i64,
+    pub status: u16,
+    pub released: bool,
+}
+
+/// Every entry the log holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "governance.rules")]
+    GovernanceRules(GovernanceRules),
+    #[serde(rename = "agency.enrolled")]
+    AgencyEnrolled(AgencyEnrolled),
+    #[serde(rename = "agency.key_rotated")]
+    AgencyKeyRotated(AgencyKeyRotated),
+    #[serde(rename = "agency.retired")]
+    AgencyRetired(AgencyRetired),
+    #[serde(rename = "participant.enrolled")]
+    ParticipantEnrolled(ParticipantEnrolled),
+    #[serde(rename = "consent.granted")]
+    ConsentGranted(ConsentGranted),
+    #[serde(rename = "consent.revoked")]
+    ConsentRevoked(ConsentRevoked),
+    #[serde(rename = "access.decided")]
+    AccessDecided(AccessDecided),
+    #[serde(rename = "access.refused")]
+    AccessRefused(AccessRefused),
+    #[serde(rename = "access.completed")]
+    AccessCompleted(AccessCompleted),
+}
+
+const EVENT_TYPES: [&str; 10] = [
+    "governance.rules",
+    "agency.enrolled",
+    "agency.key_rotated",
+    "agency.retired",
+    "participant.enrolled",
+    "consent.granted",
+    "consent.revoked",
+    "access.decided",
+    "access.refused",
+    "access.completed",
+];
+
+#[derive(Deserialize)]
+struct Header {
+    #[serde(rename = "type")]
+    kind: String,
+    v: u64,
+}
+
+/// Parses and bounds-checks one ledger entry.
+pub fn parse_event(bytes: &[u8]) -> Result<Event, ParseError> {
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(ParseError::TooLarge {
+            bytes: bytes.len(),
+            max: MAX_ENTRY_BYTES,
+        });
+    }
+    // Read the header first so that an unknown type or version gets its own
+    // error rather than a serde message about some field.
+    let header: Header =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+    if !EVENT_TYPES.contains(&header.kind.as_str()) {
+        return Err(ParseError::UnknownType(header.kind));
+    }
+    if header.v != 1 {
+        return Err(ParseError::UnsupportedVersion(header.v));
+    }
+    let event: Event =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+    event.validate()?;
+    Ok(event)
+}
+
+fn invalid(field: &'static str, problem: &'static str) -> ParseError {
+    ParseError::Invalid { field, problem }
+}
+
+/// Identifiers: printable ASCII without spaces or quotes, so they are safe
+/// in logs, URLs and signed notes.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
+}
+
+fn check_id(field: &'static str, id: &str) -> Result<(), ParseError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            "must be 1-128 bytes of letters, digits, '-', '_', '.', ':', '@'",
+        ))
+    }
+}
+
+fn check_text(field: &'static str, text: &str) -> Result<(), ParseError> {
+    if text.is_empty() || text.len() > MAX_STRING_BYTES {
+        Err(invalid(field, "must be 1-256 bytes"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_key(field: &'static str, key: &str) -> Result<(), ParseError> {
+    let base64 = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
+    if key.is_empty() || key.len() > MAX_STRING_BYTES || !base64 {
+        Err(invalid(field, "must be base64, at most 256 bytes"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_list<T>(
+    field: &'static str,
+    items: &[T],
+    nonempty: bool,
+    each: impl Fn(&T) -> bool,
+) -> Result<(), ParseError> {
+    if items.len() > MAX_LIST_ITEMS {
+        return Err(invalid(field, "has more than 64 items"));
+    }
+    if nonempty && items.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if !items.iter().all(each) {
+        return Err(invalid(field, "has a malformed item"));
+    }
+    Ok(())
+}
+
+fn code_ok(c: &str) -> bool {
+    is_valid_code(c)
+}
+
+fn id_ok(c: &str) -> bool {
+    is_valid_id(c)
+}
+
+fn bounded(c: &str) -> bool {
+    !c.is_empty() && c.len() <= MAX_STRING_BYTES
+}
+
+fn check_parties(field: &'static str, parties: &Parties) -> Result<(), ParseError> {
+    check_list(field, &parties.agencies, false, |c| id_ok(c))?;
+    check_list(field, &parties.classes, false, |c| code_ok(c))?;
+    if parties.is_empty() {
+        return Err(invalid(field, "must name at least one agency or class"));
+    }
+    Ok(())
+}
+
+impl Event {
+    /// The entry's `type` string.
+    pub fn kind(&self) -> &'static str {
+        let i = match self {
+            Event::GovernanceRules(_) => 0,
+            Event::AgencyEnrolled(_) => 1,
+            Event::AgencyKeyRotated(_) => 2,
+            Event::AgencyRetired(_) => 3,
+            Event::ParticipantEnrolled(_) => 4,
+            Event::ConsentGranted(_) => 5,
+            Event::ConsentRevoked(_) => 6,
+            Event::AccessDecided(_) => 7,
+            Event::AccessRefused(_) => 8,
+            Event::AccessCompleted(_) => 9,
+        };
+        EVENT_TYPES.get(i).copied().unwrap_or("unknown")
+    }
+
+    /// The time the entry states.
+    pub fn at(&self) -> i64 {
+        match self {
+            Event::GovernanceRules(e) => e.at,
+            Event::AgencyEnrolled(e) => e.at,
+            Event::AgencyKeyRotated(e) => e.at,
+            Event::AgencyRetired(e) => e.at,
+            Event::ParticipantEnrolled(e) => e.at,
+            Event::ConsentGranted(e) => e.signed_at,
+            Event::ConsentRevoked(e) => e.at,
+            Event::AccessDecided(e) => e.at,
+            Event::AccessRefused(e) => e.at,
+            Event::AccessCompleted(e) => e.at,
+        }
+    }
+
+    /// For a self-signed entry (`participant.enrolled`), the key id and
+    /// public key its signature must verify under: the state cannot know
+    /// that key before the entry is applied.
+    pub fn self_signing_key(&self) -> Option<(&str, &str)> {
+        match self {
+            Event::ParticipantEnrolled(e) => Some((&e.key_id, &e.public_key)),
+            _ => None,
+        }
+    }
+
+    /// Serialises a valid event to the JSON bytes an author signs.
+    pub fn to_json(&self) -> Result<Vec<u8>, ParseError> {
+        self.validate()?;
+        let bytes = serde_json::to_vec(self).map_err(|e| ParseError::Json(e.to_string()))?;
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(ParseError::TooLarge {
+                bytes: bytes.len(),
+                max: MAX_ENTRY_BYTES,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Bounds and syntax checks that need no state.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        match self {
+            Event::GovernanceRules(_) => Ok(()),
+            Event::AgencyEnrolled(e) => {
+                check_id("agency", &e.agency)?;
+                check_text("name", &e.name)?;
+                check_id("key_id", &e.key_id)?;
+                check_key("public_key", &e.public_key)?;
+                check_text("upstream", &e.upstream)?;
+                check_list("classes", &e.classes, false, |c| code_ok(c))?;
+                check_list("roles", &e.roles, true, |_| true)
+            }
+            Event::AgencyKeyRotated(e) => {
+                check_id("agency", &e.agency)?;
+                check_id("key_id", &e.key_id)?;
+                check_key("public_key", &e.public_key)
+            }
+            Event::AgencyRetired(e) => check_id("agency", &e.agency),
+            Event::ParticipantEnrolled(e) => {
+                check_id("participant", &e.participant)?;
+                check_id("key_id", &e.key_id)?;
+                check_key("public_key", &e.public_key)
+            }
+            Event::ConsentGranted(e) => {
+                check_id("consent_id", &e.consent_id)?;
+                check_id("participant", &e.participant)?;
+                check_parties("holders", &e.holders)?;
+                check_parties("recipients", &e.recipients)?;
+                check_list("categories", &e.categories, true, |c| code_ok(c))?;
+                check_list("purposes", &e.purposes, true, |c| code_ok(c))?;
+                if let Some(expires_at) = e.expires_at {
+                    if expires_at <= e.effective_at {
+                        return Err(invalid("expires_at", "must be after effective_at"));
+                    }
+                }
+                Ok(())
+            }
+            Event::ConsentRevoked(e) => {
+                check_id("consent_id", &e.consent_id)?;
+                check_id("participant", &e.participant)?;
+                match &e.assisted_by {
+                    Some(a) => check_id("assisted_by", a),
+                    None => Ok(()),
+                }
+            }
+            Event::AccessDecided(e) => {
+                check_id("decision_id", &e.decision_id)?;
+                check_text("requester", &e.requester)?;
+                check_text("holder", &e.holder)?;
+                check_text("participant", &e.participant)?;
+                check_list("categories", &e.categories, false, |c| bounded(c))?;
+                check_text("purpose", &e.purpose)?;
+                check_list("released", &e.released, false, |c| bounded(c))?;
+                check_list("consents", &e.consents, false, |c| bounded(c))?;
+                check_list("reasons", &e.reasons, false, |_| true)?;
+                check_text("request_digest", &e.request_digest)
+            }
+            Event::AccessRefused(e) => {
+                check_id("decision_id", &e.decision_id)?;
+                check_text("reason", &e.reason)?;
+                check_text("request_digest", &e.request_digest)?;
+                match &e.claimed_key_id {
+                    Some(k) => check_text("claimed_key_id", k),
+                    None => Ok(()),
+                }
+            }
+            Event::AccessCompleted(e) => check_id("decision_id", &e.decision_id),
+        }
+    }
+}
