@@ -75,12 +75,14 @@ pub fn fsck(
                 }
                 match store.hash(level, idx) {
                     Ok(Some(stored)) if &stored == h => {}
-                    Ok(Some(_)) => bad = Some(finding(
-                        idx << level,
-                        format!(
+                    Ok(Some(_)) => {
+                        bad = Some(finding(
+                            idx << level,
+                            format!(
                             "stored hash at level {level} index {idx} does not match the entries"
                         ),
-                    )),
+                        ))
+                    }
                     Ok(None) => {
                         bad = Some(finding(
                             idx << level,

@@ -457,7 +457,8 @@ impl Log {
             .lookup(kind, key, before.min(self.size()), limit)?)
     }
 
-    /// Stops the sequencer after it drains what is queued.
+    /// Stops the sequencer after it drains what is queued. It returns once
+    /// every clone of this handle is gone too, since each can still append.
     pub fn close(self) {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         drop(self.tx);

@@ -1,0 +1,110 @@
+//! HTTP routes: health, metrics and the public auditor read side
+//! (checkpoint with cosignatures, inclusion and consistency proofs).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::deployment::Deployment;
+
+/// Largest request body any route accepts.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+pub fn router(dep: Arc<Deployment>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/log/checkpoint", get(checkpoint))
+        .route("/v1/log/proof/inclusion", get(inclusion))
+        .route("/v1/log/proof/consistency", get(consistency))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(dep)
+}
+
+fn problem(status: StatusCode, detail: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        Json(json!({"type": "about:blank", "title": status.canonical_reason(), "status": status.as_u16(), "detail": detail})),
+    )
+        .into_response()
+}
+
+async fn healthz(State(dep): State<Arc<Deployment>>) -> Response {
+    // Ready only if the store answers.
+    match dep.log.store().size() {
+        Ok(size) => Json(json!({"status": "ready", "log_size": size})).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn metrics(State(dep): State<Arc<Deployment>>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = dep.log.stats();
+    let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+    let body = format!(
+        "# TYPE consentry_log_size gauge\nconsentry_log_size {}\n# TYPE consentry_log_batches_total counter\nconsentry_log_batches_total {}\n# TYPE consentry_log_entries_total counter\nconsentry_log_entries_total {}\n# TYPE consentry_log_batch_entries_last gauge\nconsentry_log_batch_entries_last {}\n# TYPE consentry_consents gauge\nconsentry_consents {}\n# TYPE consentry_participants gauge\nconsentry_participants {}\n",
+        dep.log.size(),
+        s.batches.load(Relaxed),
+        s.entries.load(Relaxed),
+        s.batch_entries_last.load(Relaxed),
+        state.consent_count(),
+        state.participant_count(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn checkpoint(State(dep): State<Arc<Deployment>>) -> Response {
+    match dep.log.checkpoint_with_cosignatures() {
+        Ok((note, _)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()
+        }
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    State(dep): State<Arc<Deployment>>,
+    q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return problem(StatusCode::BAD_REQUEST, "want ?index=N&size=M".into());
+    };
+    match dep.log.inclusion_proof(q.index, q.size) {
+        Ok(p) => Json(json!({"index": q.index, "size": q.size, "proof": p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>()})).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+async fn consistency(
+    State(dep): State<Arc<Deployment>>,
+    q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return problem(StatusCode::BAD_REQUEST, "want ?old=N&new=M".into());
+    };
+    match dep.log.consistency_proof(q.old, q.new) {
+        Ok(p) => Json(json!({"old": q.old, "new": q.new, "proof": p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>()})).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
