@@ -113,56 +113,37 @@ async fn main() -> anyhow::Result<()> {
             )
             .context("replaying the log")?;
             let n = dep.log.size();
-            dep.log.close();
             // Opening replayed and verified every entry against the registry;
-            // the ledger's fsck then checks stored hashes and the checkpoint.
+            // the ledger's fsck then checks stored hashes and the checkpoint,
+            // with the public keys the replayed registry holds for each signer.
+            let signer_keys = {
+                let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+                let mut keys = ledger::StaticKeys::default();
+                for i in 0..n {
+                    let env = dep
+                        .log
+                        .entry(i)?
+                        .context("entry below the log size is missing")?;
+                    for sig in &env.signatures {
+                        if let Some(k) = state
+                            .key(&sig.key_id)
+                            .and_then(|k| gateway::deployment::decode_key(&k.public_key))
+                        {
+                            keys = keys.with(&sig.key_id, k);
+                        }
+                    }
+                }
+                keys
+            };
+            dep.close();
             let vkey =
                 ledger::NoteVerifier::parse(&std::fs::read_to_string(dir.join("keys/log.vkey"))?)?;
-            let report =
-                ledger::fsck::fsck_path(&dir.join("data"), &AllKeys::load(&dir, &keys)?, &vkey)?;
+            let report = ledger::fsck::fsck_path(&dir.join("data"), &signer_keys, &vkey)?;
             println!(
                 "ok: {n} entries verified, checkpoint at size {}",
                 report.checkpoint_size
             );
             Ok(())
         }
-    }
-}
-
-/// Every public key the demo folder knows, for the ledger-level check.
-struct AllKeys(ledger::StaticKeys);
-
-impl AllKeys {
-    fn load(dir: &std::path::Path, keys: &gateway::demo::DemoKeys) -> anyhow::Result<Self> {
-        let mut k =
-            ledger::StaticKeys::default().with("governance", keys.governance.verifying_key());
-        for e in std::fs::read_dir(dir.join("keys"))? {
-            let p = e?.path();
-            let (Some(stem), Some("key")) = (
-                p.file_stem().and_then(|s| s.to_str()),
-                p.extension().and_then(|s| s.to_str()),
-            ) else {
-                continue;
-            };
-            if stem == "governance" || stem == "gateway" {
-                continue;
-            }
-            let text = std::fs::read_to_string(&p)?;
-            let raw: [u8; 32] =
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text.trim())?
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("bad key file {}", p.display()))?;
-            k = k.with(
-                &format!("{stem}:1"),
-                ed25519_dalek::SigningKey::from_bytes(&raw).verifying_key(),
-            );
-        }
-        Ok(Self(k))
-    }
-}
-
-impl ledger::KeyLookup for AllKeys {
-    fn verifying_key(&self, key_id: &str) -> Option<ed25519_dalek::VerifyingKey> {
-        self.0.verifying_key(key_id)
     }
 }

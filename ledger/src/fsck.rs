@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::entry::{verify_batch, Envelope, KeyLookup};
 use crate::merkle::{self, Frontier};
 use crate::note::{Checkpoint, NoteVerifier};
-use crate::store::{SledStore, Store};
+use crate::store::{SledStore, Store, StoreNodes};
 
 /// Records read and verified per round; bounds memory.
 const CHUNK_ENTRIES: u64 = 8192;
@@ -136,18 +136,6 @@ pub fn fsck(
         checkpoint_size: cp.size,
         root: frontier.root(),
     })
-}
-
-struct StoreNodes<'a>(&'a dyn Store);
-
-impl merkle::NodeSource for StoreNodes<'_> {
-    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, merkle::ProofError> {
-        match self.0.hash(level, index) {
-            Ok(Some(h)) => Ok(h),
-            Ok(None) => Err(merkle::ProofError::MissingNode { level, index }),
-            Err(e) => Err(merkle::ProofError::Source(e.to_string())),
-        }
-    }
 }
 
 /// Batch-verifies `envs` split across `threads` scoped threads, in order.

@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::entry::{EntryError, Envelope, VerifiedEntry};
 use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
-use crate::note::{split_note, Checkpoint, CosignatureVerifier, NoteError, NoteSigner};
-use crate::store::{AppendBatch, Store, StoreError};
+use crate::note::{
+    parse_sig_line, split_note, Checkpoint, CosignatureVerifier, NoteError, NoteSigner,
+};
+use crate::store::{AppendBatch, Store, StoreError, StoreNodes};
 
 /// Hash levels at or above this are mirrored in memory (1/64 of all nodes),
 /// so a proof at a million entries touches the store only a few times.
@@ -164,11 +166,7 @@ impl NodeSource for Nodes<'_> {
                 return Ok(*h);
             }
         }
-        match self.store.hash(level, index) {
-            Ok(Some(h)) => Ok(h),
-            Ok(None) => Err(ProofError::MissingNode { level, index }),
-            Err(e) => Err(ProofError::Source(e.to_string())),
-        }
+        StoreNodes(self.store).node(level, index)
     }
 }
 
@@ -407,13 +405,7 @@ impl Log {
         let note = self.checkpoint()?;
         let (text, _) = split_note(&note)?;
         let cp = Checkpoint::parse(text)?;
-        // Parse the line as the signature block of a one-line note.
-        let fake = format!("x\n\n{}\n", line.trim_end());
-        let (_, sigs) = split_note(&fake)?;
-        let sig = sigs
-            .into_iter()
-            .next()
-            .ok_or(NoteError::Malformed("no signature"))?;
+        let sig = parse_sig_line(line.trim_end())?;
         if !witness.matches(&sig) {
             return Err(NoteError::BadSignature(sig.name).into());
         }

@@ -253,7 +253,8 @@ pub fn split_note(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
     Ok((text, out))
 }
 
-fn parse_sig_line(line: &str) -> Result<NoteSignature, NoteError> {
+/// Parses one `— name base64` signature line (without its newline).
+pub fn parse_sig_line(line: &str) -> Result<NoteSignature, NoteError> {
     let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
         "signature line must start with an em dash",
     ))?;

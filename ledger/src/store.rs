@@ -11,7 +11,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use thiserror::Error;
 
-use crate::merkle::Hash;
+use crate::merkle::{Hash, NodeSource, ProofError};
 
 /// Tree names, public so tools and tamper tests can find the raw data.
 pub const TREE_ENTRIES: &str = "entries";
@@ -267,5 +267,19 @@ impl Store for SledStore {
             out.push(String::from_utf8_lossy(&v).into_owned());
         }
         Ok(out)
+    }
+}
+
+/// Reads complete-subtree hashes straight from a store, for proofs and
+/// roots where no in-memory cache is at hand.
+pub struct StoreNodes<'a>(pub &'a dyn Store);
+
+impl NodeSource for StoreNodes<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+        match self.0.hash(level, index) {
+            Ok(Some(h)) => Ok(h),
+            Ok(None) => Err(ProofError::MissingNode { level, index }),
+            Err(e) => Err(ProofError::Source(e.to_string())),
+        }
     }
 }
