@@ -109,6 +109,28 @@ fn be_u64(b: &[u8]) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt("bad integer".into()))
 }
 
+/// How long `open` waits for another handle in this process to let go.
+const LOCK_WAIT_MS_MAX: u64 = 5_000;
+
+/// Opens the sled database, waiting briefly for its file lock: after a
+/// `Db` is dropped, sled's background flusher releases the lock a moment
+/// later, so an immediate reopen in the same process (a restart, a tool
+/// run after the server closed) can otherwise fail spuriously.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let mut waited_ms = 0;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && waited_ms < LOCK_WAIT_MS_MAX =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                waited_ms += 10;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// The embedded sled store.
 pub struct SledStore {
     db: sled::Db,
@@ -121,7 +143,7 @@ pub struct SledStore {
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = open_db(path)?;
         Ok(Self {
             entries: db.open_tree(TREE_ENTRIES)?,
             hashes: db.open_tree(TREE_HASHES)?,
