@@ -1,16 +1,20 @@
 //! The whole-log check: re-verifies a store from index 0 like `fsck`.
 //!
 //! Every record decodes, every signature verifies, every stored hash equals
-//! the hash recomputed from the entries, nothing lies past the end, and the
-//! root at the latest checkpoint's size equals the checkpoint's root.
-//! The first problem found is reported with its entry index.
+//! the hash recomputed from the entries, and the root at the latest
+//! checkpoint's size equals the checkpoint's root. The first problem found
+//! is reported with its entry index. Hashes not yet derived (after a crash,
+//! rebuilt on the next open) are recomputed, not compared.
+//!
+//! Needs only public keys, and never writes: [`fsck_path`] opens the store
+//! read-only.
 
 use thiserror::Error;
 
 use crate::entry::{verify_batch, Envelope, KeyLookup};
 use crate::merkle::{self, Frontier};
 use crate::note::{Checkpoint, NoteVerifier};
-use crate::store::{SledStore, Store, StoreNodes};
+use crate::store::{SledStore, Store, StoreError, StoreNodes};
 
 /// Records read and verified per round; bounds memory.
 const CHUNK_ENTRIES: u64 = 8192;
@@ -49,6 +53,9 @@ pub fn fsck(
     let size = store
         .size()
         .map_err(|e| finding(0, format!("cannot read the log size: {e}")))?;
+    let derived_size = store
+        .derived_size()
+        .map_err(|e| finding(0, format!("cannot read the derived size: {e}")))?;
     let mut frontier = Frontier::new();
     let mut start = 0u64;
     while start < size {
@@ -64,13 +71,24 @@ pub fn fsck(
                     .map_err(|e| finding(i, format!("entry record is corrupt: {e}")))?,
             );
         }
+        let wanted = envs.len();
         let results = verify_parallel(envs, keys, threads);
+        if results.len() != wanted {
+            return Err(finding(
+                start,
+                format!(
+                    "the verifier returned {} results for {wanted} entries",
+                    results.len()
+                ),
+            ));
+        }
         for (k, r) in results.into_iter().enumerate() {
             let i = start + k as u64;
             let v = r.map_err(|e| finding(i, format!("entry does not verify: {e}")))?;
             let mut bad: Option<Finding> = None;
             frontier.push(v.leaf_hash(), |level, idx, h| {
-                if bad.is_some() {
+                // A hash covering entries without derived data is not stored yet.
+                if bad.is_some() || ((idx + 1) << level) > derived_size {
                     return;
                 }
                 match store.hash(level, idx) {
@@ -99,15 +117,6 @@ pub fn fsck(
         progress(end, size);
         start = end;
     }
-    match store.record(size) {
-        Ok(None) => {}
-        _ => {
-            return Err(finding(
-                size,
-                "an entry lies past the recorded end of the log",
-            ))
-        }
-    }
     let note = store
         .checkpoint()
         .map_err(|e| finding(size, format!("cannot read the checkpoint: {e}")))?
@@ -123,8 +132,20 @@ pub fn fsck(
             ),
         ));
     }
-    let root = merkle::subtree_root(&StoreNodes(store), 0, cp.size)
-        .map_err(|e| finding(cp.size, e.to_string()))?;
+    let root = if cp.size == size {
+        frontier.root()
+    } else if cp.size <= derived_size {
+        merkle::subtree_root(&StoreNodes(store), 0, cp.size)
+            .map_err(|e| finding(cp.size, e.to_string()))?
+    } else {
+        return Err(finding(
+            derived_size,
+            format!(
+                "the checkpoint covers {} entries; derived data only {derived_size} (open the store once to rebuild it)",
+                cp.size
+            ),
+        ));
+    };
     if root != cp.root {
         return Err(finding(
             cp.size.saturating_sub(1),
@@ -138,7 +159,8 @@ pub fn fsck(
     })
 }
 
-/// Batch-verifies `envs` split across `threads` scoped threads, in order.
+/// Batch-verifies `envs` split across `threads` scoped threads, in order:
+/// exactly one result per envelope, even if a thread fails.
 pub fn verify_parallel(
     envs: Vec<Envelope>,
     keys: &(dyn KeyLookup + Sync),
@@ -158,27 +180,45 @@ pub fn verify_parallel(
         let handles: Vec<_> = parts
             .into_iter()
             .map(|part| {
-                s.spawn(move || {
+                let n = part.len();
+                let h = s.spawn(move || {
                     part.chunks(SUB_BATCH)
                         .flat_map(|c| verify_batch(c.to_vec(), keys))
                         .collect::<Vec<_>>()
-                })
+                });
+                (n, h)
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|(n, h)| match h.join() {
+                Ok(r) if r.len() == n => r,
+                // A panicked (or short) part must not shift the results
+                // of the parts after it onto the wrong entries.
+                _ => (0..n)
+                    .map(|_| Err(crate::EntryError::VerifierFailed))
+                    .collect(),
+            })
             .collect()
     })
 }
 
-/// Opens a sled store read-only-in-spirit and checks it (the CLI's helper).
+/// Opens a stopped store read-only and checks it (the CLI's helper).
 pub fn fsck_path(
     path: &std::path::Path,
     keys: &(dyn KeyLookup + Sync),
     log_key: &NoteVerifier,
 ) -> Result<FsckReport, Finding> {
-    let store =
-        SledStore::open(path).map_err(|e| finding(0, format!("cannot open the store: {e}")))?;
+    let store = SledStore::open_read_only(path).map_err(|e| {
+        let index = match &e {
+            StoreError::Damaged { index, .. } => *index,
+            StoreError::Lost { have, .. } => *have,
+            _ => 0,
+        };
+        finding(index, format!("cannot open the store: {e}"))
+    })?;
+    store
+        .check_positions()
+        .map_err(|(index, problem)| finding(index, problem))?;
     fsck(&store, keys, log_key, 2, |_, _| {})
 }

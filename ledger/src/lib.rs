@@ -12,8 +12,13 @@
 //! - [`merkle`]: leaf/node hashing, proof generation over stored subtree
 //!   hashes, proof verification, the append [`Frontier`].
 //! - [`note`]: signed notes, verifier keys, checkpoints, cosignatures.
-//! - [`store`]: the narrow [`Store`] trait and [`SledStore`].
-//! - [`log`]: [`Log`], the group-commit sequencer and the read side.
+//! - [`segment`]: the append-only entry file (frames, CRCs, torn-tail
+//!   recovery); the only file an acknowledgement waits for.
+//! - [`store`]: the narrow [`Store`] trait and [`SledStore`] (the segment
+//!   plus sled for derived data, checkpoints and cosignatures).
+//! - [`log`]: [`Log`], the two-step append (enqueue fixes the position,
+//!   `durable` waits for the sync), the group-commit sequencer and the read
+//!   side.
 //! - [`fsck`]: the whole-log check.
 //!
 //! **Invariants**
@@ -21,12 +26,15 @@
 //!   verbatim and never re-encodes them. Leaf = SHA-256(0x00 ‖ entry).
 //! - Only a [`VerifiedEntry`] can be appended, and only
 //!   [`Envelope::verify`] (or batch verification) makes one.
-//! - An append is acknowledged only with an index that is durable (after the
-//!   batch's transaction and flush). Readers see only the durable prefix.
+//! - An append is acknowledged only with an index that is durable: after
+//!   the `fdatasync` of the segment holding its batch returned. Readers
+//!   see only the durable prefix; a checkpoint is stored and synced before
+//!   it is served.
 //! - Every complete subtree hash is stored when it is created, so proofs
 //!   need O(log n) reads and the log is never rehashed.
-//! - Secondary indexes are derived data, written in the same transaction as
-//!   their entries and rebuildable from them.
+//! - Hashes, positions and secondary indexes are derived data: written
+//!   after the entries are durable, never ahead of them, and rebuilt from
+//!   the entries on open where a crash left them behind.
 //!
 //! **Never:** rewrite or delete an entry; interpret consent semantics (the
 //! ledger sees opaque signed JSON with a `type` and `v`); speak HTTP; panic
@@ -39,11 +47,12 @@ pub mod fsck;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod segment;
 pub mod store;
 
 pub use entry::{EntryError, Envelope, KeyLookup, StaticKeys, VerifiedEntry};
 pub use fsck::{fsck, Finding, FsckReport};
-pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError};
+pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError, Pending, Prepared, Reservation};
 pub use merkle::{Frontier, Hash};
 pub use note::{Checkpoint, CosignatureVerifier, Cosigner, NoteError, NoteSigner, NoteVerifier};
 pub use store::{SledStore, Store, StoreError};

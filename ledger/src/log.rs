@@ -1,11 +1,21 @@
 //! The log: one sequencer thread that group-commits appends, and the read
 //! side (roots, proofs, checkpoints, cosignatures) over the durable prefix.
 //!
-//! Appends from any number of tasks queue on a bounded channel. The
-//! sequencer takes everything queued (up to `batch_entries_max`), computes
-//! the new tree hashes from its in-memory frontier (no reads), writes the
-//! batch in one transaction, flushes once, and only then answers every
-//! waiter with its index. Readers only ever see the durable size.
+//! An append has two steps. [`Reservation::enqueue`] fixes the entry's
+//! position at once (the next index, in queue order); [`Pending::durable`]
+//! waits until it is durable. Between them a caller may apply the entry to
+//! its own state under its own short lock, so that state is always the
+//! replay of the enqueued prefix, while hundreds of callers share one sync.
+//!
+//! The sequencer takes everything queued (up to `batch_entries_max` and
+//! `batch_bytes_max`), computes the new tree hashes from its in-memory
+//! frontier (no reads), hands the batch to the store (one segment write and
+//! one `fdatasync`, then the derived data), and only then answers every
+//! waiter. Readers only ever see the durable size.
+//!
+//! A failed write stops the log (fail-stop): every queued and later append
+//! fails, and the outcome of the failed batch is unknown until a reopen
+//! recovers what reached the disk; a reopen is correct either way.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,16 +29,20 @@ use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
 use crate::note::{
     parse_sig_line, split_note, Checkpoint, CosignatureVerifier, NoteError, NoteSigner,
 };
-use crate::store::{AppendBatch, Store, StoreError, StoreNodes};
+use crate::store::{AppendBatch, Derived, Store, StoreError, StoreNodes};
 
-/// Hash levels at or above this are mirrored in memory (1/64 of all nodes),
-/// so a proof at a million entries touches the store only a few times.
-const CACHE_LEVEL_MIN: u8 = 6;
+/// Hash levels at or above this are mirrored in memory (1/8 of all nodes,
+/// 8 MiB a million entries), so a proof reads at most three hashes from
+/// the store: those reads were the proof latency's tail.
+const CACHE_LEVEL_MIN: u8 = 3;
 
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     /// Most entries one group commit writes.
     pub batch_entries_max: usize,
+    /// Most bytes of records one group commit writes (it may go over by
+    /// one record, itself bounded by `ENTRY_BYTES_MAX`).
+    pub batch_bytes_max: usize,
     /// Most appends waiting for the sequencer; further appends wait for room.
     pub queue_entries_max: usize,
 }
@@ -37,6 +51,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             batch_entries_max: 2048,
+            batch_bytes_max: 8 * 1024 * 1024,
             queue_entries_max: 16 * 1024,
         }
     }
@@ -58,8 +73,14 @@ pub enum LogError {
     Closed,
     #[error("store is inconsistent on open: {0}")]
     Inconsistent(String),
-    #[error("cosignature is not for the current checkpoint")]
-    StaleCosignature,
+    #[error("no recent checkpoint of size {size} to cosign")]
+    UnknownCheckpoint { size: u64 },
+    #[error("cosignature line is malformed: {0}")]
+    MalformedCosignature(NoteError),
+    #[error("cosignature names {name:?}, not witness {witness:?}")]
+    NotThisWitness { name: String, witness: String },
+    #[error("cosignature by {witness:?} does not verify over the checkpoint of size {size}")]
+    BadCosignature { witness: String, size: u64 },
 }
 
 /// Derives secondary-index keys from an entry. Index keys are derived data:
@@ -110,10 +131,74 @@ impl Indexer for FieldIndexer {
     }
 }
 
-struct Job {
-    entry: VerifiedEntry,
+/// An entry made ready to append: encoded, hashed and indexed on the
+/// caller's task, so that the moment that fixes its position is short.
+/// Only [`Log::prepare`] makes one, from a [`VerifiedEntry`].
+pub struct Prepared {
+    record: Vec<u8>,
+    leaf: Hash,
     keys: Vec<(String, String)>,
+}
+
+struct Job {
+    prepared: Prepared,
+    index: u64,
     reply: oneshot::Sender<Result<u64, LogError>>,
+}
+
+/// Room in the sequencer's queue, taken before any lock: holding one,
+/// [`Reservation::enqueue`] never waits.
+pub struct Reservation<'a> {
+    permit: mpsc::Permit<'a, Job>,
+    log: &'a Log,
+}
+
+impl Reservation<'_> {
+    /// Fixes the entry's position in the log at once: the next index. The
+    /// entry is durable only when [`Pending::durable`] says so.
+    pub fn enqueue(self, prepared: Prepared) -> Result<Pending, LogError> {
+        let inner = &self.log.inner;
+        let mut next = inner.next_index.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.poisoned.load(Ordering::Acquire) {
+            return Err(LogError::Poisoned);
+        }
+        let index = *next;
+        *next += 1;
+        let (reply, rx) = oneshot::channel();
+        // Sent under the same lock that numbered it, so that queue order
+        // and index order are one order.
+        self.permit.send(Job {
+            prepared,
+            index,
+            reply,
+        });
+        Ok(Pending { index, rx })
+    }
+}
+
+/// An enqueued entry: its index is fixed; it is not yet durable.
+#[must_use = "an enqueued entry is not durable until `durable` says so"]
+pub struct Pending {
+    index: u64,
+    rx: oneshot::Receiver<Result<u64, LogError>>,
+}
+
+impl Pending {
+    /// The position the entry will hold if the write succeeds.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Resolves with the index once the entry is durable (after the
+    /// `fdatasync` of its batch returned), or with the reason it is not.
+    pub async fn durable(self) -> Result<u64, LogError> {
+        self.rx.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// [`Pending::durable`] for threads outside any async runtime.
+    pub fn durable_blocking(self) -> Result<u64, LogError> {
+        self.rx.blocking_recv().map_err(|_| LogError::Closed)?
+    }
 }
 
 /// What readers see: the durable size and root, and the cached upper levels.
@@ -122,6 +207,20 @@ struct View {
     root: Hash,
     /// `cache[l]` holds level `CACHE_LEVEL_MIN + l`, every node in order.
     cache: Vec<Vec<Hash>>,
+}
+
+impl View {
+    fn cache_hashes(&mut self, hashes: &[(u8, u64, Hash)]) {
+        for (level, _idx, h) in hashes {
+            if *level >= CACHE_LEVEL_MIN {
+                let l = (*level - CACHE_LEVEL_MIN) as usize;
+                if self.cache.len() <= l {
+                    self.cache.resize(l + 1, Vec::new());
+                }
+                self.cache[l].push(*h);
+            }
+        }
+    }
 }
 
 /// Observations the gateway exports as metrics.
@@ -137,6 +236,8 @@ struct Inner {
     signer: NoteSigner,
     indexer: Arc<dyn Indexer>,
     view: RwLock<View>,
+    /// The index the next enqueued entry gets.
+    next_index: Mutex<u64>,
     poisoned: AtomicBool,
     stats: LogStats,
 }
@@ -170,10 +271,50 @@ impl NodeSource for Nodes<'_> {
     }
 }
 
+/// Entries per chunk when rebuilding derived data on open; bounds memory.
+const REBUILD_CHUNK_ENTRIES: u64 = 4096;
+
+/// Recomputes the derived data (hashes, index keys) of the durable entries
+/// that lack it: after a crash between a segment sync and sled's write, or
+/// after sled lost unsynced writes.
+fn rebuild_tail(
+    store: &dyn Store,
+    indexer: &dyn Indexer,
+    view: &mut View,
+    frontier: &mut Frontier,
+    size: u64,
+) -> Result<(), LogError> {
+    while frontier.size() < size {
+        let first = frontier.size();
+        let end = (first + REBUILD_CHUNK_ENTRIES).min(size);
+        let mut derived = Derived {
+            first,
+            count: end - first,
+            ..Derived::default()
+        };
+        for i in first..end {
+            let rec = store
+                .record(i)?
+                .ok_or_else(|| LogError::Inconsistent(format!("entry {i} is missing")))?;
+            let env = Envelope::decode(&rec)?;
+            for (k, v) in indexer.keys(&env.entry) {
+                derived.index_keys.push((k, v, i));
+            }
+            frontier.push(merkle::leaf_hash(&env.entry), |level, idx, h| {
+                derived.hashes.push((level, idx, *h))
+            });
+        }
+        store.put_derived(&derived)?;
+        view.cache_hashes(&derived.hashes);
+    }
+    Ok(())
+}
+
 impl Log {
     /// Opens the log over `store`, signing checkpoints with `signer` (whose
-    /// name is the log's origin). Must be called inside a tokio runtime
-    /// only if `append` will be awaited; the sequencer is a plain thread.
+    /// name is the log's origin), and rebuilds any derived data the store
+    /// lacks. The sequencer is a plain thread; `append` and `durable` may
+    /// be awaited on any runtime.
     pub fn open(
         store: Arc<dyn Store>,
         signer: NoteSigner,
@@ -181,49 +322,57 @@ impl Log {
         config: LogConfig,
     ) -> Result<Self, LogError> {
         let size = store.size()?;
-        let mut cache: Vec<Vec<Hash>> = Vec::new();
+        let derived_size = store.derived_size()?;
+        let mut view = View {
+            size,
+            root: merkle::empty_root(),
+            cache: Vec::new(),
+        };
         for (level, idx, h) in store.hashes_from_level(CACHE_LEVEL_MIN)? {
             let l = (level - CACHE_LEVEL_MIN) as usize;
-            if cache.len() <= l {
-                cache.resize(l + 1, Vec::new());
+            if view.cache.len() <= l {
+                view.cache.resize(l + 1, Vec::new());
             }
-            if cache[l].len() as u64 != idx {
+            if view.cache[l].len() as u64 != idx {
                 return Err(LogError::Inconsistent(format!(
                     "hash level {level} has a gap at {idx}"
                 )));
             }
-            cache[l].push(h);
+            view.cache[l].push(h);
         }
-        let view = View {
-            size,
-            root: merkle::empty_root(),
-            cache,
-        };
-        let frontier = Frontier::load(
+        let mut frontier = Frontier::load(
             &Nodes {
                 store: store.as_ref(),
                 view: &view,
             },
+            derived_size,
+        )?;
+        rebuild_tail(
+            store.as_ref(),
+            indexer.as_ref(),
+            &mut view,
+            &mut frontier,
             size,
         )?;
-        let view = View {
-            root: frontier.root(),
-            ..view
-        };
+        view.root = frontier.root();
         let inner = Arc::new(Inner {
             store,
             signer,
             indexer,
             view: RwLock::new(view),
+            next_index: Mutex::new(size),
             poisoned: AtomicBool::new(false),
             stats: LogStats::default(),
         });
         let (tx, rx) = mpsc::channel(config.queue_entries_max.max(1));
         let seq_inner = inner.clone();
-        let batch_max = config.batch_entries_max.max(1);
+        let limits = BatchLimits {
+            entries_max: config.batch_entries_max.max(1),
+            bytes_max: config.batch_bytes_max.max(1),
+        };
         let thread = std::thread::Builder::new()
             .name("ledger-sequencer".into())
-            .spawn(move || sequencer(seq_inner, frontier, rx, batch_max))
+            .spawn(move || sequencer(seq_inner, frontier, rx, limits))
             .map_err(|e| LogError::Store(StoreError::Io(e.to_string())))?;
         let log = Self {
             inner,
@@ -236,34 +385,61 @@ impl Log {
         Ok(log)
     }
 
+    /// Encodes, hashes and indexes a verified entry, outside any lock.
+    pub fn prepare(&self, entry: VerifiedEntry) -> Prepared {
+        let keys = self.inner.indexer.keys(entry.bytes());
+        Prepared {
+            leaf: entry.leaf_hash(),
+            record: entry.envelope().encode(),
+            keys,
+        }
+    }
+
+    /// Waits for room in the sequencer's queue (back-pressure), before the
+    /// caller takes any lock of its own.
+    pub async fn reserve(&self) -> Result<Reservation<'_>, LogError> {
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(LogError::Poisoned);
+        }
+        let permit = self.tx.reserve().await.map_err(|_| LogError::Closed)?;
+        Ok(Reservation { permit, log: self })
+    }
+
+    /// [`Log::reserve`] without waiting: `Ok(None)` when the queue is full.
+    pub fn try_reserve(&self) -> Result<Option<Reservation<'_>>, LogError> {
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(LogError::Poisoned);
+        }
+        match self.tx.try_reserve() {
+            Ok(permit) => Ok(Some(Reservation { permit, log: self })),
+            Err(mpsc::error::TrySendError::Full(())) => Ok(None),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(LogError::Closed),
+        }
+    }
+
     /// Appends a verified entry; resolves with its index once it is durable.
     pub async fn append(&self, entry: VerifiedEntry) -> Result<u64, LogError> {
-        let (job, rx) = self.job(entry)?;
-        self.tx.send(job).await.map_err(|_| LogError::Closed)?;
-        rx.await.map_err(|_| LogError::Closed)?
+        let prepared = self.prepare(entry);
+        let pending = self.reserve().await?.enqueue(prepared)?;
+        pending.durable().await
     }
 
     /// [`Log::append`] for threads outside any async runtime.
     pub fn append_blocking(&self, entry: VerifiedEntry) -> Result<u64, LogError> {
-        let (job, rx) = self.job(entry)?;
-        self.tx.blocking_send(job).map_err(|_| LogError::Closed)?;
-        rx.blocking_recv().map_err(|_| LogError::Closed)?
+        let prepared = self.prepare(entry);
+        let reservation = loop {
+            match self.try_reserve()? {
+                Some(r) => break r,
+                // The queue is full: the sequencer drains it within one
+                // batch's sync, so a short sleep is back-pressure, not a poll
+                // for a result.
+                None => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        };
+        reservation.enqueue(prepared)?.durable_blocking()
     }
 
-    fn job(
-        &self,
-        entry: VerifiedEntry,
-    ) -> Result<(Job, oneshot::Receiver<Result<u64, LogError>>), LogError> {
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Err(LogError::Poisoned);
-        }
-        // Index keys are derived here, on the caller's task, to keep the
-        // sequencer's critical path short.
-        let keys = self.inner.indexer.keys(entry.bytes());
-        let (reply, rx) = oneshot::channel();
-        Ok((Job { entry, keys, reply }, rx))
-    }
-
+    /// Number of durable entries.
     pub fn size(&self) -> u64 {
         self.read_view().size
     }
@@ -275,6 +451,11 @@ impl Log {
 
     pub fn stats(&self) -> &LogStats {
         &self.inner.stats
+    }
+
+    /// True once a write failed: nothing more is appended until a reopen.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
     }
 
     pub fn origin(&self) -> &str {
@@ -352,7 +533,9 @@ impl Log {
         )?)
     }
 
-    /// Signs and stores a checkpoint for the current durable size.
+    /// Signs a checkpoint for the current durable size and stores it
+    /// durably before returning it: a served checkpoint never covers an
+    /// entry, or depends on a byte, that a power cut could lose.
     pub fn publish_checkpoint(&self) -> Result<String, LogError> {
         let (size, root) = self.root();
         let note = Checkpoint {
@@ -361,7 +544,7 @@ impl Log {
             root,
         }
         .sign(&self.inner.signer)?;
-        self.inner.store.put_checkpoint(&note)?;
+        self.inner.store.put_checkpoint(size, &note)?;
         Ok(note)
     }
 
@@ -380,43 +563,44 @@ impl Log {
         let (text, _) = split_note(&note)?;
         let cp = Checkpoint::parse(text)?;
         let cosigs = self.inner.store.cosignatures(cp.size)?;
-        let text = text.to_string();
         let mut out = note.clone();
-        let mut n = 0;
-        for line in cosigs {
-            // Only lines for exactly this body; an older checkpoint of the
-            // same size cannot exist, but be strict anyway.
-            if let Some((body, sig)) = line.split_once('\u{0}') {
-                if body == text {
-                    out.push_str(sig);
-                    n += 1;
-                }
-            }
+        for line in &cosigs {
+            out.push_str(line);
         }
-        Ok((out, n))
+        Ok((out, cosigs.len()))
     }
 
-    /// Accepts a witness cosignature line for the latest checkpoint.
+    /// Accepts a witness's cosignature line for the kept checkpoint at
+    /// `size` (any recent one, not only the latest: witnesses lag), and
+    /// stores it durably. Returns the cosignature's timestamp.
     pub fn add_cosignature(
         &self,
+        size: u64,
         line: &str,
         witness: &CosignatureVerifier,
     ) -> Result<u64, LogError> {
-        let note = self.checkpoint()?;
+        let note = self
+            .inner
+            .store
+            .checkpoint_at(size)?
+            .ok_or(LogError::UnknownCheckpoint { size })?;
         let (text, _) = split_note(&note)?;
-        let cp = Checkpoint::parse(text)?;
-        let sig = parse_sig_line(line.trim_end())?;
+        let sig = parse_sig_line(line.trim_end()).map_err(LogError::MalformedCosignature)?;
         if !witness.matches(&sig) {
-            return Err(NoteError::BadSignature(sig.name).into());
+            return Err(LogError::NotThisWitness {
+                name: sig.name,
+                witness: witness.name().to_string(),
+            });
         }
         let ts = witness
             .verify(text, &sig)
-            .map_err(|_| LogError::StaleCosignature)?;
-        self.inner.store.put_cosignature(
-            cp.size,
-            witness.name(),
-            &format!("{text}\u{0}{}", sig.line()),
-        )?;
+            .map_err(|_| LogError::BadCosignature {
+                witness: witness.name().to_string(),
+                size,
+            })?;
+        self.inner
+            .store
+            .put_cosignature(size, witness.name(), &sig.line())?;
         Ok(ts)
     }
 
@@ -460,55 +644,79 @@ impl Log {
     }
 }
 
+#[derive(Clone, Copy)]
+struct BatchLimits {
+    entries_max: usize,
+    bytes_max: usize,
+}
+
+fn fail_all(jobs: &mut Vec<Job>, err: impl Fn() -> LogError) {
+    for j in jobs.drain(..) {
+        let _ = j.reply.send(Err(err()));
+    }
+}
+
 fn sequencer(
     inner: Arc<Inner>,
     mut frontier: Frontier,
     mut rx: mpsc::Receiver<Job>,
-    batch_max: usize,
+    limits: BatchLimits,
 ) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(batch_max);
+    let mut jobs: Vec<Job> = Vec::with_capacity(limits.entries_max);
     while let Some(first) = rx.blocking_recv() {
+        let mut bytes = first.prepared.record.len();
         jobs.push(first);
-        while jobs.len() < batch_max {
+        while jobs.len() < limits.entries_max && bytes < limits.bytes_max {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(j) => {
+                    bytes += j.prepared.record.len();
+                    jobs.push(j);
+                }
                 Err(_) => break,
             }
         }
         if inner.poisoned.load(Ordering::Acquire) {
-            for j in jobs.drain(..) {
-                let _ = j.reply.send(Err(LogError::Poisoned));
-            }
+            fail_all(&mut jobs, || LogError::Poisoned);
+            continue;
+        }
+        let first_index = frontier.size();
+        if jobs
+            .iter()
+            .enumerate()
+            .any(|(k, j)| j.index != first_index + k as u64)
+        {
+            // Enqueue numbers entries in queue order; a gap means a bug, and
+            // the only safe answer is to stop.
+            inner.poisoned.store(true, Ordering::Release);
+            fail_all(&mut jobs, || {
+                LogError::Inconsistent("queue order and index order differ".into())
+            });
             continue;
         }
         let mut batch = AppendBatch {
-            first: frontier.size(),
-            ..Default::default()
+            records: Vec::with_capacity(jobs.len()),
+            derived: Derived {
+                first: first_index,
+                count: jobs.len() as u64,
+                ..Derived::default()
+            },
         };
         let mut next = frontier.clone();
-        for j in &jobs {
+        for j in jobs.iter_mut() {
             let idx = next.size();
-            batch.records.push(j.entry.envelope().encode());
-            next.push(j.entry.leaf_hash(), |level, i, h| {
-                batch.hashes.push((level, i, *h))
+            next.push(j.prepared.leaf, |level, i, h| {
+                batch.derived.hashes.push((level, i, *h))
             });
-            for (k, v) in &j.keys {
-                batch.index_keys.push((k.clone(), v.clone(), idx));
+            for (k, v) in j.prepared.keys.drain(..) {
+                batch.derived.index_keys.push((k, v, idx));
             }
+            batch.records.push(std::mem::take(&mut j.prepared.record));
         }
         match inner.store.append(&batch) {
             Ok(()) => {
                 {
                     let mut view = inner.view.write().unwrap_or_else(|p| p.into_inner());
-                    for (level, _idx, h) in &batch.hashes {
-                        if *level >= CACHE_LEVEL_MIN {
-                            let l = (*level - CACHE_LEVEL_MIN) as usize;
-                            if view.cache.len() <= l {
-                                view.cache.resize(l + 1, Vec::new());
-                            }
-                            view.cache[l].push(*h);
-                        }
-                    }
+                    view.cache_hashes(&batch.derived.hashes);
                     view.size = next.size();
                     view.root = next.root();
                 }
@@ -518,7 +726,7 @@ fn sequencer(
                 inner.stats.entries.fetch_add(n, Ordering::Relaxed);
                 inner.stats.batch_entries_last.store(n, Ordering::Relaxed);
                 for (k, j) in jobs.drain(..).enumerate() {
-                    let _ = j.reply.send(Ok(batch.first + k as u64));
+                    let _ = j.reply.send(Ok(first_index + k as u64));
                 }
             }
             Err(e) => {
@@ -527,11 +735,7 @@ fn sequencer(
                 // reloads the truth from the store.
                 inner.poisoned.store(true, Ordering::Release);
                 let msg = e.to_string();
-                for j in jobs.drain(..) {
-                    let _ = j
-                        .reply
-                        .send(Err(LogError::Store(StoreError::Io(msg.clone()))));
-                }
+                fail_all(&mut jobs, || LogError::Store(StoreError::Io(msg.clone())));
             }
         }
     }

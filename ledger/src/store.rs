@@ -1,26 +1,47 @@
-//! The narrow storage interface and its sled implementation.
+//! The narrow storage interface and its embedded implementation.
 //!
-//! A store holds four things: entry records by index, complete-subtree
-//! hashes by (level, index), derived secondary-index keys, and small
-//! metadata (size, latest checkpoint, cosignatures). [`Store::append`] is the
-//! only way the log grows; it is atomic and durable when it returns.
+//! A store holds the entries (the truth) and data derived from them:
+//! complete-subtree hashes by (level, index), secondary-index keys and
+//! where each entry lies; plus checkpoints and witness cosignatures.
+//! [`Store::append`] is the only way the log grows: it returns only after
+//! the entries are durable.
+//!
+//! [`SledStore`] keeps the entries in an append-only [`Segment`] file,
+//! synced with `fdatasync` before any append returns, and everything
+//! derived in sled, written after that sync without one of its own: after
+//! a crash the derived data may lag the segment, never lead it, and
+//! [`crate::Log::open`] rebuilds the lagging tail from the entries.
+//! Checkpoints and cosignatures are synced (sled's flush, then
+//! `fdatasync` of sled's data file) before they are served or acknowledged.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 use thiserror::Error;
 
 use crate::merkle::{Hash, NodeSource, ProofError};
+use crate::segment::{RecordPos, Segment};
 
-/// Tree names, public so tools and tamper tests can find the raw data.
-pub const TREE_ENTRIES: &str = "entries";
-pub const TREE_HASHES: &str = "hashes";
-pub const TREE_INDEX: &str = "index";
-pub const TREE_META: &str = "meta";
+/// The entry segment's file name inside a store directory.
+pub const SEGMENT_FILE: &str = "entries";
+/// sled's directory inside a store directory.
+pub const SLED_DIR: &str = "sled";
+/// sled tree names, public so tools and tamper tests can find raw data.
+pub const TREE_DERIVED: &str = "derived";
+pub const TREE_CHECKPOINTS: &str = "checkpoints";
 pub const TREE_COSIGS: &str = "cosigs";
-const META_SIZE: &[u8] = b"size";
-const META_CHECKPOINT: &[u8] = b"checkpoint";
+/// Key prefixes inside the derived tree. One tree, so that one sled batch
+/// (atomic) carries a whole append's derived data.
+pub const KEY_POS: u8 = b'o';
+pub const KEY_HASH: u8 = b'h';
+pub const KEY_INDEX: u8 = b'i';
+const KEY_META: &[u8] = b"m";
+/// Checkpoints kept for witnesses to cosign; older ones (and their
+/// cosignatures) are pruned.
+pub const CHECKPOINTS_KEPT_MAX: usize = 1024;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -30,6 +51,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("append at {got} does not follow the log size {size}")]
     OutOfOrder { got: u64, size: u64 },
+    #[error("the entry segment is damaged at entry {index}: {detail}")]
+    Damaged { index: u64, detail: String },
+    #[error(
+        "{what} covers {want} entries but the segment holds {have}: acknowledged entries were lost"
+    )]
+    Lost {
+        what: &'static str,
+        have: u64,
+        want: u64,
+    },
 }
 
 impl From<sled::Error> for StoreError {
@@ -38,26 +69,38 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// One group-commit batch, fully prepared by the sequencer.
+/// Data derived from entries `first..first + count`: rebuildable at will.
 #[derive(Debug, Default)]
-pub struct AppendBatch {
-    /// Index of the first record; must equal the store's size.
+pub struct Derived {
     pub first: u64,
-    /// Encoded envelopes, verbatim, in index order.
-    pub records: Vec<Vec<u8>>,
-    /// Every complete-subtree hash the batch creates: (level, index, hash).
+    pub count: u64,
+    /// Every complete-subtree hash these entries create: (level, index, hash).
     pub hashes: Vec<(u8, u64, Hash)>,
     /// Secondary-index keys: (kind, key, entry index).
     pub index_keys: Vec<(String, String, u64)>,
 }
 
-/// What the log needs from storage; small so a PostgreSQL back end can
+/// One group-commit batch, fully prepared by the sequencer.
+#[derive(Debug, Default)]
+pub struct AppendBatch {
+    /// Encoded envelopes, verbatim, in index order from `derived.first`.
+    pub records: Vec<Vec<u8>>,
+    pub derived: Derived,
+}
+
+/// What the log needs from storage; small so that a PostgreSQL back end can
 /// implement it for several stateless gateway replicas.
 pub trait Store: Send + Sync {
     /// Number of durable entries.
     fn size(&self) -> Result<u64, StoreError>;
-    /// Appends atomically (all of the batch or none) and durably.
+    /// Number of entries whose derived data is stored (≤ `size`).
+    fn derived_size(&self) -> Result<u64, StoreError>;
+    /// Appends the records durably, then stores their derived data. Returns
+    /// only after the records are durable; on error the outcome is unknown
+    /// until the store is reopened.
     fn append(&self, batch: &AppendBatch) -> Result<(), StoreError>;
+    /// Stores derived data for entries already durable (a rebuild).
+    fn put_derived(&self, derived: &Derived) -> Result<(), StoreError>;
     /// The encoded envelope at `index`.
     fn record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The hash of the complete subtree at (`level`, `index`).
@@ -74,15 +117,29 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<u64>, StoreError>;
     /// Replaces every secondary-index key (a rebuild from the entries).
     fn replace_index(&self, keys: &[(String, String, u64)]) -> Result<(), StoreError>;
-    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
+    /// Stores a checkpoint for `size` durably; keeps the recent ones.
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
+    /// The latest checkpoint.
     fn checkpoint(&self) -> Result<Option<String>, StoreError>;
+    /// The kept checkpoint for `size`, if any.
+    fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StoreError>;
+    /// Stores a witness's cosignature line for the checkpoint at `size`
+    /// durably.
     fn put_cosignature(&self, size: u64, name: &str, line: &str) -> Result<(), StoreError>;
     fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError>;
 }
 
-fn hash_key(level: u8, index: u64) -> [u8; 9] {
+fn hash_key(level: u8, index: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = KEY_HASH;
+    k[1] = level;
+    k[2..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn pos_key(index: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = level;
+    k[0] = KEY_POS;
     k[1..].copy_from_slice(&index.to_be_bytes());
     k
 }
@@ -95,7 +152,8 @@ fn index_key(kind: &str, key: &str, index: u64) -> Vec<u8> {
 
 fn index_prefix(kind: &str, key: &str) -> Vec<u8> {
     // NUL separators: kinds and keys are printable, so prefixes never collide.
-    let mut k = Vec::with_capacity(kind.len() + key.len() + 10);
+    let mut k = Vec::with_capacity(kind.len() + key.len() + 11);
+    k.push(KEY_INDEX);
     k.extend_from_slice(kind.as_bytes());
     k.push(0);
     k.extend_from_slice(key.as_bytes());
@@ -109,13 +167,87 @@ fn be_u64(b: &[u8]) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt("bad integer".into()))
 }
 
-/// How long `open` waits for another handle in this process to let go.
+/// Where derived data ends: entries below `size` have it, and the segment
+/// can be rescanned from the frame boundary (`resume_index`, `resume_at`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Meta {
+    size: u64,
+    resume_index: u64,
+    resume_at: u64,
+}
+
+impl Meta {
+    fn to_bytes(self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[..8].copy_from_slice(&self.size.to_be_bytes());
+        b[8..16].copy_from_slice(&self.resume_index.to_be_bytes());
+        b[16..].copy_from_slice(&self.resume_at.to_be_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Result<Self, StoreError> {
+        if b.len() != 24 {
+            return Err(StoreError::Corrupt("derived meta is not 24 bytes".into()));
+        }
+        Ok(Self {
+            size: be_u64(&b[..8])?,
+            resume_index: be_u64(&b[8..16])?,
+            resume_at: be_u64(&b[16..])?,
+        })
+    }
+}
+
+/// Entries in the segment whose derived data is not yet in sled (only after
+/// a crash or a lost sled write), with the frame boundaries among them.
+#[derive(Default)]
+struct Tail {
+    first: u64,
+    records: Vec<RecordPos>,
+    /// (index after the frame, byte offset after the frame).
+    frames: Vec<(u64, u64)>,
+}
+
+/// A private copy of the sled directory, removed on drop: sled 0.34 has no
+/// read-only mode, and a check must never write to the store it checks.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The embedded store: an entry segment plus sled for everything derived.
+pub struct SledStore {
+    segment: Segment,
+    db: sled::Db,
+    /// sled's data file, for the `fdatasync` that sled's own flush lacks.
+    db_file: File,
+    derived: sled::Tree,
+    checkpoints: sled::Tree,
+    cosigs: sled::Tree,
+    derived_size: AtomicU64,
+    tail: Mutex<Tail>,
+    kept: Mutex<VecDeque<u64>>,
+    timings: AppendTimings,
+    _scratch: Option<ScratchDir>,
+}
+
+/// Where append time goes, for the benchmark and metrics: the segment's
+/// write and `fdatasync` (what an acknowledgement waits for) against the
+/// derived data's sled write.
+#[derive(Debug, Default)]
+pub struct AppendTimings {
+    pub batches: AtomicU64,
+    pub segment_nanos: AtomicU64,
+    pub derived_nanos: AtomicU64,
+}
+
+/// How long `open` waits for sled's lock after another handle let go.
 const LOCK_WAIT_MS_MAX: u64 = 5_000;
 
-/// Opens the sled database, waiting briefly for its file lock: after a
-/// `Db` is dropped, sled's background flusher releases the lock a moment
-/// later, so an immediate reopen in the same process (a restart, a tool
-/// run after the server closed) can otherwise fail spuriously.
+/// Opens sled, waiting briefly for its file lock: after a `Db` is dropped,
+/// sled's background flusher releases the lock a moment later.
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let mut waited_ms = 0;
     loop {
@@ -131,82 +263,274 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// The embedded sled store.
-pub struct SledStore {
-    db: sled::Db,
-    entries: sled::Tree,
-    hashes: sled::Tree,
-    index: sled::Tree,
-    meta: sled::Tree,
-    cosigs: sled::Tree,
+fn copy_dir(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Io(format!("cannot copy {}: {e}", from.display()));
+    std::fs::create_dir_all(to).map_err(io)?;
+    for ent in std::fs::read_dir(from).map_err(io)? {
+        let ent = ent.map_err(io)?;
+        let ty = ent.file_type().map_err(io)?;
+        let dest = to.join(ent.file_name());
+        if ty.is_dir() {
+            copy_dir(&ent.path(), &dest)?;
+        } else if ty.is_file() {
+            std::fs::copy(ent.path(), dest).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 impl SledStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = open_db(path)?;
+    /// Opens (creating if absent) the store in `dir` for appending.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let segment = Segment::open(&dir.join(SEGMENT_FILE))?;
+        Self::assemble(segment, &dir.join(SLED_DIR), None, false)
+    }
+
+    /// Opens the store in `dir` without writing to it: the segment under a
+    /// shared lock (refused while a writer holds it), sled through a private
+    /// copy. Every frame's checksum is checked from the start; a torn tail
+    /// is ignored, not cut.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let segment = Segment::open_read_only(&dir.join(SEGMENT_FILE))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let scratch = ScratchDir(
+            std::env::temp_dir().join(format!("consentry-ro-{}-{stamp}", std::process::id())),
+        );
+        let sled_dir = dir.join(SLED_DIR);
+        if sled_dir.exists() {
+            copy_dir(&sled_dir, &scratch.0)?;
+        }
+        let path = scratch.0.clone();
+        Self::assemble(segment, &path, Some(scratch), true)
+    }
+
+    fn assemble(
+        mut segment: Segment,
+        sled_dir: &Path,
+        scratch: Option<ScratchDir>,
+        scan_all: bool,
+    ) -> Result<Self, StoreError> {
+        let db = open_db(sled_dir)?;
+        let db_file = File::open(sled_dir.join("db"))
+            .map_err(|e| StoreError::Io(format!("cannot open sled's data file: {e}")))?;
+        let derived = db.open_tree(TREE_DERIVED)?;
+        let checkpoints = db.open_tree(TREE_CHECKPOINTS)?;
+        let cosigs = db.open_tree(TREE_COSIGS)?;
+        let meta = match derived.get(KEY_META)? {
+            Some(v) => Meta::from_bytes(&v)?,
+            None => Meta::default(),
+        };
+        let (from, from_index) = if scan_all {
+            (0, 0)
+        } else {
+            (meta.resume_at, meta.resume_index)
+        };
+        let scan = segment.recover(from, from_index)?;
+        if segment.size() < meta.size {
+            return Err(StoreError::Lost {
+                what: "derived data",
+                have: segment.size(),
+                want: meta.size,
+            });
+        }
+        let mut kept = VecDeque::new();
+        for k in checkpoints.iter().keys() {
+            kept.push_back(be_u64(&k?)?);
+        }
+        if let Some(&latest) = kept.back() {
+            if latest > segment.size() {
+                return Err(StoreError::Lost {
+                    what: "a checkpoint",
+                    have: segment.size(),
+                    want: latest,
+                });
+            }
+        }
+        let tail = Tail {
+            first: from_index,
+            records: scan.records,
+            frames: scan.frames,
+        };
         Ok(Self {
-            entries: db.open_tree(TREE_ENTRIES)?,
-            hashes: db.open_tree(TREE_HASHES)?,
-            index: db.open_tree(TREE_INDEX)?,
-            meta: db.open_tree(TREE_META)?,
-            cosigs: db.open_tree(TREE_COSIGS)?,
+            segment,
             db,
+            db_file,
+            derived,
+            checkpoints,
+            cosigs,
+            derived_size: AtomicU64::new(meta.size),
+            tail: Mutex::new(tail),
+            kept: Mutex::new(kept),
+            timings: AppendTimings::default(),
+            _scratch: scratch,
         })
     }
 
-    /// Index of the last record actually present, for the whole-log check.
-    pub fn last_record_index(&self) -> Result<Option<u64>, StoreError> {
-        match self.entries.last()? {
-            Some((k, _)) => Ok(Some(be_u64(&k)?)),
-            None => Ok(None),
+    /// Compares every stored entry position with the one a scan found
+    /// (a store opened with [`SledStore::open_read_only`] scanned them all);
+    /// returns the first entry whose derived position is missing or wrong.
+    pub fn check_positions(&self) -> Result<(), (u64, String)> {
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let derived = self.derived_size.load(Ordering::Acquire);
+        for (k, scanned) in tail.records.iter().enumerate() {
+            let i = tail.first + k as u64;
+            if i >= derived {
+                break;
+            }
+            match self.derived.get(pos_key(i)) {
+                Ok(Some(v)) if RecordPos::from_bytes(&v).ok() == Some(*scanned) => {}
+                Ok(Some(_)) => return Err((i, "stored entry position is wrong".into())),
+                Ok(None) => return Err((i, "stored entry position is missing".into())),
+                Err(e) => return Err((i, format!("cannot read entry position: {e}"))),
+            }
         }
+        Ok(())
+    }
+
+    pub fn timings(&self) -> &AppendTimings {
+        &self.timings
+    }
+
+    /// Makes every sled write so far durable: sled's flush ends in
+    /// `sync_file_range`, which is no barrier against power loss.
+    fn sync_sled(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.db_file
+            .sync_data()
+            .map_err(|e| StoreError::Io(format!("cannot fdatasync sled's data file: {e}")))
+    }
+
+    fn write_derived(
+        &self,
+        d: &Derived,
+        positions: &[RecordPos],
+        resume: (u64, u64),
+    ) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (n, p) in positions.iter().enumerate() {
+            b.insert(&pos_key(d.first + n as u64), &p.to_bytes());
+        }
+        for (level, idx, hash) in &d.hashes {
+            b.insert(&hash_key(*level, *idx), &hash[..]);
+        }
+        for (kind, key, idx) in &d.index_keys {
+            b.insert(index_key(kind, key, *idx), &[][..]);
+        }
+        let meta = Meta {
+            size: d.first + d.count,
+            resume_index: resume.0,
+            resume_at: resume.1,
+        };
+        b.insert(KEY_META, &meta.to_bytes());
+        // One batch on one tree is atomic: after a crash sled has all of
+        // it or none, and the meta never claims data it lacks.
+        self.derived.apply_batch(b)?;
+        self.derived_size.store(meta.size, Ordering::Release);
+        Ok(())
     }
 }
 
 impl Store for SledStore {
     fn size(&self) -> Result<u64, StoreError> {
-        match self.meta.get(META_SIZE)? {
-            Some(v) => be_u64(&v),
-            None => Ok(0),
-        }
+        Ok(self.segment.size())
+    }
+
+    fn derived_size(&self) -> Result<u64, StoreError> {
+        Ok(self.derived_size.load(Ordering::Acquire))
     }
 
     fn append(&self, batch: &AppendBatch) -> Result<(), StoreError> {
-        let size = self.size()?;
-        if batch.first != size {
+        let d = &batch.derived;
+        if d.count != batch.records.len() as u64 || d.first != self.derived_size()? {
             return Err(StoreError::OutOfOrder {
-                got: batch.first,
-                size,
+                got: d.first,
+                size: self.derived_size()?,
             });
         }
-        let new_size = size + batch.records.len() as u64;
-        // One transaction over all trees: after a crash either the whole
-        // batch (entries, hashes, index keys, size) is there or none of it.
-        let res: Result<(), TransactionError<()>> =
-            (&self.entries, &self.hashes, &self.index, &self.meta).transaction(|(e, h, i, m)| {
-                for (n, rec) in batch.records.iter().enumerate() {
-                    e.insert(&(batch.first + n as u64).to_be_bytes(), rec.as_slice())?;
+        let t = std::time::Instant::now();
+        let positions = self.segment.append(d.first, &batch.records)?;
+        let synced = t.elapsed();
+        let resume = (d.first + d.count, self.segment.end());
+        self.write_derived(d, &positions, resume)?;
+        let total = t.elapsed();
+        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.timings.batches.fetch_add(1, Ordering::Relaxed);
+        self.timings
+            .segment_nanos
+            .fetch_add(nanos(synced), Ordering::Relaxed);
+        self.timings
+            .derived_nanos
+            .fetch_add(nanos(total - synced), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn put_derived(&self, d: &Derived) -> Result<(), StoreError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let size = self.derived_size()?;
+        let end = d.first + d.count;
+        if d.first != size || end > self.segment.size() || d.first < tail.first {
+            return Err(StoreError::OutOfOrder { got: d.first, size });
+        }
+        let lo = (d.first - tail.first) as usize;
+        let hi = (end - tail.first) as usize;
+        let positions = tail
+            .records
+            .get(lo..hi)
+            .ok_or_else(|| StoreError::Corrupt("derived rebuild past the scanned tail".into()))?
+            .to_vec();
+        // Resume from the last frame boundary at or below the new size; if
+        // no whole frame is covered yet, from where the tail began.
+        let resume = match tail.frames.iter().rev().find(|(next, _)| *next <= end) {
+            Some(&f) => f,
+            None => match self.derived.get(KEY_META)? {
+                Some(v) => {
+                    let old = Meta::from_bytes(&v)?;
+                    (old.resume_index, old.resume_at)
                 }
-                for (level, idx, hash) in &batch.hashes {
-                    h.insert(&hash_key(*level, *idx), &hash[..])?;
-                }
-                for (kind, key, idx) in &batch.index_keys {
-                    i.insert(index_key(kind, key, *idx), &[][..])?;
-                }
-                m.insert(META_SIZE, &new_size.to_be_bytes())?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        res.map_err(|e| StoreError::Io(format!("{e:?}")))?;
-        self.db.flush()?;
+                None => (0, 0),
+            },
+        };
+        self.write_derived(d, &positions, resume)?;
+        if end == self.segment.size() {
+            *tail = Tail {
+                first: end,
+                ..Tail::default()
+            };
+        }
         Ok(())
     }
 
     fn record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.entries.get(index.to_be_bytes())?.map(|v| v.to_vec()))
+        if index >= self.segment.size() {
+            return Ok(None);
+        }
+        let pos = match self.derived.get(pos_key(index))? {
+            Some(v) => RecordPos::from_bytes(&v)?,
+            None => {
+                let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+                match index
+                    .checked_sub(tail.first)
+                    .and_then(|i| tail.records.get(i as usize))
+                {
+                    Some(p) => *p,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "entry {index} has no stored position"
+                        )))
+                    }
+                }
+            }
+        };
+        self.segment.read(pos).map(Some)
     }
 
     fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
-        match self.hashes.get(hash_key(level, index))? {
+        match self.derived.get(hash_key(level, index))? {
             Some(v) => Hash::try_from(&v[..])
                 .map(Some)
                 .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into())),
@@ -216,14 +540,15 @@ impl Store for SledStore {
 
     fn hashes_from_level(&self, level_min: u8) -> Result<Vec<(u8, u64, Hash)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.hashes.range(hash_key(level_min, 0)..) {
+        let end: &[u8] = &[KEY_HASH + 1];
+        for kv in self.derived.range(&hash_key(level_min, 0)[..]..end) {
             let (k, v) = kv?;
-            if k.len() != 9 {
+            if k.len() != 10 {
                 return Err(StoreError::Corrupt("bad hash key".into()));
             }
             let h = Hash::try_from(&v[..])
                 .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))?;
-            out.push((k[0], be_u64(&k[1..])?, h));
+            out.push((k[1], be_u64(&k[2..])?, h));
         }
         Ok(out)
     }
@@ -238,7 +563,7 @@ impl Store for SledStore {
         let start = index_prefix(kind, key);
         let end = index_key(kind, key, before);
         let mut out = Vec::new();
-        for kv in self.index.range(start.clone()..end).rev() {
+        for kv in self.derived.range(start.clone()..end).rev() {
             let (k, _) = kv?;
             out.push(be_u64(&k[start.len()..])?);
             if out.len() >= limit {
@@ -249,24 +574,46 @@ impl Store for SledStore {
     }
 
     fn replace_index(&self, keys: &[(String, String, u64)]) -> Result<(), StoreError> {
-        self.index.clear()?;
         let mut b = sled::Batch::default();
+        for kv in self.derived.scan_prefix([KEY_INDEX]) {
+            b.remove(kv?.0);
+        }
         for (kind, key, idx) in keys {
             b.insert(index_key(kind, key, *idx), &[][..]);
         }
-        self.index.apply_batch(b)?;
-        self.db.flush()?;
+        self.derived.apply_batch(b)?;
         Ok(())
     }
 
-    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        self.meta.insert(META_CHECKPOINT, note.as_bytes())?;
-        self.db.flush()?;
-        Ok(())
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        self.checkpoints
+            .insert(size.to_be_bytes(), note.as_bytes())?;
+        if kept.back() != Some(&size) {
+            kept.push_back(size);
+        }
+        while kept.len() > CHECKPOINTS_KEPT_MAX {
+            if let Some(old) = kept.pop_front() {
+                self.checkpoints.remove(old.to_be_bytes())?;
+                for kv in self.cosigs.scan_prefix(old.to_be_bytes()) {
+                    self.cosigs.remove(kv?.0)?;
+                }
+            }
+        }
+        self.sync_sled()
     }
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {
-        match self.meta.get(META_CHECKPOINT)? {
+        match self.checkpoints.last()? {
+            Some((_, v)) => String::from_utf8(v.to_vec())
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("checkpoint is not utf-8".into())),
+            None => Ok(None),
+        }
+    }
+
+    fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StoreError> {
+        match self.checkpoints.get(size.to_be_bytes())? {
             Some(v) => String::from_utf8(v.to_vec())
                 .map(Some)
                 .map_err(|_| StoreError::Corrupt("checkpoint is not utf-8".into())),
@@ -278,8 +625,7 @@ impl Store for SledStore {
         let mut k = size.to_be_bytes().to_vec();
         k.extend_from_slice(name.as_bytes());
         self.cosigs.insert(k, line.as_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        self.sync_sled()
     }
 
     fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use ledger::merkle::{self, MemoryTree};
 use ledger::{
-    Checkpoint, Cosigner, Envelope, FieldIndexer, Log, LogConfig, SledStore, StaticKeys, Store,
+    Checkpoint, Cosigner, Envelope, FieldIndexer, Log, LogConfig, LogError, SledStore, StaticKeys,
+    Store,
 };
 use proptest::prelude::*;
 
@@ -128,18 +129,34 @@ proptest! {
     }
 }
 
+/// The participant an entry names (the test entries carry one).
+fn participant_of(bytes: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    v["participant"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn indexes_checkpoints_and_cosignatures() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let log = open(dir.path());
-    append_rounds(&log, &rt, &[10], 0);
-    // p0 holds entries 0, 3, 6, 9; newest first, paged by `before`.
+    // Concurrent tasks land in any order: expectations come from the
+    // indexes the appends returned, never from the order tasks were spawned.
+    let entries = append_rounds(&log, &rt, &[10], 0);
+    let want_p0: Vec<u64> = (0..entries.len() as u64)
+        .rev()
+        .filter(|&i| participant_of(&entries[i as usize]) == "p0")
+        .collect();
+    assert_eq!(want_p0.len(), 4, "spawns 0, 3, 6 and 9 name p0");
     assert_eq!(
         log.lookup("participant", "p0", u64::MAX, 10).unwrap(),
-        vec![9, 6, 3, 0]
+        want_p0
     );
-    assert_eq!(log.lookup("participant", "p0", 6, 1).unwrap(), vec![3]);
+    // Paged by `before`: the one p0 entry below the second newest.
+    assert_eq!(
+        log.lookup("participant", "p0", want_p0[1], 1).unwrap(),
+        vec![want_p0[2]]
+    );
     assert_eq!(
         log.lookup("participant", "p00", u64::MAX, 10).unwrap(),
         Vec::<u64>::new()
@@ -148,7 +165,7 @@ fn indexes_checkpoints_and_cosignatures() {
     log.rebuild_indexes().unwrap();
     assert_eq!(
         log.lookup("participant", "p0", u64::MAX, 10).unwrap(),
-        vec![9, 6, 3, 0]
+        want_p0
     );
 
     let note = log.publish_checkpoint().unwrap();
@@ -158,7 +175,7 @@ fn indexes_checkpoints_and_cosignatures() {
     let w = Cosigner::new("witness.example/w1", SigningKey::from_bytes(&[21; 32])).unwrap();
     let line = w.cosign(&cp.body(), 1_800_000_000).line();
     assert_eq!(
-        log.add_cosignature(&line, &w.verifier()).unwrap(),
+        log.add_cosignature(cp.size, &line, &w.verifier()).unwrap(),
         1_800_000_000
     );
     let (with, n) = log.checkpoint_with_cosignatures().unwrap();
@@ -166,29 +183,60 @@ fn indexes_checkpoints_and_cosignatures() {
     assert!(with.ends_with(&line));
     // The note still opens with the log key alone.
     assert!(Checkpoint::open(&with, &signer().verifier()).is_ok());
-    // A cosignature over another checkpoint is refused.
-    let stale = w
-        .cosign(
-            &Checkpoint {
-                size: 3,
-                ..cp.clone()
-            }
-            .body(),
-            1,
-        )
-        .line();
-    assert!(log.add_cosignature(&stale, &w.verifier()).is_err());
-    let other = Cosigner::new("witness.example/w2", SigningKey::from_bytes(&[22; 32])).unwrap();
-    assert!(log
-        .add_cosignature(&other.cosign(&cp.body(), 1).line(), &w.verifier())
-        .is_err());
+
+    // A later checkpoint does not stop a lagging witness cosigning the
+    // earlier one: recent checkpoints are kept by size.
+    append_rounds(&log, &rt, &[3], 10);
+    let later = Checkpoint::open(&log.publish_checkpoint().unwrap(), &signer().verifier()).unwrap();
+    assert_eq!(later.size, 13);
+    let w2 = Cosigner::new("witness.example/w2", SigningKey::from_bytes(&[22; 32])).unwrap();
+    let late_line = w2.cosign(&cp.body(), 7).line();
+    assert_eq!(
+        log.add_cosignature(cp.size, &late_line, &w2.verifier())
+            .unwrap(),
+        7
+    );
+
+    // Each refusal has its own typed error.
+    let other_size = Checkpoint {
+        size: 3,
+        ..cp.clone()
+    };
+    assert!(matches!(
+        log.add_cosignature(3, &w.cosign(&other_size.body(), 1).line(), &w.verifier()),
+        Err(LogError::UnknownCheckpoint { size: 3 })
+    ));
+    // A cosignature over the 13-entry checkpoint offered for the 10-entry one.
+    assert!(matches!(
+        log.add_cosignature(cp.size, &w.cosign(&later.body(), 1).line(), &w.verifier()),
+        Err(LogError::BadCosignature { size: 10, .. })
+    ));
+    assert!(matches!(
+        log.add_cosignature(cp.size, &w2.cosign(&cp.body(), 1).line(), &w.verifier()),
+        Err(LogError::NotThisWitness { .. })
+    ));
+    assert!(matches!(
+        log.add_cosignature(cp.size, "not a signature line", &w.verifier()),
+        Err(LogError::MalformedCosignature(_))
+    ));
     log.close();
 }
 
 #[test]
 fn bad_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
     let log = open(dir.path());
+    append_rounds(&log, &rt, &[5], 0);
+    let note = log.publish_checkpoint().unwrap();
+    let cp = Checkpoint::open(&note, &signer().verifier()).unwrap();
+    log.close();
+    let segment = || std::fs::read(dir.path().join(ledger::store::SEGMENT_FILE)).unwrap();
+    let before = segment();
+    let log = open(dir.path());
+
+    // Entries that fail verification never become a `VerifiedEntry`, so the
+    // type system keeps them from the log; check each is refused.
     let good = br#"{"type":"t","v":1}"#.to_vec();
     let mut bad_sig = Envelope::sign(good.clone(), "author", &author());
     bad_sig.signatures[0].signature[0] ^= 1;
@@ -202,11 +250,31 @@ fn bad_input_writes_nothing() {
         assert!(env.verify(&keys()).is_err());
     }
     assert!(Envelope::from_json(b"{\"entry\": 5}").is_err());
-    // None of these could even be offered to the log: the type system needs
-    // a VerifiedEntry. The log is unchanged.
-    assert_eq!(log.size(), 0);
+
+    // What the log itself takes from outside: cosignature lines and proof
+    // sizes. Each bad one is refused through the real log.
+    let w = Cosigner::new("witness.example/w1", SigningKey::from_bytes(&[21; 32])).unwrap();
+    let mut forged = w.cosign(&cp.body(), 5).line();
+    forged.replace_range(forged.len() - 6..forged.len() - 2, "AAAA");
+    for line in ["", "— x\n", forged.as_str()] {
+        assert!(
+            log.add_cosignature(cp.size, line, &w.verifier()).is_err(),
+            "{line:?}"
+        );
+    }
+    assert!(log
+        .add_cosignature(cp.size + 1, &w.cosign(&cp.body(), 5).line(), &w.verifier())
+        .is_err());
+    assert!(log.inclusion_proof(0, 6).is_err());
+    assert!(log.inclusion_proof(5, 5).is_err());
+    assert!(log.consistency_proof(6, 5).is_err());
+    assert!(log.consistency_proof(2, 6).is_err());
+    assert_eq!(log.size(), 5);
+    assert_eq!(log.checkpoint_with_cosignatures().unwrap().1, 0);
     log.close();
+    // The entry segment is byte for byte what it was.
+    assert_eq!(segment(), before);
     let store = SledStore::open(dir.path()).unwrap();
-    assert_eq!(store.size().unwrap(), 0);
-    assert_eq!(store.record(0).unwrap(), None);
+    assert_eq!(store.size().unwrap(), 5);
+    assert_eq!(store.record(5).unwrap(), None);
 }

@@ -1,14 +1,14 @@
 //! Tamper detection: the whole-log check names the index of a flipped
-//! entry byte, a flipped node hash, a missing entry and a truncated tree.
+//! entry or signature byte, a flipped node hash, a lost entry position, a
+//! damaged frame and a truncated segment; it ignores a torn tail, refuses a
+//! running store, and writes nothing.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use ledger::store::{TREE_ENTRIES, TREE_HASHES, TREE_META};
-use ledger::{
-    fsck, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
-};
+use ledger::store::{KEY_HASH, KEY_POS, SEGMENT_FILE, SLED_DIR, TREE_DERIVED};
+use ledger::{Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
 
 const N: u64 = 100;
 
@@ -43,24 +43,33 @@ fn build(dir: &Path) {
 }
 
 fn check(dir: &Path) -> Result<ledger::FsckReport, ledger::Finding> {
-    let store = SledStore::open(dir).unwrap();
-    fsck(&store, &keys(), &signer().verifier(), 2, |_, _| {})
+    ledger::fsck::fsck_path(dir, &keys(), &signer().verifier())
 }
 
-/// Builds a clean log, lets `tamper` edit the raw sled trees, then checks.
-fn tampered(tamper: impl FnOnce(&sled::Db)) -> Result<ledger::FsckReport, ledger::Finding> {
+/// Builds a clean log, lets `tamper` edit the stopped store's files, then
+/// checks it read-only.
+fn tampered(tamper: impl FnOnce(&Path)) -> Result<ledger::FsckReport, ledger::Finding> {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    {
-        let db = sled::open(dir.path()).unwrap();
-        tamper(&db);
-        db.flush().unwrap();
-    }
+    tamper(dir.path());
     check(dir.path())
 }
 
+/// Edits sled's derived tree of a stopped store.
+fn with_derived(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir.join(SLED_DIR)).unwrap();
+    edit(&db.open_tree(TREE_DERIVED).unwrap());
+    db.flush().unwrap();
+}
+
 fn hash_key(level: u8, index: u64) -> Vec<u8> {
-    let mut k = vec![level];
+    let mut k = vec![KEY_HASH, level];
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn pos_key(index: u64) -> Vec<u8> {
+    let mut k = vec![KEY_POS];
     k.extend_from_slice(&index.to_be_bytes());
     k
 }
@@ -69,6 +78,26 @@ fn flip(tree: &sled::Tree, key: &[u8], at: usize) {
     let mut v = tree.get(key).unwrap().unwrap().to_vec();
     v[at] ^= 0x01;
     tree.insert(key, v).unwrap();
+}
+
+fn segment(dir: &Path) -> std::path::PathBuf {
+    dir.join(SEGMENT_FILE)
+}
+
+/// Byte offset of entry `i`'s JSON in the segment (each entry is unique).
+fn entry_offset(dir: &Path, i: u64) -> usize {
+    let bytes = std::fs::read(segment(dir)).unwrap();
+    let needle = format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes();
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("entry is in the segment")
+}
+
+fn flip_file(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -81,13 +110,9 @@ fn clean_log_passes() {
 
 #[test]
 fn flipped_entry_byte_is_found() {
-    // Byte 10 of the record lies inside the entry JSON (after the 4-byte length).
-    let f = tampered(|db| {
-        flip(
-            &db.open_tree(TREE_ENTRIES).unwrap(),
-            &37u64.to_be_bytes(),
-            10,
-        )
+    let f = tampered(|d| {
+        let at = entry_offset(d, 37) + 5;
+        flip_file(&segment(d), at);
     })
     .unwrap_err();
     assert_eq!(f.index, 37, "{f}");
@@ -95,10 +120,11 @@ fn flipped_entry_byte_is_found() {
 
 #[test]
 fn flipped_signature_byte_is_found() {
-    let f = tampered(|db| {
-        let t = db.open_tree(TREE_ENTRIES).unwrap();
-        let len = t.get(12u64.to_be_bytes()).unwrap().unwrap().len();
-        flip(&t, &12u64.to_be_bytes(), len - 1);
+    let f = tampered(|d| {
+        // entry JSON ‖ signature count ‖ key id length ‖ "author" ‖ signature
+        let json = r#"{"type":"t","v":1,"i":12}"#.len();
+        let at = entry_offset(d, 12) + json + 1 + 1 + "author".len() + 63;
+        flip_file(&segment(d), at);
     })
     .unwrap_err();
     assert_eq!(f.index, 12, "{f}");
@@ -106,55 +132,108 @@ fn flipped_signature_byte_is_found() {
 
 #[test]
 fn flipped_leaf_hash_is_found() {
-    let f =
-        tampered(|db| flip(&db.open_tree(TREE_HASHES).unwrap(), &hash_key(0, 50), 0)).unwrap_err();
+    let f = tampered(|d| with_derived(d, |t| flip(t, &hash_key(0, 50), 0))).unwrap_err();
     assert_eq!(f.index, 50, "{f}");
 }
 
 #[test]
 fn flipped_interior_hash_is_found() {
     // Level 2, index 5 covers leaves 20..24; the finding names its first leaf.
-    let f =
-        tampered(|db| flip(&db.open_tree(TREE_HASHES).unwrap(), &hash_key(2, 5), 31)).unwrap_err();
+    let f = tampered(|d| with_derived(d, |t| flip(t, &hash_key(2, 5), 31))).unwrap_err();
     assert_eq!(f.index, 20, "{f}");
 }
 
 #[test]
-fn missing_entry_is_found() {
-    let f = tampered(|db| {
-        db.open_tree(TREE_ENTRIES)
-            .unwrap()
-            .remove(60u64.to_be_bytes())
-            .unwrap();
+fn missing_entry_position_is_found() {
+    let f = tampered(|d| {
+        with_derived(d, |t| {
+            t.remove(pos_key(60)).unwrap();
+        })
     })
     .unwrap_err();
     assert_eq!(f.index, 60, "{f}");
 }
 
 #[test]
-fn truncated_tree_is_found() {
-    let f = tampered(|db| {
-        let e = db.open_tree(TREE_ENTRIES).unwrap();
-        for i in 90..N {
-            e.remove(i.to_be_bytes()).unwrap();
-        }
-        db.open_tree(TREE_META)
-            .unwrap()
-            .insert("size", &90u64.to_be_bytes())
-            .unwrap();
+fn damaged_frame_is_found() {
+    // Frame magic of entry 44's frame (each append here is its own batch):
+    // 24-byte frame header and a 4-byte record length precede the record.
+    let f = tampered(|d| {
+        let at = entry_offset(d, 44) - 4 - 4 - 24;
+        flip_file(&segment(d), at);
     })
     .unwrap_err();
-    assert_eq!(f.index, 90, "{f}");
+    assert_eq!(f.index, 44, "{f}");
 }
 
 #[test]
-fn entry_past_the_end_is_found() {
-    let f = tampered(|db| {
-        db.open_tree(TREE_META)
-            .unwrap()
-            .insert("size", &95u64.to_be_bytes())
+fn truncated_log_is_found() {
+    let f = tampered(|d| {
+        let at = entry_offset(d, 90) - 4 - 4 - 24;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment(d))
             .unwrap();
+        file.set_len(at as u64).unwrap();
     })
     .unwrap_err();
-    assert_eq!(f.index, 95, "{f}");
+    assert_eq!(f.index, 90, "{f}");
+    assert!(f.problem.contains("lost"), "{f}");
+}
+
+#[test]
+fn torn_tail_is_ignored_and_then_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    // Half a frame of garbage after the last one: a write that never synced.
+    let mut bytes = std::fs::read(segment(dir.path())).unwrap();
+    let clean_len = bytes.len();
+    bytes.extend_from_slice(b"CSF1\0\0\0\0\0\0\0\x64garbage");
+    std::fs::write(segment(dir.path()), &bytes).unwrap();
+    let r = check(dir.path()).unwrap();
+    assert_eq!(r.size, N);
+    // fsck wrote nothing; a writable open cuts the tail.
+    assert_eq!(
+        std::fs::metadata(segment(dir.path())).unwrap().len() as usize,
+        bytes.len()
+    );
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.size().unwrap(), N);
+    drop(store);
+    assert_eq!(
+        std::fs::metadata(segment(dir.path())).unwrap().len() as usize,
+        clean_len
+    );
+}
+
+#[test]
+fn fsck_refuses_a_running_store_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = snapshot(dir.path());
+    check(dir.path()).unwrap();
+    assert_eq!(snapshot(dir.path()), before, "fsck changed the store");
+    let open = SledStore::open(dir.path()).unwrap();
+    let f = check(dir.path()).unwrap_err();
+    assert!(f.problem.contains("locked"), "{f}");
+    drop(open);
+}
+
+/// Every file's path, length and modification time under `dir`.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
