@@ -1,20 +1,26 @@
 //! A deployment: the log plus the consent state replayed from it.
 //!
 //! Every entry that changes state goes through [`Deployment::submit`]:
-//! verify the signatures against keys the registry knows, parse the event,
-//! let `policy` check it against the state at this position, append it
-//! durably, and only then apply it. One lock orders those steps so that the
-//! state is always the replay of exactly the log's prefix.
+//! parse the event, verify the signatures against keys the registry knows,
+//! then, under one short lock, let `policy` check it against the state at
+//! this position, enqueue it in the log (which fixes its index) and apply
+//! it; and answer only once it is durable. The state is therefore always
+//! the replay of exactly the enqueued prefix, in log order, and everything
+//! answered is durable. A failed write stops the deployment (fail-stop)
+//! until a restart replays the durable prefix.
 
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::VerifyingKey;
-use ledger::{Envelope, FieldIndexer, KeyLookup, Log, LogConfig, NoteSigner, SledStore, Store};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ledger::{
+    Envelope, FieldIndexer, KeyLookup, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
+};
 use policy::{parse_event, ConsentState, Event, Trust};
 use thiserror::Error;
-use tokio::sync::Mutex;
 
 #[derive(Debug, Error)]
 pub enum SubmitError {
@@ -26,6 +32,8 @@ pub enum SubmitError {
     Policy(#[from] policy::ApplyError),
     #[error("log failure: {0}")]
     Log(#[from] ledger::LogError),
+    #[error("the deployment stopped after a failed write; restart it to replay the log")]
+    Stopped,
 }
 
 /// Keys the registry knows at this position, plus the key a self-enrolment
@@ -55,13 +63,37 @@ impl KeyLookup for RegistryKeys<'_> {
 
 pub struct Deployment {
     pub log: Log,
+    /// The replay of exactly the enqueued prefix of the log. Its write lock
+    /// is the order in which entries are checked, numbered and applied; it
+    /// is never held across an await.
     pub state: Arc<std::sync::RwLock<ConsentState>>,
-    order: Mutex<()>,
+    /// Set when the state may no longer be the replay of the log (a write
+    /// failed after entries were applied): every later submit is refused
+    /// until a restart replays the durable prefix.
+    failed: AtomicBool,
+}
+
+/// Replays the log's first `size` entries into a fresh consent state,
+/// verifying every signature against the registry as it stood at each
+/// position: the state a restart gives, and the one an auditor rebuilds.
+pub fn replay(log: &Log, trust: Trust, size: u64) -> Result<ConsentState, SubmitError> {
+    let mut state = ConsentState::new(trust);
+    for i in 0..size.min(log.size()) {
+        let env = log.entry(i)?.ok_or(ledger::LogError::Closed)?;
+        let event = parse_event(&env.entry)?;
+        let verified = env.verify(&RegistryKeys {
+            state: &state,
+            own: event.self_signing_key(),
+        })?;
+        let signers: Vec<&str> = verified.signers().collect();
+        state.apply(i, &event, &signers)?;
+    }
+    Ok(state)
 }
 
 impl Deployment {
-    /// Opens the sled store under `data_dir` and replays the log into a
-    /// fresh consent state, verifying every entry on the way.
+    /// Opens the store under `data_dir` and replays the log into a fresh
+    /// consent state, verifying every entry on the way.
     pub fn open(
         data_dir: &std::path::Path,
         signer: NoteSigner,
@@ -75,21 +107,11 @@ impl Deployment {
             Arc::new(FieldIndexer::consentry()),
             LogConfig::default(),
         )?;
-        let mut state = ConsentState::new(trust);
-        for i in 0..log.size() {
-            let env = log.entry(i)?.ok_or(ledger::LogError::Closed)?;
-            let event = parse_event(&env.entry)?;
-            let verified = env.verify(&RegistryKeys {
-                state: &state,
-                own: event.self_signing_key(),
-            })?;
-            let signers: Vec<&str> = verified.signers().collect();
-            state.apply(i, &event, &signers)?;
-        }
+        let state = replay(&log, trust, log.size())?;
         Ok(Self {
             log,
             state: Arc::new(std::sync::RwLock::new(state)),
-            order: Mutex::new(()),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -99,29 +121,67 @@ impl Deployment {
         self.log.close();
     }
 
-    /// Verifies, checks, appends durably, then applies one entry.
+    /// False once a write failed: the deployment then refuses every change
+    /// until a restart replays the durable prefix.
+    pub fn is_healthy(&self) -> bool {
+        !self.failed.load(Ordering::Acquire) && !self.log.is_poisoned()
+    }
+
+    /// Verifies, checks, enqueues and applies one entry, then waits until
+    /// it is durable; answers only then.
+    ///
+    /// Signatures are verified outside any lock, with the keys the registry
+    /// holds for the signers' key ids (a key id is never reused, so the key
+    /// cannot change before the check). Under the state's write lock, for
+    /// microseconds: `check` against the state at this position, enqueue
+    /// (which fixes the index), apply. The wait for the sync happens after
+    /// the lock is released, so concurrent submitters share one sync.
     pub async fn submit(&self, envelope: Envelope) -> Result<u64, SubmitError> {
-        let _turn = self.order.lock().await;
+        if !self.is_healthy() {
+            return Err(SubmitError::Stopped);
+        }
         let event = parse_event(&envelope.entry)?;
-        let verified = {
+        let keys = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            let verified = envelope.verify(&RegistryKeys {
+            let registry = RegistryKeys {
                 state: &state,
                 own: event.self_signing_key(),
-            })?;
-            let signers: Vec<&str> = verified.signers().collect();
-            state.check(&event, &signers)?;
-            verified
+            };
+            let mut keys = StaticKeys::default();
+            for s in &envelope.signatures {
+                if let Some(k) = registry.verifying_key(&s.key_id) {
+                    keys = keys.with(&s.key_id, k);
+                }
+            }
+            keys
         };
+        let verified = envelope.verify(&keys)?;
         let signers: Vec<String> = verified.signers().map(str::to_string).collect();
-        let index = self.log.append(verified).await?;
         let refs: Vec<&str> = signers.iter().map(String::as_str).collect();
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        // `check` passed at this very position under the lock, so apply
-        // cannot disagree; if it ever did, the log is the truth and a
-        // restart replays it.
-        state.apply(index, &event, &refs)?;
-        Ok(index)
+        let prepared = self.log.prepare(verified);
+        // Room in the queue is taken before the lock, so that holding the
+        // lock never waits on the disk.
+        let reservation = self.log.reserve().await?;
+        let pending = {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            state.check(&event, &refs)?;
+            let pending = reservation.enqueue(prepared)?;
+            if let Err(e) = state.apply(pending.index(), &event, &refs) {
+                // `check` passed at this very position under this lock, so
+                // this is a bug; the entry is in the log but not the state.
+                self.failed.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+            pending
+        };
+        match pending.durable().await {
+            Ok(index) => Ok(index),
+            Err(e) => {
+                // The state holds entries that may never be durable.
+                self.failed.store(true, Ordering::Release);
+                Err(e.into())
+            }
+        }
     }
 }
 

@@ -39,7 +39,13 @@ fn problem(status: StatusCode, detail: String) -> Response {
 }
 
 async fn healthz(State(dep): State<Arc<Deployment>>) -> Response {
-    // Ready only if the store answers.
+    // Ready only if the store answers and no write has failed.
+    if !dep.is_healthy() {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a log write failed; the gateway must be restarted".into(),
+        );
+    }
     match dep.log.store().size() {
         Ok(size) => Json(json!({"status": "ready", "log_size": size})).into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
