@@ -59,9 +59,40 @@ pub fn keys(dir: &Path) -> anyhow::Result<DemoKeys> {
         dir.join("keys/log.vkey"),
         format!("{}\n", gateway.verifier()),
     )?;
-    Ok(DemoKeys {
+    let k = DemoKeys {
         governance,
         gateway,
+    };
+    write_trust(&dir.join(TRUST_FILE), &trust(&k))?;
+    Ok(k)
+}
+
+/// The public trust roots, for tools that must not read private keys.
+pub const TRUST_FILE: &str = "keys/trust.json";
+
+pub fn write_trust(path: &Path, t: &Trust) -> std::io::Result<()> {
+    let json = serde_json::json!({
+        "governance_key_id": t.governance_key_id,
+        "governance_public_key": t.governance_public_key,
+        "gateway_key_id": t.gateway_key_id,
+        "gateway_public_key": t.gateway_public_key,
+    });
+    std::fs::write(path, format!("{json:#}\n"))
+}
+
+/// Reads the public trust roots written by [`write_trust`].
+pub fn read_trust(path: &Path) -> anyhow::Result<Trust> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let field = |k: &str| -> anyhow::Result<String> {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("{} has no string {k:?}", path.display()))
+    };
+    Ok(Trust {
+        governance_key_id: field("governance_key_id")?,
+        governance_public_key: field("governance_public_key")?,
+        gateway_key_id: field("gateway_key_id")?,
+        gateway_public_key: field("gateway_public_key")?,
     })
 }
 

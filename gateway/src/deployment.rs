@@ -77,14 +77,34 @@ pub struct Deployment {
 /// verifying every signature against the registry as it stood at each
 /// position: the state a restart gives, and the one an auditor rebuilds.
 pub fn replay(log: &Log, trust: Trust, size: u64) -> Result<ConsentState, SubmitError> {
+    replay_store(log.store().as_ref(), trust, size.min(log.size()), |_, _| {})
+}
+
+/// [`replay`] straight from a store (e.g. one opened read-only), telling
+/// `on_key` every (key id, public key) that verified an entry.
+pub fn replay_store(
+    store: &dyn Store,
+    trust: Trust,
+    size: u64,
+    mut on_key: impl FnMut(&str, VerifyingKey),
+) -> Result<ConsentState, SubmitError> {
     let mut state = ConsentState::new(trust);
-    for i in 0..size.min(log.size()) {
-        let env = log.entry(i)?.ok_or(ledger::LogError::Closed)?;
+    for i in 0..size {
+        let rec = store.record(i).map_err(ledger::LogError::from)?.ok_or(
+            ledger::LogError::Inconsistent(format!("entry {i} is missing")),
+        )?;
+        let env = Envelope::decode(&rec)?;
         let event = parse_event(&env.entry)?;
-        let verified = env.verify(&RegistryKeys {
+        let keys = RegistryKeys {
             state: &state,
             own: event.self_signing_key(),
-        })?;
+        };
+        for s in &env.signatures {
+            if let Some(k) = keys.verifying_key(&s.key_id) {
+                on_key(&s.key_id, k);
+            }
+        }
+        let verified = env.verify(&keys)?;
         let signers: Vec<&str> = verified.signers().collect();
         state.apply(i, &event, &signers)?;
     }

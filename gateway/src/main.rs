@@ -26,10 +26,17 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8700")]
         listen: SocketAddr,
     },
-    /// Re-verify a deployment's whole log (signatures, hashes, checkpoint).
+    /// Re-verify a stopped deployment's whole log (signatures, frames,
+    /// hashes, checkpoint), read-only and with public keys only.
     Fsck {
         #[arg(long, default_value = "demo")]
         dir: PathBuf,
+        /// Public trust roots (default: DIR/keys/trust.json).
+        #[arg(long)]
+        trust: Option<PathBuf>,
+        /// The log's verifier key (default: DIR/keys/log.vkey).
+        #[arg(long)]
+        vkey: Option<PathBuf>,
     },
 }
 
@@ -104,43 +111,32 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Ok(())
         }
-        Cmd::Fsck { dir } => {
-            let keys = gateway::demo::keys(&dir)?;
-            let dep = gateway::deployment::Deployment::open(
-                &dir.join("data"),
-                keys.gateway.clone(),
-                gateway::demo::trust(&keys),
+        Cmd::Fsck { dir, trust, vkey } => {
+            // Public keys only, and a read-only store: a check never needs a
+            // secret and never changes what it checks.
+            let trust = gateway::demo::read_trust(
+                &trust.unwrap_or_else(|| dir.join(gateway::demo::TRUST_FILE)),
             )
+            .context("reading the trust roots")?;
+            let vkey_path = vkey.unwrap_or_else(|| dir.join("keys/log.vkey"));
+            let vkey = ledger::NoteVerifier::parse(
+                std::fs::read_to_string(&vkey_path)
+                    .with_context(|| format!("reading {}", vkey_path.display()))?
+                    .trim(),
+            )?;
+            let store = ledger::fsck::open_for_check(&dir.join("data"))?;
+            let size = ledger::Store::size(&store)?;
+            // Replaying verifies every entry against the registry as it stood
+            // at its position and collects the keys that signed them; the
+            // ledger's fsck then checks frames, hashes and the checkpoint.
+            let mut signer_keys = ledger::StaticKeys::default();
+            gateway::deployment::replay_store(&store, trust, size, |id, k| {
+                signer_keys.0.insert(id.to_string(), k);
+            })
             .context("replaying the log")?;
-            let n = dep.log.size();
-            // Opening replayed and verified every entry against the registry;
-            // the ledger's fsck then checks stored hashes and the checkpoint,
-            // with the public keys the replayed registry holds for each signer.
-            let signer_keys = {
-                let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
-                let mut keys = ledger::StaticKeys::default();
-                for i in 0..n {
-                    let env = dep
-                        .log
-                        .entry(i)?
-                        .context("entry below the log size is missing")?;
-                    for sig in &env.signatures {
-                        if let Some(k) = state
-                            .key(&sig.key_id)
-                            .and_then(|k| gateway::deployment::decode_key(&k.public_key))
-                        {
-                            keys = keys.with(&sig.key_id, k);
-                        }
-                    }
-                }
-                keys
-            };
-            dep.close();
-            let vkey =
-                ledger::NoteVerifier::parse(&std::fs::read_to_string(dir.join("keys/log.vkey"))?)?;
-            let report = ledger::fsck::fsck_path(&dir.join("data"), &signer_keys, &vkey)?;
+            let report = ledger::fsck::fsck(&store, &signer_keys, &vkey, 2, |_, _| {})?;
             println!(
-                "ok: {n} entries verified, checkpoint at size {}",
+                "ok: {size} entries verified, checkpoint at size {}",
                 report.checkpoint_size
             );
             Ok(())

@@ -288,6 +288,24 @@ impl Envelope {
         out
     }
 
+    /// The entry bytes of a storage record, without copying or parsing the
+    /// signatures (for recomputing leaf hashes).
+    pub fn entry_of_record(b: &[u8]) -> Result<&[u8], EntryError> {
+        let len = b
+            .get(..4)
+            .and_then(|l| <[u8; 4]>::try_from(l).ok())
+            .map(|l| u32::from_be_bytes(l) as usize)
+            .ok_or_else(|| EntryError::MalformedEnvelope("truncated record".into()))?;
+        if len > ENTRY_BYTES_MAX {
+            return Err(EntryError::Oversized {
+                len,
+                max: ENTRY_BYTES_MAX,
+            });
+        }
+        b.get(4..4 + len)
+            .ok_or_else(|| EntryError::MalformedEnvelope("truncated record".into()))
+    }
+
     pub fn decode(mut b: &[u8]) -> Result<Self, EntryError> {
         fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], EntryError> {
             if b.len() < n {
@@ -340,69 +358,22 @@ struct WireSig {
     sig: String,
 }
 
-/// True if batch verification of this (key, signature) gives exactly the
-/// verdict of the single strict check. Batch verification does not reject
-/// small-order points, and a torsion component in the key or in R can let a
-/// random linear combination vanish where the single equation fails; with
-/// both torsion-free the two agree (but for negligible probability).
-fn batch_safe(key: &VerifyingKey, signature: &[u8; 64]) -> bool {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&signature[..32]);
-    key.to_edwards().is_torsion_free()
-        && curve25519_dalek::edwards::CompressedEdwardsY(r)
-            .decompress()
-            .is_some_and(|p| p.is_torsion_free())
-}
-
-/// Verifies many envelopes at once with Ed25519 batch verification, which is
-/// about twice as fast per signature as one-by-one, and exactly as strict:
-/// an envelope whose key or signature could make the two disagree is
-/// checked alone, and a failing batch is re-checked one by one so that the
-/// caller learns exactly which entry is bad. One result per envelope, in
-/// order.
+/// Verifies many envelopes, one result per envelope, in order, each with
+/// the single strict check ([`Envelope::verify`]).
+///
+/// Why not Ed25519 batch verification: it is looser than `verify_strict`.
+/// It does not reject small-order points, and a signer who adds a torsion
+/// point to R (or whose key has a torsion component) makes a signature that
+/// the strict check rejects but a random linear combination accepts one
+/// time in eight; two auditors could then disagree about one log. Ruling
+/// that out needs a torsion check on every R, which costs as much as the
+/// single check, so the single check is what runs (on every core, see
+/// [`crate::fsck::verify_parallel`]).
 pub fn verify_batch(
     envelopes: Vec<Envelope>,
     keys: &dyn KeyLookup,
 ) -> Vec<Result<VerifiedEntry, EntryError>> {
-    // Per envelope: Some(head) if it joins the batch, None if checked alone.
-    let mut plan: Vec<Option<Head>> = Vec::with_capacity(envelopes.len());
-    let mut msgs: Vec<&[u8]> = Vec::new();
-    let mut sigs = Vec::new();
-    let mut vks = Vec::new();
-    for env in &envelopes {
-        let batchable = env.check_shape().ok().and_then(|h| {
-            let mut found = Vec::with_capacity(env.signatures.len());
-            for s in &env.signatures {
-                let key = keys.verifying_key(&s.key_id)?;
-                if !batch_safe(&key, &s.signature) {
-                    return None;
-                }
-                found.push((key, Signature::from_bytes(&s.signature)));
-            }
-            Some((h, found))
-        });
-        match batchable {
-            Some((h, found)) => {
-                for (key, sig) in found {
-                    msgs.push(&env.entry);
-                    sigs.push(sig);
-                    vks.push(key);
-                }
-                plan.push(Some(h));
-            }
-            None => plan.push(None),
-        }
-    }
-    let batch_ok = msgs.is_empty() || ed25519_dalek::verify_batch(&msgs, &sigs, &vks).is_ok();
-    drop((msgs, sigs, vks));
-    envelopes
-        .into_iter()
-        .zip(plan)
-        .map(|(env, head)| match head {
-            Some(h) if batch_ok => Ok(env.into_verified(h)),
-            _ => env.verify(keys),
-        })
-        .collect()
+    envelopes.into_iter().map(|env| env.verify(keys)).collect()
 }
 
 #[cfg(test)]
@@ -502,6 +473,45 @@ mod tests {
             );
         }
         assert!(Envelope::decode(&[0, 0, 0, 9, 1]).is_err());
+    }
+
+    #[test]
+    fn many_at_once_gives_the_strict_verdict_on_torsion_tricks() {
+        // Signatures a cofactorless batch equation can be fooled by: R with
+        // a small-order point added, R replaced by one, a non-canonical s.
+        // Whatever the trick, `verify_batch` must say what `verify` says.
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let good = Envelope::sign(br#"{"type":"t","v":1}"#.to_vec(), "k1", &key(1));
+        let r = CompressedEdwardsY(good.signatures[0].signature[..32].try_into().unwrap())
+            .decompress()
+            .unwrap();
+        let mut variants = vec![good.clone()];
+        for t in &EIGHT_TORSION[1..] {
+            let mut v = good.clone();
+            v.signatures[0].signature[..32].copy_from_slice((r + t).compress().as_bytes());
+            variants.push(v);
+            let mut v = good.clone();
+            v.signatures[0].signature[..32].copy_from_slice(t.compress().as_bytes());
+            variants.push(v);
+        }
+        let mut big_s = good.clone();
+        big_s.signatures[0].signature[63] |= 0xf0;
+        variants.push(big_s);
+        let single: Vec<bool> = variants
+            .iter()
+            .map(|v| v.clone().verify(&keys()).is_ok())
+            .collect();
+        let many: Vec<bool> = verify_batch(variants, &keys())
+            .iter()
+            .map(|r| r.is_ok())
+            .collect();
+        assert_eq!(many, single);
+        assert_eq!(
+            single.iter().filter(|ok| **ok).count(),
+            1,
+            "only the honest one"
+        );
     }
 
     #[test]

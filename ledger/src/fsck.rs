@@ -12,6 +12,7 @@
 use thiserror::Error;
 
 use crate::entry::{verify_batch, Envelope, KeyLookup};
+use crate::log::STORED_LEVEL_MIN;
 use crate::merkle::{self, Frontier};
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::store::{SledStore, Store, StoreError, StoreNodes};
@@ -87,8 +88,10 @@ pub fn fsck(
             let v = r.map_err(|e| finding(i, format!("entry does not verify: {e}")))?;
             let mut bad: Option<Finding> = None;
             frontier.push(v.leaf_hash(), |level, idx, h| {
-                // A hash covering entries without derived data is not stored yet.
-                if bad.is_some() || ((idx + 1) << level) > derived_size {
+                // Lower levels are computed from entries, never stored; a
+                // hash covering entries without derived data is not stored yet.
+                if bad.is_some() || level < STORED_LEVEL_MIN || ((idx + 1) << level) > derived_size
+                {
                     return;
                 }
                 match store.hash(level, idx) {
@@ -203,12 +206,10 @@ pub fn verify_parallel(
     })
 }
 
-/// Opens a stopped store read-only and checks it (the CLI's helper).
-pub fn fsck_path(
-    path: &std::path::Path,
-    keys: &(dyn KeyLookup + Sync),
-    log_key: &NoteVerifier,
-) -> Result<FsckReport, Finding> {
+/// Opens a stopped store read-only for a check: the open itself checks
+/// every frame's checksum, and a damaged or lost entry is a finding at its
+/// index.
+pub fn open_for_check(path: &std::path::Path) -> Result<SledStore, Finding> {
     let store = SledStore::open_read_only(path).map_err(|e| {
         let index = match &e {
             StoreError::Damaged { index, .. } => *index,
@@ -217,8 +218,15 @@ pub fn fsck_path(
         };
         finding(index, format!("cannot open the store: {e}"))
     })?;
-    store
-        .check_positions()
-        .map_err(|(index, problem)| finding(index, problem))?;
+    Ok(store)
+}
+
+/// Opens a stopped store read-only and checks it (the CLI's helper).
+pub fn fsck_path(
+    path: &std::path::Path,
+    keys: &(dyn KeyLookup + Sync),
+    log_key: &NoteVerifier,
+) -> Result<FsckReport, Finding> {
+    let store = open_for_check(path)?;
     fsck(&store, keys, log_key, 2, |_, _| {})
 }

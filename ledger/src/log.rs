@@ -31,10 +31,13 @@ use crate::note::{
 };
 use crate::store::{AppendBatch, Derived, Store, StoreError, StoreNodes};
 
-/// Hash levels at or above this are mirrored in memory (1/8 of all nodes,
-/// 8 MiB a million entries), so a proof reads at most three hashes from
-/// the store: those reads were the proof latency's tail.
-const CACHE_LEVEL_MIN: u8 = 3;
+/// Subtree hashes at this level and above are stored and mirrored in
+/// memory (1/8 of all nodes: 8 MiB a million entries); those below are
+/// computed from the (at most 8) entries under them. Storing every level
+/// made the derived write the append bottleneck, and reading the lowest
+/// levels from sled was the proof latency's tail.
+pub const STORED_LEVEL_MIN: u8 = 3;
+const CACHE_LEVEL_MIN: u8 = STORED_LEVEL_MIN;
 
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -257,18 +260,40 @@ struct Nodes<'a> {
 
 impl NodeSource for Nodes<'_> {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
-        if level >= CACHE_LEVEL_MIN {
-            if let Some(h) = self
-                .view
-                .cache
-                .get((level - CACHE_LEVEL_MIN) as usize)
-                .and_then(|l| l.get(index as usize))
-            {
-                return Ok(*h);
-            }
+        if level < STORED_LEVEL_MIN {
+            return computed_node(self.store, level, index);
+        }
+        if let Some(h) = self
+            .view
+            .cache
+            .get((level - CACHE_LEVEL_MIN) as usize)
+            .and_then(|l| l.get(index as usize))
+        {
+            return Ok(*h);
         }
         StoreNodes(self.store).node(level, index)
     }
+}
+
+/// A hash below [`STORED_LEVEL_MIN`], from the entries under it.
+fn computed_node(store: &dyn Store, level: u8, index: u64) -> Result<Hash, ProofError> {
+    if level == 0 {
+        let rec = store
+            .record(index)
+            .map_err(|e| ProofError::Source(e.to_string()))?
+            .ok_or(ProofError::MissingNode { level, index })?;
+        let entry =
+            Envelope::entry_of_record(&rec).map_err(|e| ProofError::Source(e.to_string()))?;
+        return Ok(merkle::leaf_hash(entry));
+    }
+    let left = computed_node(store, level - 1, 2 * index)?;
+    let right = computed_node(store, level - 1, 2 * index + 1)?;
+    Ok(merkle::node_hash(&left, &right))
+}
+
+/// Keeps only the hashes that are stored.
+fn stored(hashes: &mut Vec<(u8, u64, Hash)>) {
+    hashes.retain(|(level, _, _)| *level >= STORED_LEVEL_MIN);
 }
 
 /// Entries per chunk when rebuilding derived data on open; bounds memory.
@@ -304,6 +329,7 @@ fn rebuild_tail(
                 derived.hashes.push((level, idx, *h))
             });
         }
+        stored(&mut derived.hashes);
         store.put_derived(&derived)?;
         view.cache_hashes(&derived.hashes);
     }
@@ -712,6 +738,7 @@ fn sequencer(
             }
             batch.records.push(std::mem::take(&mut j.prepared.record));
         }
+        stored(&mut batch.derived.hashes);
         match inner.store.append(&batch) {
             Ok(()) => {
                 {

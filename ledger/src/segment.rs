@@ -76,8 +76,6 @@ impl RecordPos {
 pub struct Scan {
     /// Entries in the valid frames, in index order.
     pub records: Vec<RecordPos>,
-    /// Each valid frame as (index after its last entry, byte offset after it).
-    pub frames: Vec<(u64, u64)>,
     /// End of the last valid frame.
     pub end: u64,
     /// Bytes past `end` that form no complete valid frame (a torn tail).
@@ -254,7 +252,6 @@ impl Segment {
                     scan.records.extend(records);
                     at = next;
                     scan.end = at;
-                    scan.frames.push((index, at));
                 }
                 Err(claimed) => {
                     // Only the last frame can be torn: anything longer than

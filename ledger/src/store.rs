@@ -1,8 +1,8 @@
 //! The narrow storage interface and its embedded implementation.
 //!
 //! A store holds the entries (the truth) and data derived from them:
-//! complete-subtree hashes by (level, index), secondary-index keys and
-//! where each entry lies; plus checkpoints and witness cosignatures.
+//! complete-subtree hashes by (level, index) and secondary-index keys; plus
+//! checkpoints and witness cosignatures.
 //! [`Store::append`] is the only way the log grows: it returns only after
 //! the entries are durable.
 //!
@@ -10,7 +10,11 @@
 //! synced with `fdatasync` before any append returns, and everything
 //! derived in sled, written after that sync without one of its own: after
 //! a crash the derived data may lag the segment, never lead it, and
-//! [`crate::Log::open`] rebuilds the lagging tail from the entries.
+//! [`crate::Log::open`] rebuilds the lagging tail from the entries. Where
+//! each entry lies is kept in memory, found by scanning the segment on open
+//! (which checks every frame's checksum): sled writes on the append path
+//! are only the index keys and the stored hash levels, since the sled write
+//! was the measured bottleneck.
 //! Checkpoints and cosignatures are synced (sled's flush, then
 //! `fdatasync` of sled's data file) before they are served or acknowledged.
 
@@ -18,7 +22,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use thiserror::Error;
 
@@ -35,7 +39,6 @@ pub const TREE_CHECKPOINTS: &str = "checkpoints";
 pub const TREE_COSIGS: &str = "cosigs";
 /// Key prefixes inside the derived tree. One tree, so that one sled batch
 /// (atomic) carries a whole append's derived data.
-pub const KEY_POS: u8 = b'o';
 pub const KEY_HASH: u8 = b'h';
 pub const KEY_INDEX: u8 = b'i';
 const KEY_META: &[u8] = b"m";
@@ -137,13 +140,6 @@ fn hash_key(level: u8, index: u64) -> [u8; 10] {
     k
 }
 
-fn pos_key(index: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = KEY_POS;
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
 fn index_key(kind: &str, key: &str, index: u64) -> Vec<u8> {
     let mut k = index_prefix(kind, key);
     k.extend_from_slice(&index.to_be_bytes());
@@ -167,44 +163,11 @@ fn be_u64(b: &[u8]) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt("bad integer".into()))
 }
 
-/// Where derived data ends: entries below `size` have it, and the segment
-/// can be rescanned from the frame boundary (`resume_index`, `resume_at`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Meta {
-    size: u64,
-    resume_index: u64,
-    resume_at: u64,
-}
-
-impl Meta {
-    fn to_bytes(self) -> [u8; 24] {
-        let mut b = [0u8; 24];
-        b[..8].copy_from_slice(&self.size.to_be_bytes());
-        b[8..16].copy_from_slice(&self.resume_index.to_be_bytes());
-        b[16..].copy_from_slice(&self.resume_at.to_be_bytes());
-        b
+fn read_meta(tree: &sled::Tree) -> Result<u64, StoreError> {
+    match tree.get(KEY_META)? {
+        Some(v) => be_u64(&v),
+        None => Ok(0),
     }
-
-    fn from_bytes(b: &[u8]) -> Result<Self, StoreError> {
-        if b.len() != 24 {
-            return Err(StoreError::Corrupt("derived meta is not 24 bytes".into()));
-        }
-        Ok(Self {
-            size: be_u64(&b[..8])?,
-            resume_index: be_u64(&b[8..16])?,
-            resume_at: be_u64(&b[16..])?,
-        })
-    }
-}
-
-/// Entries in the segment whose derived data is not yet in sled (only after
-/// a crash or a lost sled write), with the frame boundaries among them.
-#[derive(Default)]
-struct Tail {
-    first: u64,
-    records: Vec<RecordPos>,
-    /// (index after the frame, byte offset after the frame).
-    frames: Vec<(u64, u64)>,
 }
 
 /// A private copy of the sled directory, removed on drop: sled 0.34 has no
@@ -227,7 +190,9 @@ pub struct SledStore {
     checkpoints: sled::Tree,
     cosigs: sled::Tree,
     derived_size: AtomicU64,
-    tail: Mutex<Tail>,
+    /// Where each entry lies, from the scan on open plus every append: 8
+    /// bytes an entry, and no write per entry on the append path.
+    positions: RwLock<Vec<u64>>,
     kept: Mutex<VecDeque<u64>>,
     timings: AppendTimings,
     _scratch: Option<ScratchDir>,
@@ -285,13 +250,12 @@ impl SledStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let segment = Segment::open(&dir.join(SEGMENT_FILE))?;
-        Self::assemble(segment, &dir.join(SLED_DIR), None, false)
+        Self::assemble(segment, &dir.join(SLED_DIR), None)
     }
 
     /// Opens the store in `dir` without writing to it: the segment under a
     /// shared lock (refused while a writer holds it), sled through a private
-    /// copy. Every frame's checksum is checked from the start; a torn tail
-    /// is ignored, not cut.
+    /// copy. A torn tail is ignored, not cut.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let segment = Segment::open_read_only(&dir.join(SEGMENT_FILE))?;
         let stamp = std::time::SystemTime::now()
@@ -306,14 +270,13 @@ impl SledStore {
             copy_dir(&sled_dir, &scratch.0)?;
         }
         let path = scratch.0.clone();
-        Self::assemble(segment, &path, Some(scratch), true)
+        Self::assemble(segment, &path, Some(scratch))
     }
 
     fn assemble(
         mut segment: Segment,
         sled_dir: &Path,
         scratch: Option<ScratchDir>,
-        scan_all: bool,
     ) -> Result<Self, StoreError> {
         let db = open_db(sled_dir)?;
         let db_file = File::open(sled_dir.join("db"))
@@ -321,23 +284,20 @@ impl SledStore {
         let derived = db.open_tree(TREE_DERIVED)?;
         let checkpoints = db.open_tree(TREE_CHECKPOINTS)?;
         let cosigs = db.open_tree(TREE_COSIGS)?;
-        let meta = match derived.get(KEY_META)? {
-            Some(v) => Meta::from_bytes(&v)?,
-            None => Meta::default(),
-        };
-        let (from, from_index) = if scan_all {
-            (0, 0)
-        } else {
-            (meta.resume_at, meta.resume_index)
-        };
-        let scan = segment.recover(from, from_index)?;
-        if segment.size() < meta.size {
+        let derived_size = read_meta(&derived)?;
+        let scan = segment.recover(0, 0)?;
+        if segment.size() < derived_size {
             return Err(StoreError::Lost {
                 what: "derived data",
                 have: segment.size(),
-                want: meta.size,
+                want: derived_size,
             });
         }
+        let positions = scan
+            .records
+            .iter()
+            .map(|p| pack(*p))
+            .collect::<Result<Vec<u64>, StoreError>>()?;
         let mut kept = VecDeque::new();
         for k in checkpoints.iter().keys() {
             kept.push_back(be_u64(&k?)?);
@@ -351,11 +311,6 @@ impl SledStore {
                 });
             }
         }
-        let tail = Tail {
-            first: from_index,
-            records: scan.records,
-            frames: scan.frames,
-        };
         Ok(Self {
             segment,
             db,
@@ -363,33 +318,12 @@ impl SledStore {
             derived,
             checkpoints,
             cosigs,
-            derived_size: AtomicU64::new(meta.size),
-            tail: Mutex::new(tail),
+            derived_size: AtomicU64::new(derived_size),
+            positions: RwLock::new(positions),
             kept: Mutex::new(kept),
             timings: AppendTimings::default(),
             _scratch: scratch,
         })
-    }
-
-    /// Compares every stored entry position with the one a scan found
-    /// (a store opened with [`SledStore::open_read_only`] scanned them all);
-    /// returns the first entry whose derived position is missing or wrong.
-    pub fn check_positions(&self) -> Result<(), (u64, String)> {
-        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let derived = self.derived_size.load(Ordering::Acquire);
-        for (k, scanned) in tail.records.iter().enumerate() {
-            let i = tail.first + k as u64;
-            if i >= derived {
-                break;
-            }
-            match self.derived.get(pos_key(i)) {
-                Ok(Some(v)) if RecordPos::from_bytes(&v).ok() == Some(*scanned) => {}
-                Ok(Some(_)) => return Err((i, "stored entry position is wrong".into())),
-                Ok(None) => return Err((i, "stored entry position is missing".into())),
-                Err(e) => return Err((i, format!("cannot read entry position: {e}"))),
-            }
-        }
-        Ok(())
     }
 
     pub fn timings(&self) -> &AppendTimings {
@@ -405,33 +339,40 @@ impl SledStore {
             .map_err(|e| StoreError::Io(format!("cannot fdatasync sled's data file: {e}")))
     }
 
-    fn write_derived(
-        &self,
-        d: &Derived,
-        positions: &[RecordPos],
-        resume: (u64, u64),
-    ) -> Result<(), StoreError> {
+    fn write_derived(&self, d: &Derived) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
-        for (n, p) in positions.iter().enumerate() {
-            b.insert(&pos_key(d.first + n as u64), &p.to_bytes());
-        }
         for (level, idx, hash) in &d.hashes {
             b.insert(&hash_key(*level, *idx), &hash[..]);
         }
         for (kind, key, idx) in &d.index_keys {
             b.insert(index_key(kind, key, *idx), &[][..]);
         }
-        let meta = Meta {
-            size: d.first + d.count,
-            resume_index: resume.0,
-            resume_at: resume.1,
-        };
-        b.insert(KEY_META, &meta.to_bytes());
+        let size = d.first + d.count;
+        b.insert(KEY_META, &size.to_be_bytes());
         // One batch on one tree is atomic: after a crash sled has all of
         // it or none, and the meta never claims data it lacks.
         self.derived.apply_batch(b)?;
-        self.derived_size.store(meta.size, Ordering::Release);
+        self.derived_size.store(size, Ordering::Release);
         Ok(())
+    }
+}
+
+/// A record position in 8 bytes: offset in the low 40 bits (1 TiB), length
+/// in the high 24 (16 MiB, far above any record).
+fn pack(p: RecordPos) -> Result<u64, StoreError> {
+    if p.offset >= 1 << 40 || p.len >= 1 << 24 {
+        return Err(StoreError::Io(format!(
+            "record at byte {} of {} bytes is past the segment's addressable size",
+            p.offset, p.len
+        )));
+    }
+    Ok(p.offset | (u64::from(p.len) << 40))
+}
+
+fn unpack(v: u64) -> RecordPos {
+    RecordPos {
+        offset: v & ((1 << 40) - 1),
+        len: (v >> 40) as u32,
     }
 }
 
@@ -453,10 +394,18 @@ impl Store for SledStore {
             });
         }
         let t = std::time::Instant::now();
-        let positions = self.segment.append(d.first, &batch.records)?;
+        let positions = self
+            .segment
+            .append(d.first, &batch.records)?
+            .into_iter()
+            .map(pack)
+            .collect::<Result<Vec<u64>, StoreError>>()?;
         let synced = t.elapsed();
-        let resume = (d.first + d.count, self.segment.end());
-        self.write_derived(d, &positions, resume)?;
+        self.positions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(positions);
+        self.write_derived(d)?;
         let total = t.elapsed();
         let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.timings.batches.fetch_add(1, Ordering::Relaxed);
@@ -470,60 +419,19 @@ impl Store for SledStore {
     }
 
     fn put_derived(&self, d: &Derived) -> Result<(), StoreError> {
-        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let size = self.derived_size()?;
-        let end = d.first + d.count;
-        if d.first != size || end > self.segment.size() || d.first < tail.first {
+        if d.first != size || d.first + d.count > self.segment.size() {
             return Err(StoreError::OutOfOrder { got: d.first, size });
         }
-        let lo = (d.first - tail.first) as usize;
-        let hi = (end - tail.first) as usize;
-        let positions = tail
-            .records
-            .get(lo..hi)
-            .ok_or_else(|| StoreError::Corrupt("derived rebuild past the scanned tail".into()))?
-            .to_vec();
-        // Resume from the last frame boundary at or below the new size; if
-        // no whole frame is covered yet, from where the tail began.
-        let resume = match tail.frames.iter().rev().find(|(next, _)| *next <= end) {
-            Some(&f) => f,
-            None => match self.derived.get(KEY_META)? {
-                Some(v) => {
-                    let old = Meta::from_bytes(&v)?;
-                    (old.resume_index, old.resume_at)
-                }
-                None => (0, 0),
-            },
-        };
-        self.write_derived(d, &positions, resume)?;
-        if end == self.segment.size() {
-            *tail = Tail {
-                first: end,
-                ..Tail::default()
-            };
-        }
-        Ok(())
+        self.write_derived(d)
     }
 
     fn record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if index >= self.segment.size() {
-            return Ok(None);
-        }
-        let pos = match self.derived.get(pos_key(index))? {
-            Some(v) => RecordPos::from_bytes(&v)?,
-            None => {
-                let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-                match index
-                    .checked_sub(tail.first)
-                    .and_then(|i| tail.records.get(i as usize))
-                {
-                    Some(p) => *p,
-                    None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "entry {index} has no stored position"
-                        )))
-                    }
-                }
+        let pos = {
+            let positions = self.positions.read().unwrap_or_else(|p| p.into_inner());
+            match positions.get(index as usize) {
+                Some(&v) => unpack(v),
+                None => return Ok(None),
             }
         };
         self.segment.read(pos).map(Some)

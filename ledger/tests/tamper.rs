@@ -1,13 +1,13 @@
 //! Tamper detection: the whole-log check names the index of a flipped
-//! entry or signature byte, a flipped node hash, a lost entry position, a
-//! damaged frame and a truncated segment; it ignores a torn tail, refuses a
+//! entry or signature byte, a flipped or missing stored hash, a damaged
+//! frame and a truncated segment; it ignores a torn tail, refuses a
 //! running store, and writes nothing.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use ledger::store::{KEY_HASH, KEY_POS, SEGMENT_FILE, SLED_DIR, TREE_DERIVED};
+use ledger::store::{KEY_HASH, SEGMENT_FILE, SLED_DIR, TREE_DERIVED};
 use ledger::{Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
 
 const N: u64 = 100;
@@ -64,12 +64,6 @@ fn with_derived(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
 
 fn hash_key(level: u8, index: u64) -> Vec<u8> {
     let mut k = vec![KEY_HASH, level];
-    k.extend_from_slice(&index.to_be_bytes());
-    k
-}
-
-fn pos_key(index: u64) -> Vec<u8> {
-    let mut k = vec![KEY_POS];
     k.extend_from_slice(&index.to_be_bytes());
     k
 }
@@ -131,27 +125,29 @@ fn flipped_signature_byte_is_found() {
 }
 
 #[test]
-fn flipped_leaf_hash_is_found() {
-    let f = tampered(|d| with_derived(d, |t| flip(t, &hash_key(0, 50), 0))).unwrap_err();
-    assert_eq!(f.index, 50, "{f}");
+fn flipped_stored_hash_is_found() {
+    // Level 3, index 6 covers leaves 48..56; the finding names its first
+    // leaf. Levels below 3 are not stored: they are computed from entries.
+    let f = tampered(|d| with_derived(d, |t| flip(t, &hash_key(3, 6), 0))).unwrap_err();
+    assert_eq!(f.index, 48, "{f}");
 }
 
 #[test]
 fn flipped_interior_hash_is_found() {
-    // Level 2, index 5 covers leaves 20..24; the finding names its first leaf.
-    let f = tampered(|d| with_derived(d, |t| flip(t, &hash_key(2, 5), 31))).unwrap_err();
-    assert_eq!(f.index, 20, "{f}");
+    // Level 5, index 1 covers leaves 32..64.
+    let f = tampered(|d| with_derived(d, |t| flip(t, &hash_key(5, 1), 31))).unwrap_err();
+    assert_eq!(f.index, 32, "{f}");
 }
 
 #[test]
-fn missing_entry_position_is_found() {
+fn missing_stored_hash_is_found() {
     let f = tampered(|d| {
         with_derived(d, |t| {
-            t.remove(pos_key(60)).unwrap();
+            t.remove(hash_key(4, 3)).unwrap();
         })
     })
     .unwrap_err();
-    assert_eq!(f.index, 60, "{f}");
+    assert_eq!(f.index, 48, "{f}");
 }
 
 #[test]
