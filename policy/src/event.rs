@@ -6,11 +6,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::decision::{Outcome, Reason};
-use crate::explain::Language;
 use crate::limits::{MAX_ENTRY_BYTES, MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use crate::rules::Rules;
 use crate::vocab::{is_valid_code, Vocabulary};
+use crate::words::{Language, Outcome, Reason};
 
 /// Why bytes are not a valid entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,35 +2,10 @@
 //! reason sentences, and dates (with a small civil-calendar conversion, since
 //! policy reads no clock and takes no date library).
 
-use serde::{Deserialize, Serialize};
-
-use crate::decision::{Decision, Reason};
+use crate::decision::Decision;
 use crate::state::{ConsentState, ConsentView};
 use crate::vocab::Kind;
-
-/// A language the participant reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    En,
-    Es,
-}
-
-impl Language {
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::Es => "es",
-        }
-    }
-    pub fn from_code(code: &str) -> Option<Self> {
-        match code {
-            "en" => Some(Language::En),
-            "es" => Some(Language::Es),
-            _ => None,
-        }
-    }
-}
+use crate::words::{Language, Reason};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 

@@ -40,20 +40,100 @@ pub mod limits;
 pub mod rules;
 pub mod state;
 pub mod vocab;
+pub mod words;
 
 pub use decision::{
-    access_decided, decide, replay_check, AgencyView, Allow, Decision, Deny, Mismatch, Outcome,
-    Reason, Request, Withheld,
+    access_decided, decide, replay_check, AgencyView, Allow, Decision, Deny, Mismatch, Request,
+    Withheld,
 };
 pub use event::{
     is_valid_id, parse_event, AccessCompleted, AccessDecided, AccessRefused, AgencyEnrolled,
     AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event, GovernanceRules,
     ParseError, ParticipantEnrolled, Parties, Role, V1,
 };
-pub use explain::{consent_summary, decision_summary, format_date, Language};
+pub use explain::{consent_summary, decision_summary, format_date};
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
     AgencyInfo, ApplyError, ConsentState, ConsentStatus, ConsentView, KeyInfo, KeyOwner,
     Revocation, Trust,
 };
 pub use vocab::{Kind, Term, Vocabulary, VocabularyError};
+pub use words::{Language, Outcome, Reason};
+
+/// The modules in dependency order: each may import only those before it.
+#[cfg(test)]
+const MODULE_ORDER: [(&str, &str); 8] = [
+    ("limits", include_str!("limits.rs")),
+    ("words", include_str!("words.rs")),
+    ("vocab", include_str!("vocab.rs")),
+    ("rules", include_str!("rules.rs")),
+    ("event", include_str!("event.rs")),
+    ("state", include_str!("state.rs")),
+    ("decision", include_str!("decision.rs")),
+    ("explain", include_str!("explain.rs")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::MODULE_ORDER;
+
+    /// The module names a source file reaches through `crate::` or
+    /// `super::`, wherever the path appears (imports or inline paths).
+    fn reached(source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for prefix in ["crate::", "super::"] {
+            for (at, _) in source.match_indices(prefix) {
+                let rest = &source[at + prefix.len()..];
+                // A grouped import would hide its members from this scan.
+                assert!(
+                    !rest.starts_with('{'),
+                    "write `{prefix}module::...`, not `{prefix}{{...}}`"
+                );
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn modules_import_only_earlier_modules() {
+        let names: Vec<&str> = MODULE_ORDER.iter().map(|(n, _)| *n).collect();
+        for (position, (name, source)) in MODULE_ORDER.iter().enumerate() {
+            for target in reached(source) {
+                if let Some(target_position) = names.iter().position(|n| *n == target) {
+                    assert!(
+                        target_position < position,
+                        "module `{name}` imports `{target}`, which comes after it (or is itself) in the order {names:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_module_is_in_the_order() {
+        let lib = include_str!("lib.rs");
+        let declared: Vec<&str> = lib
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub mod "))
+            .map(|l| l.trim_end_matches(';'))
+            .collect();
+        let mut ordered: Vec<&str> = MODULE_ORDER.iter().map(|(n, _)| *n).collect();
+        ordered.sort_unstable();
+        let mut declared_sorted = declared.clone();
+        declared_sorted.sort_unstable();
+        assert_eq!(declared_sorted, ordered);
+    }
+
+    #[test]
+    fn the_order_test_catches_a_backward_import() {
+        assert_eq!(
+            reached("use crate::explain::Language;\nfn f() { super::decision::x() }"),
+            vec!["explain".to_owned(), "decision".to_owned()]
+        );
+    }
+}

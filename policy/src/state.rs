@@ -15,9 +15,9 @@ use crate::event::{
     AgencyEnrolled, AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event,
     GovernanceRules, ParseError, ParticipantEnrolled, Parties, Role,
 };
-use crate::explain::Language;
 use crate::rules::{Rules, RulesError};
 use crate::vocab::{parent_code, Kind, Vocabulary};
+use crate::words::Language;
 
 /// "No such item" in the u32 links below.
 const NONE: u32 = u32::MAX;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::explain::Language;
 use crate::limits::{MAX_LABEL_BYTES, MAX_VOCABULARY_TERMS};
+use crate::words::Language;
 
 /// The default vocabulary for recovery services, as shipped.
 pub const DEFAULT_VOCABULARY_TOML: &str = include_str!("../defaults/vocabulary.toml");
