@@ -20,7 +20,8 @@ pub struct Request {
     pub purpose: String,
 }
 
-/// A requested category that was not released, and why.
+/// A requested category (or a part of one, when a split released the rest)
+/// that was not released, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Withheld {
     pub category: String,
@@ -41,6 +42,9 @@ pub struct Allow {
 
 impl Allow {
     /// The categories that may be released, sorted; nothing else may be.
+    /// Each covers the codes under it, never its ancestors: a record
+    /// labelled `health` is not covered by a released `health.sud`. A code
+    /// here may be a part of a requested category (see [`decide`]).
     pub fn released(&self) -> &[String] {
         &self.released
     }
@@ -281,6 +285,17 @@ fn intersects(a: &[u32], b: &[u32]) -> bool {
 
 /// Decides a request at time `at`. Deterministic and total: anything
 /// inconsistent denies; nothing panics.
+///
+/// Releasing a category releases every record labelled with it or with a
+/// code under it. So a category with a category needing a named recipient
+/// under it (`health`, over `health.mental`) is released whole only under
+/// a consent naming the requester itself. A consent naming the requester
+/// only through its class releases the rest (minimum necessary): the
+/// category is split into the sub-categories the vocabulary lists, the
+/// parts without a restricted code are released, and the restricted parts
+/// are withheld with `specific-recipient-required` unless another consent
+/// names the requester. The [`Allow`] then lists those parts, never the
+/// parent code, so the gateway's label filter keeps exactly them.
 pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
     let version = state.rules_version();
     if !request_is_bounded(req) {
@@ -348,42 +363,21 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
         .filter_map(|&i| Some((state.consent_id_str(i), state.consent_rec(i)?)))
         .collect();
     let purpose = resolve(state, &req.purpose);
+    let judge = Judge {
+        state,
+        requester: &requester,
+        holder: &holder,
+        candidates: &candidates,
+        purpose,
+        at,
+    };
 
-    let mut released = Vec::new();
+    let mut released: Vec<String> = Vec::new();
     let mut relied_on: Vec<&str> = Vec::new();
     let mut break_glass = false;
     for category in known {
-        let category_id = resolve(state, category);
-        let specific_only = rules.needs_specific_recipient(category);
-        let mut best: Option<&str> = None;
-        let mut failure = Reason::NoConsent;
-        for &(id, rec) in &candidates {
-            let outcome = evaluate(
-                state,
-                rec,
-                &requester,
-                &holder,
-                specific_only,
-                category_id,
-                purpose,
-                at,
-            );
-            match outcome {
-                Ok(()) => {
-                    // The smallest id, not the first granted: the choice must
-                    // not depend on the order unrelated consents arrived in.
-                    if best.is_none_or(|b| id < b) {
-                        best = Some(id);
-                    }
-                }
-                Err(reason) => {
-                    if rank(reason) > rank(failure) {
-                        failure = reason;
-                    }
-                }
-            }
-        }
-        if let Some(id) = best {
+        let cover = judge.cover(category);
+        if let Some(id) = cover.whole {
             released.push(category.to_owned());
             relied_on.push(id);
             continue;
@@ -396,9 +390,29 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
             break_glass = true;
             continue;
         }
+        if cover.partial {
+            let mut pieces = Pieces::default();
+            judge.split(category, &mut pieces);
+            // The split must still fit one `access.decided` entry; if not,
+            // the category is withheld whole, which is always safe.
+            let fits = released.len() + pieces.released.len() <= MAX_LIST_ITEMS;
+            if !pieces.released.is_empty() && fits {
+                for (code, id) in pieces.released {
+                    released.push(code.to_owned());
+                    relied_on.push(id);
+                }
+                withheld.extend(pieces.withheld);
+            } else {
+                withheld.push(Withheld {
+                    category: category.to_owned(),
+                    reason: Reason::SpecificRecipientRequired,
+                });
+            }
+            continue;
+        }
         let reason = match participant {
             None => Reason::UnknownParticipant,
-            Some(_) if !candidates.is_empty() => failure,
+            Some(_) if !candidates.is_empty() => cover.failure,
             Some(p) if state.participant_has_consents(p) => Reason::RecipientNotCovered,
             Some(_) => Reason::NoConsent,
         };
@@ -408,6 +422,13 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
         });
     }
 
+    released.sort_unstable();
+    released.dedup();
+    // A code both released and withheld can only come from a split piece
+    // that a requested category's own grant (break-glass) released whole.
+    withheld.retain(|w| !released.contains(&w.category));
+    withheld.sort_unstable_by(|a, b| a.category.cmp(&b.category));
+    withheld.dedup();
     let mut reasons: Vec<Reason> = withheld.iter().map(|w| w.reason).collect();
     if released.is_empty() {
         return deny(reasons, withheld, version);
@@ -429,8 +450,107 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
     })
 }
 
+/// Everything about one request that judging one category needs.
+struct Judge<'s, 'p> {
+    state: &'s ConsentState,
+    requester: &'p Party<'s>,
+    holder: &'p Party<'s>,
+    candidates: &'p [(&'s str, &'s ConsentRec)],
+    purpose: Option<u32>,
+    at: i64,
+}
+
+/// What the candidate consents say about one category.
+struct Cover<'s> {
+    /// The smallest consent id that releases the category whole. The
+    /// smallest, not the first granted: the choice must not depend on the
+    /// order unrelated consents arrived in.
+    whole: Option<&'s str>,
+    /// Some consent would release the category but names the requester
+    /// only through a class, while a category needing a named recipient
+    /// lies under it: only the part without one may go.
+    partial: bool,
+    /// Why nothing covers it, from the consent that got furthest.
+    failure: Reason,
+}
+
+/// The result of splitting a category: released sub-categories with the
+/// consent relied on, and withheld ones.
+#[derive(Default)]
+struct Pieces<'s> {
+    released: Vec<(&'s str, &'s str)>,
+    withheld: Vec<Withheld>,
+}
+
+impl<'s> Judge<'s, '_> {
+    fn cover(&self, category: &str) -> Cover<'s> {
+        let rules = self.state.rules();
+        let restricted = rules.needs_specific_recipient(category);
+        let mixed = !restricted && rules.has_specific_recipient_below(category);
+        let category_id = resolve(self.state, category);
+        let mut cover = Cover {
+            whole: None,
+            partial: false,
+            failure: Reason::NoConsent,
+        };
+        for &(id, rec) in self.candidates {
+            let outcome = evaluate(
+                self.state,
+                rec,
+                self.requester,
+                self.holder,
+                restricted,
+                category_id,
+                self.purpose,
+                self.at,
+            );
+            match outcome {
+                Ok(false) if mixed => cover.partial = true,
+                Ok(_) => {
+                    if cover.whole.is_none_or(|b| id < b) {
+                        cover.whole = Some(id);
+                    }
+                }
+                Err(reason) => {
+                    if rank(reason) > rank(cover.failure) {
+                        cover.failure = reason;
+                    }
+                }
+            }
+        }
+        cover
+    }
+
+    /// Splits a category that a class consent covers into the
+    /// sub-categories the vocabulary lists, as deep as a category needing a
+    /// named recipient lies. The category's own code is never released by a
+    /// split: a record labelled only `health` may hold anything under it.
+    /// Break-glass is not consulted here: it applies to requested
+    /// categories whole, as it always has.
+    fn split(&self, category: &str, out: &mut Pieces<'s>) {
+        let vocabulary = self.state.vocabulary();
+        for child in vocabulary.children(Kind::Category, category) {
+            let cover = self.cover(child);
+            if let Some(id) = cover.whole {
+                if let Some(term) = vocabulary.term(Kind::Category, child) {
+                    out.released.push((term.code.as_str(), id));
+                }
+            } else if cover.partial {
+                // Children are strictly longer codes, so this ends.
+                self.split(child, out);
+            } else {
+                out.withheld.push(Withheld {
+                    category: child.to_owned(),
+                    reason: cover.failure,
+                });
+            }
+        }
+    }
+}
+
 /// Whether one consent covers one category of the request; if not, the
-/// first element that fails, in the order of `rank`.
+/// first element that fails, in the order of `rank`. `Ok(named)` says
+/// whether the consent names the requester itself rather than its class.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     state: &ConsentState,
@@ -441,7 +561,7 @@ fn evaluate(
     category: Option<u32>,
     purpose: Option<u32>,
     at: i64,
-) -> Result<(), Reason> {
+) -> Result<bool, Reason> {
     let named = state.recipient_agencies(rec).contains(&requester.index);
     if specific_only && !named {
         return Err(Reason::SpecificRecipientRequired);
@@ -461,7 +581,7 @@ fn evaluate(
         return Err(Reason::PurposeNotCovered);
     }
     match state.consent_status(rec, at) {
-        ConsentStatus::Active => Ok(()),
+        ConsentStatus::Active => Ok(named),
         ConsentStatus::Revoked => Err(Reason::ConsentRevoked),
         ConsentStatus::NotYetEffective => Err(Reason::ConsentNotYetEffective),
         ConsentStatus::Expired => Err(Reason::ConsentExpired),

@@ -200,6 +200,14 @@ impl Rules {
             .any(|c| code_covers(c, category))
     }
 
+    /// True if a category needing a named recipient lies strictly under
+    /// `category`: releasing `category` whole would release it too.
+    pub fn has_specific_recipient_below(&self, category: &str) -> bool {
+        self.specific_recipient_categories
+            .iter()
+            .any(|c| c != category && code_covers(category, c))
+    }
+
     pub fn forbidden_purposes(&self) -> &[String] {
         &self.forbidden_purposes
     }
@@ -236,6 +244,9 @@ mod tests {
         assert!(r.is_forbidden("criminal-investigation"));
         assert!(r.needs_specific_recipient("justice.court-compliance"));
         assert!(!r.needs_specific_recipient("social.housing"));
+        assert!(r.has_specific_recipient_below("health"));
+        assert!(!r.has_specific_recipient_below("health.mental"));
+        assert!(!r.has_specific_recipient_below("health.sud"));
         assert_eq!(r, Rules::default_recovery());
     }
 

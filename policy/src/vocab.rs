@@ -2,6 +2,7 @@
 //! agency classes, each with an English and a Spanish label.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
@@ -236,6 +237,20 @@ impl Vocabulary {
             .unwrap_or(code)
     }
 
+    /// The codes directly under `code` (one more segment), sorted.
+    pub fn children(&self, kind: Kind, code: &str) -> Vec<&str> {
+        let prefix = format!("{code}.");
+        self.list(kind)
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .map(|(k, _)| k.as_str())
+            .take_while(|k| k.starts_with(&prefix))
+            .filter(|k| {
+                k.get(prefix.len()..)
+                    .is_some_and(|rest| !rest.contains('.'))
+            })
+            .collect()
+    }
+
     /// Terms of one kind, sorted by code.
     pub fn terms(&self, kind: Kind) -> impl Iterator<Item = &Term> {
         self.list(kind).values()
@@ -261,6 +276,23 @@ mod tests {
         assert!(code_covers("health.sud", "health.sud"));
         assert!(!code_covers("health.sud.treatment", "health.sud"));
         assert!(!code_covers("health.s", "health.sud"));
+    }
+
+    #[test]
+    fn children_are_one_segment_down() {
+        let v = Vocabulary::default_recovery();
+        assert_eq!(
+            v.children(Kind::Category, "health"),
+            vec!["health.mental", "health.sud"]
+        );
+        assert_eq!(
+            v.children(Kind::Category, "health.sud"),
+            vec!["health.sud.medication", "health.sud.treatment"]
+        );
+        assert!(v
+            .children(Kind::Category, "health.sud.treatment")
+            .is_empty());
+        assert!(v.children(Kind::Category, "heal").is_empty());
     }
 
     #[test]
