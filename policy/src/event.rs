@@ -168,8 +168,10 @@ pub struct ConsentGranted {
     pub language: Language,
 }
 
-/// `consent.revoked`, signed by the participant, or by the named agency
-/// when it helped the participant revoke.
+/// `consent.revoked`, signed by the participant; or, when an agency helped
+/// the participant revoke, by that agency (named in `assisted_by`), which
+/// must be a party to the consent: a holder or recipient by name, or a
+/// member of a holder or recipient class. Any other agency is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRevoked {

@@ -157,6 +157,13 @@ pub enum ApplyError {
     UnknownAgency(String),
     #[error("agency {0:?} is retired")]
     AgencyRetired(String),
+    /// A consent entry whose signatures give no authority over the
+    /// participant it names. One error, carrying nothing, for every such
+    /// case (unknown person, unknown consent, someone else's key, an agency
+    /// that is no party), so that a refusal never tells a signer who is
+    /// not the participant whether that person is enrolled.
+    #[error("the signatures do not authorise this entry for the participant it names")]
+    NotAuthorised,
     #[error("participant {0:?} is already enrolled")]
     ParticipantExists(String),
     #[error("unknown participant {0:?}")]
@@ -555,15 +562,16 @@ impl ConsentState {
         self.key_free(&e.key_id)
     }
 
-    fn participant_rec(&self, id: &str) -> Result<&ParticipantRec, ApplyError> {
+    fn participant_rec(&self, id: &str) -> Option<&ParticipantRec> {
         self.participant_index
             .get(id)
             .and_then(|&i| self.participants.get(i as usize))
-            .ok_or_else(|| ApplyError::UnknownParticipant(id.to_owned()))
     }
 
     fn validate_grant(&self, e: &ConsentGranted, signers: &[&str]) -> Result<(), ApplyError> {
-        let participant = self.participant_rec(&e.participant)?;
+        let participant = self
+            .participant_rec(&e.participant)
+            .ok_or_else(|| ApplyError::UnknownParticipant(e.participant.clone()))?;
         if !signed_by(signers, &participant.key_id) {
             return Err(ApplyError::NotSignedBy(format!(
                 "participant {:?}'s key",
@@ -608,44 +616,82 @@ impl ConsentState {
         Ok(())
     }
 
+    /// An assisted revocation: accepted when signed by the participant's
+    /// own key (whoever helped), or by the current key of the agency named
+    /// in `assisted_by` when that agency is a party to this very consent:
+    /// named as a holder or recipient, or a member of a holder or recipient
+    /// class. Anyone else gets [`ApplyError::NotAuthorised`], the same as for
+    /// a consent or a person that does not exist.
     fn validate_revoke(&self, e: &ConsentRevoked, signers: &[&str]) -> Result<u32, ApplyError> {
-        let participant = self.participant_rec(&e.participant)?;
-        let index = self
-            .find_consent(&e.consent_id)
-            .ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
-        let consent = self
-            .consents
-            .get(index as usize)
-            .ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
-        // Someone else's consent is reported as unknown: a revoke must not
-        // confirm that a consent id exists for another person.
-        if self.participant_index.get(e.participant.as_str()).copied() != Some(consent.participant)
-        {
-            return Err(ApplyError::UnknownConsent(e.consent_id.clone()));
-        }
-        let by_participant = signed_by(signers, &participant.key_id);
-        let by_assistant = match &e.assisted_by {
-            Some(agency) => {
-                let a = self.live_agency(agency)?;
-                self.agencies
-                    .get(a as usize)
-                    .is_some_and(|rec| signed_by(signers, &rec.key_id))
+        let participant = self.participant_index.get(e.participant.as_str()).copied();
+        let consent = self.find_consent(&e.consent_id).and_then(|i| {
+            let rec = self.consents.get(i as usize)?;
+            (Some(rec.participant) == participant).then_some((i, rec))
+        });
+        if self.signing_participant(&e.participant, signers).is_some() {
+            // The participant may learn what is true of their own consents.
+            let (index, rec) =
+                consent.ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
+            if let Some(agency) = &e.assisted_by {
+                self.live_agency(agency)?;
             }
-            None => false,
+            if rec.revoked {
+                return Err(ApplyError::AlreadyRevoked(e.consent_id.clone()));
+            }
+            return Ok(index);
+        }
+        let assistant = e
+            .assisted_by
+            .as_deref()
+            .and_then(|a| self.signing_agency(a, signers));
+        match (assistant, consent) {
+            (Some(agency), Some((index, rec))) if self.is_party(rec, agency) => {
+                if rec.revoked {
+                    return Err(ApplyError::AlreadyRevoked(e.consent_id.clone()));
+                }
+                Ok(index)
+            }
+            _ => Err(ApplyError::NotAuthorised),
+        }
+    }
+
+    /// The participant `id`, if one of `signers` is its current key. The
+    /// answer starts from the keys, so it is `None` alike for an unknown
+    /// person and for an enrolled one who did not sign.
+    fn signing_participant(&self, id: &str, signers: &[&str]) -> Option<u32> {
+        signers.iter().find_map(|&key_id| {
+            let key = self.keys.get(key_id).filter(|k| k.current)?;
+            let OwnerRec::Participant(index) = key.owner else {
+                return None;
+            };
+            let p = self.participants.get(index as usize)?;
+            (&*p.id == id && &*p.key_id == key_id).then_some(index)
+        })
+    }
+
+    /// The live agency `id`, if one of `signers` is its current key.
+    fn signing_agency(&self, id: &str, signers: &[&str]) -> Option<u32> {
+        signers.iter().find_map(|&key_id| {
+            let key = self.keys.get(key_id).filter(|k| k.current)?;
+            let OwnerRec::Agency(index) = key.owner else {
+                return None;
+            };
+            let a = self.agencies.get(index as usize)?;
+            (&*a.id == id && &*a.key_id == key_id && !a.retired).then_some(index)
+        })
+    }
+
+    /// True if `agency` may disclose or receive under the consent: named,
+    /// or a member of a named class.
+    fn is_party(&self, rec: &ConsentRec, agency: u32) -> bool {
+        let Some(a) = self.agencies.get(agency as usize) else {
+            return false;
         };
-        if !by_participant && !by_assistant {
-            return Err(ApplyError::NotSignedBy(match &e.assisted_by {
-                Some(a) => format!(
-                    "participant {:?}'s key or agency {a:?}'s key",
-                    e.participant
-                ),
-                None => format!("participant {:?}'s key", e.participant),
-            }));
-        }
-        if consent.revoked {
-            return Err(ApplyError::AlreadyRevoked(e.consent_id.clone()));
-        }
-        Ok(index)
+        let in_class = |classes: &[u32]| classes.iter().any(|c| a.classes.contains(c));
+        self.holder_agencies(rec).contains(&agency)
+            || self.recipient_agencies(rec).contains(&agency)
+            || in_class(self.holder_classes(rec))
+            || in_class(self.recipient_classes(rec))
     }
 
     // ----- mutation (only after validation) ---------------------------------
@@ -899,6 +945,9 @@ impl ConsentState {
     pub(crate) fn recipient_agencies(&self, rec: &ConsentRec) -> &[u32] {
         self.consent_list(rec, RECIPIENT_AGENCIES)
     }
+    pub(crate) fn recipient_classes(&self, rec: &ConsentRec) -> &[u32] {
+        self.consent_list(rec, RECIPIENT_CLASSES)
+    }
     pub(crate) fn categories_of(&self, rec: &ConsentRec) -> &[u32] {
         self.consent_list(rec, CATEGORIES)
     }
@@ -1045,7 +1094,7 @@ impl ConsentState {
 
     /// The participant's current key id.
     pub fn participant_key_id(&self, id: &str) -> Option<&str> {
-        self.participant_rec(id).ok().map(|p| &*p.key_id)
+        self.participant_rec(id).map(|p| &*p.key_id)
     }
 
     fn view(&self, index: u32) -> Option<ConsentView> {
@@ -1106,7 +1155,7 @@ impl ConsentState {
     /// A participant's consents in the order they were granted, each with
     /// its status at `at`.
     pub fn consents_of(&self, participant: &str, at: i64) -> Vec<(ConsentView, ConsentStatus)> {
-        let Ok(rec) = self.participant_rec(participant) else {
+        let Some(rec) = self.participant_rec(participant) else {
             return Vec::new();
         };
         rec.consents

@@ -196,3 +196,120 @@ fn a_parent_category_never_releases_a_restricted_child_through_a_class() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ----- assisted revocation ----------------------------------------------------
+
+struct RevokeRow {
+    name: &'static str,
+    consent: fn() -> Grant,
+    assisted_by: Option<&'static str>,
+    signer: &'static str,
+    accepted: bool,
+}
+
+fn named_consent() -> Grant {
+    Grant::new("c1", "p1")
+}
+
+fn class_consent() -> Grant {
+    Grant::new("c1", "p1")
+        .holders(Parties::classes(&["treatment"]))
+        .recipients(Parties::classes(&["housing"]))
+}
+
+#[test]
+fn an_assisted_revocation_needs_a_party_to_the_consent() {
+    let rows = vec![
+        RevokeRow {
+            name: "an agency that is no party cannot revoke by naming itself",
+            consent: named_consent,
+            assisted_by: Some("jobs-centre"),
+            signer: "k-jobs-centre",
+            accepted: false,
+        },
+        RevokeRow {
+            name: "an agency of another class is no party to a class consent",
+            consent: class_consent,
+            assisted_by: Some("county-court"),
+            signer: "k-county-court",
+            accepted: false,
+        },
+        RevokeRow {
+            name: "naming a party while signed by another agency",
+            consent: named_consent,
+            assisted_by: Some("harbor-clinic"),
+            signer: "k-jobs-centre",
+            accepted: false,
+        },
+        RevokeRow {
+            name: "a retired member of the recipient class",
+            consent: class_consent,
+            assisted_by: Some("old-shelter"),
+            signer: "k-old-shelter",
+            accepted: false,
+        },
+        RevokeRow {
+            name: "a named holder may assist",
+            consent: named_consent,
+            assisted_by: Some("harbor-clinic"),
+            signer: "k-harbor-clinic",
+            accepted: true,
+        },
+        RevokeRow {
+            name: "a named recipient may assist",
+            consent: named_consent,
+            assisted_by: Some("riverside-housing"),
+            signer: "k-riverside-housing",
+            accepted: true,
+        },
+        RevokeRow {
+            name: "a member of the recipient class may assist",
+            consent: class_consent,
+            assisted_by: Some("eastside-housing"),
+            signer: "k-eastside-housing",
+            accepted: true,
+        },
+        RevokeRow {
+            name: "a member of the holder class may assist",
+            consent: class_consent,
+            assisted_by: Some("hope-treatment"),
+            signer: "k-hope-treatment",
+            accepted: true,
+        },
+        RevokeRow {
+            name: "the participant's own signature suffices, whoever helped",
+            consent: named_consent,
+            assisted_by: Some("jobs-centre"),
+            signer: "k-p1",
+            accepted: true,
+        },
+    ];
+    let mut failures = Vec::new();
+    for row in rows {
+        let mut w = World::new();
+        w.grant((row.consent)());
+        // What the same signer gets for a consent that does not exist: a
+        // refusal must look exactly like it.
+        let unknown = w
+            .state
+            .check(&revoke_event("c404", "p1", row.assisted_by), &[row.signer])
+            .expect_err("an unknown consent cannot be revoked");
+        let event = revoke_event("c1", "p1", row.assisted_by);
+        let checked = w.state.check(&event, &[row.signer]);
+        let applied = w.apply_signed(event, &[row.signer]);
+        assert_eq!(checked, applied, "{}: check and apply disagree", row.name);
+        let revoked = w
+            .state
+            .consent("c1")
+            .is_some_and(|c| c.revocation.is_some());
+        match (row.accepted, applied) {
+            (true, Ok(())) if revoked => {}
+            (false, Err(e)) if e == unknown && !revoked => {}
+            (want, got) => failures.push(format!(
+                "{}: want accepted={want}, got {got:?} (revoked: {revoked}; unknown consent gives {unknown:?})",
+                row.name
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
