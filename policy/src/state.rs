@@ -164,10 +164,10 @@ pub enum ApplyError {
     /// not the participant whether that person is enrolled.
     #[error("the signatures do not authorise this entry for the participant it names")]
     NotAuthorised,
-    #[error("participant {0:?} is already enrolled")]
-    ParticipantExists(String),
-    #[error("unknown participant {0:?}")]
-    UnknownParticipant(String),
+    /// A participant id or key id already taken: one error for both, naming
+    /// neither.
+    #[error("enrolment refused: choose another participant id and key")]
+    EnrolmentRefused,
     #[error("{kind} code {code:?} is not in the vocabulary in force")]
     UnknownCode { kind: &'static str, code: String },
     #[error(
@@ -556,10 +556,15 @@ impl ConsentState {
                 e.key_id
             )));
         }
-        if self.participant_index.contains_key(e.participant.as_str()) {
-            return Err(ApplyError::ParticipantExists(e.participant.clone()));
+        // One refusal for a taken participant id and a taken key id, naming
+        // neither: the enrolling agency must not learn that a person is
+        // already enrolled (ids are random; a collision is a probe).
+        if self.participant_index.contains_key(e.participant.as_str())
+            || self.keys.contains_key(e.key_id.as_str())
+        {
+            return Err(ApplyError::EnrolmentRefused);
         }
-        self.key_free(&e.key_id)
+        Ok(())
     }
 
     fn participant_rec(&self, id: &str) -> Option<&ParticipantRec> {
@@ -569,14 +574,9 @@ impl ConsentState {
     }
 
     fn validate_grant(&self, e: &ConsentGranted, signers: &[&str]) -> Result<(), ApplyError> {
-        let participant = self
-            .participant_rec(&e.participant)
-            .ok_or_else(|| ApplyError::UnknownParticipant(e.participant.clone()))?;
-        if !signed_by(signers, &participant.key_id) {
-            return Err(ApplyError::NotSignedBy(format!(
-                "participant {:?}'s key",
-                e.participant
-            )));
+        // Authority first: nothing below may answer anyone but the participant.
+        if self.signing_participant(&e.participant, signers).is_none() {
+            return Err(ApplyError::NotAuthorised);
         }
         if self.find_consent(&e.consent_id).is_some() {
             return Err(ApplyError::ConsentExists(e.consent_id.clone()));
@@ -806,7 +806,7 @@ impl ConsentState {
             .participant_index
             .get(e.participant.as_str())
             .copied()
-            .ok_or_else(|| ApplyError::UnknownParticipant(e.participant.clone()))?;
+            .ok_or(ApplyError::NotAuthorised)?;
         let consent = u32::try_from(self.consents.len()).map_err(|_| ApplyError::Capacity)?;
         let id_start =
             u32::try_from(self.consent_id_arena.len()).map_err(|_| ApplyError::Capacity)?;

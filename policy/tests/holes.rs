@@ -313,3 +313,152 @@ fn an_assisted_revocation_needs_a_party_to_the_consent() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ----- errors must not reveal enrolment --------------------------------------
+
+type Attempt = (&'static str, fn() -> (Event, &'static [&'static str]));
+
+fn refusals_are_identical(cases: Vec<Attempt>) -> Vec<String> {
+    let mut seen: Vec<(&str, ApplyError)> = Vec::new();
+    let mut failures = Vec::new();
+    for (name, make) in cases {
+        let mut w = World::new();
+        w.grant(Grant::new("c1", "p1"));
+        w.grant(Grant::new("c2", "p2"));
+        let (event, signers) = make();
+        let checked = w.state.check(&event, signers);
+        let applied = w.apply_signed(event, signers);
+        if checked != applied {
+            failures.push(format!("{name}: check {checked:?} but apply {applied:?}"));
+        }
+        match applied {
+            Ok(()) => failures.push(format!("{name}: accepted")),
+            Err(e) => seen.push((name, e)),
+        }
+    }
+    if let Some((first_name, first)) = seen.first() {
+        for (name, e) in &seen[1..] {
+            if e != first || e.to_string() != first.to_string() {
+                failures.push(format!(
+                    "{name}: {e:?} ({e}) differs from {first_name}: {first:?} ({first})"
+                ));
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn errors_do_not_reveal_whether_a_person_is_enrolled() {
+    // Anyone who is not the participant gets one and the same refusal,
+    // whether the person, the consent, or neither exists.
+    let not_the_participant: Vec<Attempt> = vec![
+        ("grant for an unknown person, signed by an agency", || {
+            (Grant::new("c9", "p9").event(), &["k-riverside-housing"])
+        }),
+        ("grant for an enrolled person, signed by an agency", || {
+            (Grant::new("c9", "p1").event(), &["k-riverside-housing"])
+        }),
+        (
+            "grant for an enrolled person, signed by another person",
+            || (Grant::new("c9", "p1").event(), &["k-p2"]),
+        ),
+        (
+            "grant for an unknown person, signed by another person",
+            || (Grant::new("c9", "p9").event(), &["k-p2"]),
+        ),
+        ("revoke for an unknown person, by an agency", || {
+            (revoke_event("c1", "p9", None), &["k-jobs-centre"])
+        }),
+        (
+            "revoke of an unknown consent of an enrolled person, by an agency",
+            || (revoke_event("c404", "p1", None), &["k-jobs-centre"]),
+        ),
+        (
+            "revoke of an existing consent, by an agency not named",
+            || (revoke_event("c1", "p1", None), &["k-jobs-centre"]),
+        ),
+        (
+            "revoke naming the wrong person for an existing consent",
+            || (revoke_event("c1", "p2", None), &["k-jobs-centre"]),
+        ),
+        ("assisted revoke for an unknown person", || {
+            (
+                revoke_event("c1", "p9", Some("jobs-centre")),
+                &["k-jobs-centre"],
+            )
+        }),
+        ("assisted revoke of an unknown consent", || {
+            (
+                revoke_event("c404", "p1", Some("jobs-centre")),
+                &["k-jobs-centre"],
+            )
+        }),
+        ("assisted revoke naming an unknown agency", || {
+            (
+                revoke_event("c1", "p1", Some("ghost-agency")),
+                &["k-jobs-centre"],
+            )
+        }),
+        ("assisted revoke naming a retired agency", || {
+            (
+                revoke_event("c1", "p1", Some("old-shelter")),
+                &["k-old-shelter"],
+            )
+        }),
+        (
+            "revoke of another person's consent by a party of it",
+            || {
+                (
+                    revoke_event("c2", "p1", Some("harbor-clinic")),
+                    &["k-harbor-clinic"],
+                )
+            },
+        ),
+    ];
+    let mut failures = refusals_are_identical(not_the_participant);
+
+    // Enrolment is signed by the new key; a collision with an existing
+    // participant id or key id must not say which, nor name it.
+    let enrolments: Vec<Attempt> = vec![
+        ("an existing participant id with a fresh key", || {
+            let mut e = participant_event("p1");
+            if let Event::ParticipantEnrolled(p) = &mut e {
+                p.key_id = "k-fresh".into();
+            }
+            (e, &["k-fresh"])
+        }),
+        (
+            "a fresh participant id with an enrolled person's key id",
+            || {
+                let mut e = participant_event("p-fresh");
+                if let Event::ParticipantEnrolled(p) = &mut e {
+                    p.key_id = "k-p1".into();
+                }
+                (e, &["k-p1"])
+            },
+        ),
+        ("a fresh participant id with an agency's key id", || {
+            let mut e = participant_event("p-fresh");
+            if let Event::ParticipantEnrolled(p) = &mut e {
+                p.key_id = "k-riverside-housing".into();
+            }
+            (e, &["k-riverside-housing"])
+        }),
+    ];
+    failures.extend(refusals_are_identical(enrolments));
+    for (event, signers) in [
+        (participant_event("p1"), &["k-p1"][..]),
+        (Grant::new("c9", "p9").event(), &["k-riverside-housing"][..]),
+    ] {
+        let mut w = World::new();
+        if let Err(e) = w.apply_signed(event, signers) {
+            for id in ["p1", "p9", "k-p1"] {
+                if e.to_string().contains(id) {
+                    failures.push(format!("refusal names {id:?}: {e}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
