@@ -146,23 +146,18 @@ pub fn consent_summary(state: &ConsentState, consent: &ConsentView, language: La
         .collect();
     let what = join_list(&what, language);
     let why = join_list(&why, language);
+    let until = format_date(consent.ends_at, language);
+    // An until-revoked consent still ends at the maximum duration; the
+    // person must read that date too.
     match (language, consent.expires_at) {
-        (Language::En, Some(t)) => {
-            format!(
-                "{who} may see {what}, {why}, until {}.",
-                format_date(t, language)
-            )
-        }
-        (Language::En, None) => format!("{who} may see {what}, {why}, until you revoke it."),
-        (Language::Es, Some(t)) => {
-            format!(
-                "{who} puede ver {what}, {why}, hasta el {}.",
-                format_date(t, language)
-            )
-        }
-        (Language::Es, None) => {
-            format!("{who} puede ver {what}, {why}, hasta que usted la revoque.")
-        }
+        (Language::En, Some(_)) => format!("{who} may see {what}, {why}, until {until}."),
+        (Language::En, None) => format!(
+            "{who} may see {what}, {why}, until you revoke it or until {until}, whichever comes first."
+        ),
+        (Language::Es, Some(_)) => format!("{who} puede ver {what}, {why}, hasta el {until}."),
+        (Language::Es, None) => format!(
+            "{who} puede ver {what}, {why}, hasta que usted la revoque o hasta el {until}, lo que ocurra primero."
+        ),
     }
 }
 

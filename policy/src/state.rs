@@ -105,11 +105,16 @@ pub struct ConsentView {
     pub categories: Vec<String>,
     pub purposes: Vec<String>,
     pub effective_at: i64,
+    /// As signed: `None` for "until revoked".
     pub expires_at: Option<i64>,
     pub signed_at: i64,
     pub language: Language,
     /// Ledger index of the grant entry.
     pub granted_index: u64,
+    /// The first instant the consent is no longer active (unless revoked
+    /// before): its expiry, or for an until-revoked consent its effective
+    /// date plus the maximum duration of the rules it was granted under.
+    pub ends_at: i64,
     pub revocation: Option<Revocation>,
 }
 
@@ -118,18 +123,18 @@ impl ConsentView {
         status_of(
             self.revocation.is_some(),
             self.effective_at,
-            self.expires_at.unwrap_or(i64::MAX),
+            self.ends_at,
             at,
         )
     }
 }
 
-fn status_of(revoked: bool, effective_at: i64, expires_at: i64, at: i64) -> ConsentStatus {
+fn status_of(revoked: bool, effective_at: i64, ends_at: i64, at: i64) -> ConsentStatus {
     if revoked {
         ConsentStatus::Revoked
     } else if at < effective_at {
         ConsentStatus::NotYetEffective
-    } else if at >= expires_at {
+    } else if at >= ends_at {
         ConsentStatus::Expired
     } else {
         ConsentStatus::Active
@@ -295,9 +300,11 @@ pub(crate) struct ConsentRec {
     lens: [u8; 6],
     language: Language,
     pub(crate) revoked: bool,
+    /// Signed without an expiry; `ends_at` is then the rules' bound.
+    until_revoked: bool,
     pub(crate) effective_at: i64,
-    /// `i64::MAX` for "until revoked".
-    pub(crate) expires_at: i64,
+    /// The first instant it is no longer active: see `ConsentView::ends_at`.
+    pub(crate) ends_at: i64,
     signed_at: i64,
     granted_index: u64,
 }
@@ -600,6 +607,8 @@ impl ConsentState {
                 });
             }
         }
+        // "Until revoked" only where the rules offer it, and even then the
+        // maximum duration ends it (see `insert_consent`).
         match e.expires_at {
             None if !self.rules.allow_until_revoked() => return Err(ApplyError::ExpiryRequired),
             None => {}
@@ -872,7 +881,14 @@ impl ConsentState {
             language: e.language,
             revoked: false,
             effective_at: e.effective_at,
-            expires_at: e.expires_at.unwrap_or(i64::MAX),
+            until_revoked: e.expires_at.is_none(),
+            // The maximum duration bounds every consent: "until revoked"
+            // runs at most that long from its effective date, fixed by the
+            // rules in force at the grant, as an explicit expiry is.
+            ends_at: e.expires_at.unwrap_or_else(|| {
+                e.effective_at
+                    .saturating_add(self.rules.consent_duration_seconds_max())
+            }),
             signed_at: e.signed_at,
             granted_index: index,
         });
@@ -1139,10 +1155,11 @@ impl ConsentState {
             categories: names(CATEGORIES),
             purposes: names(PURPOSES),
             effective_at: rec.effective_at,
-            expires_at: (rec.expires_at != i64::MAX).then_some(rec.expires_at),
+            expires_at: (!rec.until_revoked).then_some(rec.ends_at),
             signed_at: rec.signed_at,
             language: rec.language,
             granted_index: rec.granted_index,
+            ends_at: rec.ends_at,
             revocation,
         })
     }
@@ -1169,6 +1186,6 @@ impl ConsentState {
     }
 
     pub(crate) fn consent_status(&self, rec: &ConsentRec, at: i64) -> ConsentStatus {
-        status_of(rec.revoked, rec.effective_at, rec.expires_at, at)
+        status_of(rec.revoked, rec.effective_at, rec.ends_at, at)
     }
 }

@@ -462,3 +462,125 @@ fn errors_do_not_reveal_whether_a_person_is_enrolled() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ----- maximum consent duration -----------------------------------------------
+
+enum Expect {
+    Check(Result<(), ApplyError>),
+    Status(i64, ConsentStatus),
+    Decide(i64, Outcome, &'static [Reason]),
+}
+
+struct DurationRow {
+    name: &'static str,
+    /// (allow_until_revoked, days_max)
+    rules: (bool, u32),
+    grant: fn() -> Grant,
+    expect: Expect,
+}
+
+fn until_revoked() -> Grant {
+    Grant::new("c1", "p1").between(t0(), None)
+}
+
+#[test]
+fn the_maximum_duration_bounds_every_consent() {
+    use Expect::{Check, Decide, Status};
+    let rows = vec![
+        DurationRow {
+            name: "check: until-revoked where the rules offer it",
+            rules: (true, 365),
+            grant: until_revoked,
+            expect: Check(Ok(())),
+        },
+        DurationRow {
+            name: "check: until-revoked where the rules do not offer it",
+            rules: (false, 365),
+            grant: until_revoked,
+            expect: Check(Err(ApplyError::ExpiryRequired)),
+        },
+        DurationRow {
+            name: "check: an expiry past the maximum",
+            rules: (true, 30),
+            grant: || Grant::new("c1", "p1").between(t0(), Some(t0() + 31 * DAY)),
+            expect: Check(Err(ApplyError::DurationTooLong {
+                days: 31,
+                days_max: 30,
+            })),
+        },
+        DurationRow {
+            name: "state: an until-revoked consent is active one second before the bound",
+            rules: (true, 365),
+            grant: until_revoked,
+            expect: Status(t0() + 365 * DAY - 1, ConsentStatus::Active),
+        },
+        DurationRow {
+            name: "state: an until-revoked consent has expired at effective + maximum",
+            rules: (true, 365),
+            grant: until_revoked,
+            expect: Status(t0() + 365 * DAY, ConsentStatus::Expired),
+        },
+        DurationRow {
+            name: "decide: until-revoked, one second before the bound",
+            rules: (true, 365),
+            grant: until_revoked,
+            expect: Decide(t0() + 365 * DAY - 1, Outcome::Allow, &[]),
+        },
+        DurationRow {
+            name: "decide: until-revoked, at effective + maximum",
+            rules: (true, 365),
+            grant: until_revoked,
+            expect: Decide(t0() + 365 * DAY, Outcome::Deny, &[Reason::ConsentExpired]),
+        },
+        DurationRow {
+            name: "decide: until-revoked under a 30-day maximum, years later",
+            rules: (true, 30),
+            grant: until_revoked,
+            expect: Decide(t0() + 5000 * DAY, Outcome::Deny, &[Reason::ConsentExpired]),
+        },
+        DurationRow {
+            name: "decide: until-revoked starting later is bounded from its own start",
+            rules: (true, 30),
+            grant: || Grant::new("c1", "p1").between(t0() + 10 * DAY, None),
+            expect: Decide(t0() + 39 * DAY, Outcome::Allow, &[]),
+        },
+    ];
+    let mut failures = Vec::new();
+    for row in rows {
+        let mut w = World::new();
+        let (allow, days) = row.rules;
+        w.rules(1, rules_with(&[], allow, days));
+        let event = (row.grant)().event();
+        let checked = w.state.check(&event, &["k-p1"]);
+        let got = match &row.expect {
+            Check(want) => {
+                (checked != *want).then(|| format!("check gave {checked:?}, want {want:?}"))
+            }
+            Status(at, want) => {
+                w.ok(event);
+                let got = w.state.consents_of("p1", *at)[0].1;
+                (got != *want).then(|| format!("status {got:?}, want {want:?}"))
+            }
+            Decide(at, outcome, reasons) => {
+                w.ok(event);
+                let d = w.decide(
+                    &request(
+                        "riverside-housing",
+                        "harbor-clinic",
+                        "p1",
+                        &["social.housing"],
+                        "housing-placement",
+                    ),
+                    *at,
+                );
+                let got = (d.outcome(), d.reasons().to_vec());
+                let want = (*outcome, reasons.to_vec());
+                (got != want).then(|| format!("decided {got:?}, want {want:?}"))
+            }
+        };
+        if let Some(problem) = got {
+            failures.push(format!("{}: {problem}", row.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

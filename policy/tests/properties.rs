@@ -185,7 +185,9 @@ fn model_covers_with(
         && c.purposes.iter().any(|g| code_covers(g, &req.purpose))
         && c.revocation.is_none()
         && c.effective_at <= at
-        && c.expires_at.is_none_or(|e| at < e)
+        && at
+            < c.expires_at
+                .unwrap_or(c.effective_at + state.rules().consent_duration_seconds_max())
 }
 
 /// Categories needing a named recipient at or strictly under `category`.

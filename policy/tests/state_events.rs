@@ -134,7 +134,11 @@ fn the_example_consent_reads_as_plain_language() {
     let c = w.state.consent("c2").unwrap();
     assert_eq!(
         consent_summary(&w.state, &c, Language::En),
-        "Any clinic may see your medication records, to treat you and to coordinate your care, until you revoke it."
+        "Any clinic may see your medication records, to treat you and to coordinate your care, until you revoke it or until 1 April 2027, whichever comes first."
+    );
+    assert_eq!(
+        consent_summary(&w.state, &c, Language::Es),
+        "Cualquier clínica puede ver sus registros de medicamentos, para darle tratamiento y para coordinar su atención, hasta que usted la revoque o hasta el 1 de abril de 2027, lo que ocurra primero."
     );
     let d = w.decide(
         &request(
