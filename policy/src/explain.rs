@@ -103,17 +103,18 @@ fn join_list(items: &[String], language: Language) -> String {
 
 fn recipients_phrase(state: &ConsentState, consent: &ConsentView, language: Language) -> String {
     let mut names: Vec<String> = consent
+        .granted
         .recipients
         .agencies
         .iter()
         .map(|id| {
             state
                 .agency(id)
-                .map(|a| a.name)
+                .map(|a| a.enrolled.name)
                 .unwrap_or_else(|| id.clone())
         })
         .collect();
-    names.extend(consent.recipients.classes.iter().map(|c| {
+    names.extend(consent.granted.recipients.classes.iter().map(|c| {
         state
             .vocabulary()
             .label(Kind::Class, c, language)
@@ -135,11 +136,13 @@ pub fn consent_summary(state: &ConsentState, consent: &ConsentView, language: La
     let vocabulary = state.vocabulary();
     let who = recipients_phrase(state, consent, language);
     let what: Vec<String> = consent
+        .granted
         .categories
         .iter()
         .map(|c| vocabulary.label(Kind::Category, c, language).to_owned())
         .collect();
     let why: Vec<String> = consent
+        .granted
         .purposes
         .iter()
         .map(|p| vocabulary.label(Kind::Purpose, p, language).to_owned())
@@ -149,7 +152,7 @@ pub fn consent_summary(state: &ConsentState, consent: &ConsentView, language: La
     let until = format_date(consent.ends_at, language);
     // An until-revoked consent still ends at the maximum duration; the
     // person must read that date too.
-    match (language, consent.expires_at) {
+    match (language, consent.granted.expires_at) {
         (Language::En, Some(_)) => format!("{who} may see {what}, {why}, until {until}."),
         (Language::En, None) => format!(
             "{who} may see {what}, {why}, until you revoke it or until {until}, whichever comes first."

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use crate::event::{
     AgencyEnrolled, AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event,
-    GovernanceRules, ParseError, ParticipantEnrolled, Parties, Role,
+    GovernanceRules, ParseError, ParticipantEnrolled, Parties, Role, V1,
 };
 use crate::rules::{Rules, RulesError};
 use crate::vocab::{parent_code, Kind, Vocabulary};
@@ -53,17 +53,22 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-/// An enrolled agency, as the gateway and portal read it.
+/// An enrolled agency, as the gateway and portal read it: its enrolment
+/// entry, and what later entries changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgencyInfo {
-    pub id: String,
-    pub name: String,
-    pub key_id: String,
-    pub upstream: String,
-    pub classes: Vec<String>,
-    pub roles: Vec<Role>,
-    pub enrolled_at: i64,
+    /// The `agency.enrolled` entry as applied (classes and roles without
+    /// repeats, classes in the state's order); its key is the first key.
+    pub enrolled: AgencyEnrolled,
+    /// The key it signs with now, after any rotations.
+    pub current_key_id: String,
     pub retired: bool,
+}
+
+impl AgencyInfo {
+    pub fn id(&self) -> &str {
+        &self.enrolled.agency
+    }
 }
 
 /// Where a consent stands at a given time.
@@ -95,20 +100,13 @@ pub struct Revocation {
     pub assisted_by: Option<String>,
 }
 
-/// A consent, as the portal, the explanations and the auditor read it.
+/// A consent, as the portal, the explanations and the auditor read it: the
+/// grant, and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsentView {
-    pub consent_id: String,
-    pub participant: String,
-    pub holders: Parties,
-    pub recipients: Parties,
-    pub categories: Vec<String>,
-    pub purposes: Vec<String>,
-    pub effective_at: i64,
-    /// As signed: `None` for "until revoked".
-    pub expires_at: Option<i64>,
-    pub signed_at: i64,
-    pub language: Language,
+    /// The `consent.granted` entry as applied (lists without repeats, in
+    /// the participant's order; `expires_at: None` for "until revoked").
+    pub granted: ConsentGranted,
     /// Ledger index of the grant entry.
     pub granted_index: u64,
     /// The first instant the consent is no longer active (unless revoked
@@ -122,7 +120,7 @@ impl ConsentView {
     pub fn status(&self, at: i64) -> ConsentStatus {
         status_of(
             self.revocation.is_some(),
-            self.effective_at,
+            self.granted.effective_at,
             self.ends_at,
             at,
         )
@@ -246,6 +244,8 @@ impl Codes {
 pub(crate) struct AgencyRec {
     id: Box<str>,
     name: Box<str>,
+    /// The key it enrolled with; `key_id` is the current one.
+    enrolled_key_id: Box<str>,
     key_id: Box<str>,
     upstream: Box<str>,
     pub(crate) classes: Vec<u32>,
@@ -729,6 +729,7 @@ impl ConsentState {
                 self.agencies.push(AgencyRec {
                     id: e.agency.as_str().into(),
                     name: e.name.as_str().into(),
+                    enrolled_key_id: e.key_id.as_str().into(),
                     key_id: e.key_id.as_str().into(),
                     upstream: e.upstream.as_str().into(),
                     classes,
@@ -1080,17 +1081,26 @@ impl ConsentState {
 
     fn agency_info(&self, rec: &AgencyRec) -> AgencyInfo {
         AgencyInfo {
-            id: rec.id.to_string(),
-            name: rec.name.to_string(),
-            key_id: rec.key_id.to_string(),
-            upstream: rec.upstream.to_string(),
-            classes: rec
-                .classes
-                .iter()
-                .map(|&c| self.codes.name(c).to_owned())
-                .collect(),
-            roles: rec.roles.clone(),
-            enrolled_at: rec.enrolled_at,
+            enrolled: AgencyEnrolled {
+                v: V1,
+                agency: rec.id.to_string(),
+                name: rec.name.to_string(),
+                key_id: rec.enrolled_key_id.to_string(),
+                public_key: self
+                    .keys
+                    .get(&rec.enrolled_key_id)
+                    .map(|k| k.public_key.to_string())
+                    .unwrap_or_default(),
+                upstream: rec.upstream.to_string(),
+                classes: rec
+                    .classes
+                    .iter()
+                    .map(|&c| self.codes.name(c).to_owned())
+                    .collect(),
+                roles: rec.roles.clone(),
+                at: rec.enrolled_at,
+            },
+            current_key_id: rec.key_id.to_string(),
             retired: rec.retired,
         }
     }
@@ -1138,26 +1148,29 @@ impl ConsentState {
                     .map(|a| a.id.to_string()),
             });
         Some(ConsentView {
-            consent_id: self.consent_id_of(rec).to_owned(),
-            participant: self
-                .participants
-                .get(rec.participant as usize)
-                .map(|p| p.id.to_string())
-                .unwrap_or_default(),
-            holders: Parties {
-                agencies: agencies(HOLDER_AGENCIES),
-                classes: names(HOLDER_CLASSES),
+            granted: ConsentGranted {
+                v: V1,
+                consent_id: self.consent_id_of(rec).to_owned(),
+                participant: self
+                    .participants
+                    .get(rec.participant as usize)
+                    .map(|p| p.id.to_string())
+                    .unwrap_or_default(),
+                holders: Parties {
+                    agencies: agencies(HOLDER_AGENCIES),
+                    classes: names(HOLDER_CLASSES),
+                },
+                recipients: Parties {
+                    agencies: agencies(RECIPIENT_AGENCIES),
+                    classes: names(RECIPIENT_CLASSES),
+                },
+                categories: names(CATEGORIES),
+                purposes: names(PURPOSES),
+                effective_at: rec.effective_at,
+                expires_at: (!rec.until_revoked).then_some(rec.ends_at),
+                signed_at: rec.signed_at,
+                language: rec.language,
             },
-            recipients: Parties {
-                agencies: agencies(RECIPIENT_AGENCIES),
-                classes: names(RECIPIENT_CLASSES),
-            },
-            categories: names(CATEGORIES),
-            purposes: names(PURPOSES),
-            effective_at: rec.effective_at,
-            expires_at: (!rec.until_revoked).then_some(rec.ends_at),
-            signed_at: rec.signed_at,
-            language: rec.language,
             granted_index: rec.granted_index,
             ends_at: rec.ends_at,
             revocation,

@@ -170,24 +170,36 @@ fn model_covers_with(
 ) -> bool {
     let requester = state.agency(&req.requester).unwrap();
     let holder = state.agency(&req.holder).unwrap();
-    let named = c.recipients.agencies.contains(&req.requester);
+    let named = c.granted.recipients.agencies.contains(&req.requester);
     let by_class = requester
+        .enrolled
         .classes
         .iter()
-        .any(|k| c.recipients.classes.contains(k));
+        .any(|k| c.granted.recipients.classes.contains(k));
     let recipient_ok = named || (by_class && by_class_ok);
-    let holder_ok = c.holders.agencies.contains(&req.holder)
-        || holder.classes.iter().any(|k| c.holders.classes.contains(k));
-    c.participant == req.participant
+    let holder_ok = c.granted.holders.agencies.contains(&req.holder)
+        || holder
+            .enrolled
+            .classes
+            .iter()
+            .any(|k| c.granted.holders.classes.contains(k));
+    c.granted.participant == req.participant
         && recipient_ok
         && holder_ok
-        && c.categories.iter().any(|g| code_covers(g, category))
-        && c.purposes.iter().any(|g| code_covers(g, &req.purpose))
+        && c.granted
+            .categories
+            .iter()
+            .any(|g| code_covers(g, category))
+        && c.granted
+            .purposes
+            .iter()
+            .any(|g| code_covers(g, &req.purpose))
         && c.revocation.is_none()
-        && c.effective_at <= at
+        && c.granted.effective_at <= at
         && at
-            < c.expires_at
-                .unwrap_or(c.effective_at + state.rules().consent_duration_seconds_max())
+            < c.granted
+                .expires_at
+                .unwrap_or(c.granted.effective_at + state.rules().consent_duration_seconds_max())
 }
 
 /// Categories needing a named recipient at or strictly under `category`.
@@ -265,7 +277,11 @@ fn model_break_glass(state: &ConsentState, req: &Request, category: &str) -> boo
     let requester = state.agency(&req.requester).unwrap();
     code_covers(&bg.purpose, &req.purpose)
         && (bg.agencies.contains(&req.requester)
-            || requester.classes.iter().any(|k| bg.classes.contains(k)))
+            || requester
+                .enrolled
+                .classes
+                .iter()
+                .any(|k| bg.classes.contains(k)))
         && bg.categories.iter().any(|c| code_covers(c, category))
 }
 
@@ -325,7 +341,7 @@ proptest! {
             prop_assert_eq!(d.break_glass(), via_glass);
             prop_assert_eq!(!d.consents().is_empty(), via_consent);
             for id in d.consents() {
-                let c = consents.iter().find(|c| &c.consent_id == id).unwrap();
+                let c = consents.iter().find(|c| &c.granted.consent_id == id).unwrap();
                 prop_assert!(d.released().iter().any(|cat| model_covers(&w.state, c, &req, cat, at)));
             }
         }
@@ -359,7 +375,7 @@ proptest! {
         let mut all: Vec<(Request, i64)> = reqs.iter().map(|s| (s.request(), s.at())).collect();
         all.push((exact, target.effective_at));
         let others_consents: Vec<ConsentView> = all_consents(&w.state, 0)
-            .into_iter().filter(|c| c.consent_id != "target").collect();
+            .into_iter().filter(|c| c.granted.consent_id != "target").collect();
         for (req, at) in all {
             let d = w.decide(&req, at);
             prop_assert!(!d.consents().iter().any(|c| c == "target"));

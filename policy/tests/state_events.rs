@@ -468,7 +468,7 @@ fn key_registry_follows_enrolment_rotation_and_retirement() {
     assert!(!w.state.key("k-riverside-housing").unwrap().current);
     assert!(w.state.key("k-riverside-2").unwrap().current);
     assert_eq!(
-        w.state.agency("riverside-housing").unwrap().key_id,
+        w.state.agency("riverside-housing").unwrap().current_key_id,
         "k-riverside-2"
     );
     assert_eq!(w.state.key(GOV).unwrap().owner, KeyOwner::Governance);
@@ -480,7 +480,20 @@ fn key_registry_follows_enrolment_rotation_and_retirement() {
     assert!(!w.state.key("k-old-shelter").unwrap().current);
     let old = w.state.agency("old-shelter").unwrap();
     assert!(old.retired);
-    assert_eq!(old.classes, vec!["housing".to_owned()]);
+    assert_eq!(old.enrolled.classes, vec!["housing".to_owned()]);
+    assert_eq!(old.id(), "old-shelter");
+    // The enrolment entry as applied, with the key it enrolled with.
+    let riverside = w.state.agency("riverside-housing").unwrap();
+    assert_eq!(riverside.enrolled.key_id, "k-riverside-housing");
+    assert_eq!(
+        Event::AgencyEnrolled(riverside.enrolled),
+        agency_event(
+            "riverside-housing",
+            "Riverside Housing",
+            &["housing"],
+            &[Role::Agency]
+        )
+    );
     let e = participant_event("p9");
     assert_eq!(e.self_signing_key(), Some(("k-p9", KEY)));
     assert_eq!(w.state.rules_version(), 0);
@@ -501,4 +514,29 @@ fn loaders_reject_bad_toml() {
         "forbidden_purposes = []\nconsent_duration_days_max = 0\nallow_until_revoked = true"
     )
     .is_err());
+}
+
+#[test]
+fn a_consent_view_embeds_the_grant_as_applied() {
+    let mut w = World::new();
+    let grant = Grant::new("c1", "p1")
+        .recipients(Parties {
+            agencies: strings(&["riverside-housing"]),
+            classes: strings(&["clinic"]),
+        })
+        .categories(&["social.housing", "health.sud.treatment"])
+        .between(t0(), None);
+    w.grant(grant.clone());
+    let index = w.index;
+    let view = w.state.consent("c1").unwrap();
+    assert_eq!(Event::ConsentGranted(view.granted.clone()), grant.event());
+    assert_eq!(view.granted_index, index);
+    assert_eq!(view.ends_at, t0() + 365 * DAY);
+    assert!(view.revocation.is_none());
+    // Repeats are dropped, order kept.
+    w.grant(Grant::new("c2", "p1").categories(&["social.housing", "social", "social.housing"]));
+    assert_eq!(
+        w.state.consent("c2").unwrap().granted.categories,
+        strings(&["social.housing", "social"])
+    );
 }
