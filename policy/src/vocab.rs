@@ -6,7 +6,9 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_LABEL_BYTES, MAX_VOCABULARY_TERMS};
+use crate::limits::{
+    json_len, MAX_CODE_BYTES, MAX_LABEL_BYTES, MAX_VOCABULARY_JSON_BYTES, MAX_VOCABULARY_TERMS,
+};
 use crate::words::Language;
 
 /// The default vocabulary for recovery services, as shipped.
@@ -45,10 +47,16 @@ pub enum VocabularyError {
         code: String,
         parent: String,
     },
-    #[error("{kind} code {code:?} has an empty or oversized label")]
+    #[error(
+        "{kind} code {code:?} has an empty or oversized label, or one with control characters"
+    )]
     BadLabel { kind: &'static str, code: String },
     #[error("too many {kind} codes (at most {max})")]
     TooMany { kind: &'static str, max: usize },
+    #[error(
+        "the vocabulary is {bytes} bytes as json, more than the {max} a governance entry may carry"
+    )]
+    TooLarge { bytes: usize, max: usize },
 }
 
 /// A code with its plain-language labels; the serialised form of one term.
@@ -90,7 +98,7 @@ pub struct Vocabulary {
 /// True if `code` is well formed: dot-separated segments of `[a-z0-9-]`,
 /// each starting with a letter or digit.
 pub fn is_valid_code(code: &str) -> bool {
-    if code.is_empty() || code.len() > 128 {
+    if code.is_empty() || code.len() > MAX_CODE_BYTES {
         return false;
     }
     code.split('.').all(|segment| {
@@ -134,7 +142,10 @@ fn build_list(kind: Kind, terms: Vec<Term>) -> Result<BTreeMap<String, Term>, Vo
                 code: term.code,
             });
         }
-        let label_ok = |l: &str| !l.trim().is_empty() && l.len() <= MAX_LABEL_BYTES;
+        // Labels are phrases for people; a control character is never one.
+        let label_ok = |l: &str| {
+            !l.trim().is_empty() && l.len() <= MAX_LABEL_BYTES && !l.chars().any(char::is_control)
+        };
         if !label_ok(&term.en) || !label_ok(&term.es) {
             return Err(VocabularyError::BadLabel {
                 kind: kind_name,
@@ -167,6 +178,15 @@ fn build_list(kind: Kind, terms: Vec<Term>) -> Result<BTreeMap<String, Term>, Vo
 impl TryFrom<VocabularySpec> for Vocabulary {
     type Error = VocabularyError;
     fn try_from(spec: VocabularySpec) -> Result<Self, Self::Error> {
+        // Checked first and as a whole, so that any vocabulary accepted here
+        // fits in one ledger entry with the rules (see `limits`).
+        let bytes = json_len(&spec).unwrap_or(usize::MAX);
+        if bytes > MAX_VOCABULARY_JSON_BYTES {
+            return Err(VocabularyError::TooLarge {
+                bytes,
+                max: MAX_VOCABULARY_JSON_BYTES,
+            });
+        }
         Ok(Vocabulary {
             categories: build_list(Kind::Category, spec.categories)?,
             purposes: build_list(Kind::Purpose, spec.purposes)?,
@@ -302,6 +322,15 @@ mod tests {
         assert!(matches!(
             Vocabulary::from_toml(text),
             Err(VocabularyError::MissingParent { .. })
+        ));
+    }
+
+    #[test]
+    fn labels_are_phrases_without_control_characters() {
+        let text = "categories = [{code = \"a\", en = \"x\\u0007\", es = \"y\"}]\npurposes = []\nclasses = []";
+        assert!(matches!(
+            Vocabulary::from_toml(text),
+            Err(VocabularyError::BadLabel { .. })
         ));
     }
 
