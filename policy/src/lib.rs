@@ -6,6 +6,12 @@
 //! governance rules; and say why, in words a person can read.
 //!
 //! ## Layout
+//! In dependency order: each module imports only modules listed before it
+//! (a unit test below reads the sources and holds this).
+//! - [`limits`]: size bounds on every field read from the ledger, and the
+//!   JSON budgets that keep a governance entry within one ledger entry.
+//! - [`words`]: the shared words: [`Language`], [`Outcome`], [`Reason`]
+//!   codes and their sentences.
 //! - [`vocab`]: hierarchical codes (categories, purposes, agency classes)
 //!   with English and Spanish labels; TOML configuration, shipped defaults.
 //! - [`rules`]: governance rules above any consent: forbidden purposes,
@@ -13,24 +19,44 @@
 //! - [`event`]: the ledger entry formats and `parse_event`.
 //! - [`state`]: `ConsentState`, built by applying entries in ledger order;
 //!   also the key registry the gateway and auditor verify signatures with.
-//! - [`decision`]: `decide`, reason codes, the agency's view, the
-//!   `access.decided` entry and `replay_check` for the auditor.
+//!   Its views embed the entries they came from ([`ConsentView::granted`],
+//!   [`AgencyInfo::enrolled`]).
+//! - [`decision`]: `decide`, the agency's view, the `access.decided` entry
+//!   and `replay_check` for the auditor.
 //! - [`explain`]: plain-language summaries and dates.
 //!
 //! ## Invariants
 //! - `decide` is a pure function of (state, request, time): same inputs,
 //!   same decision, on every machine; it never panics.
 //! - Only the requested categories that an active consent covers are
-//!   released (or, flagged, those break-glass permits); nothing else.
+//!   released (or, flagged, those break-glass permits); nothing else. A
+//!   released code covers the codes under it, so a category with a
+//!   category needing a named recipient under it is released whole only
+//!   under a consent naming the requester; a consent naming only its class
+//!   releases the sub-categories without one (see [`decide`]).
 //! - An [`Allow`] exists only if `decide` made it: it is the gateway's proof
 //!   that it may forward data.
 //! - What the agency is told ([`Decision::agency_view`]) is identical for an
 //!   unknown participant and for one who gave this agency no consent.
+//! - Authority before look-up: `check`/`apply` read who signed before
+//!   looking up the participant or consent an entry names, and anyone who
+//!   is not the participant (nor an agency party to the consent, for an
+//!   assisted revocation) gets one [`ApplyError::NotAuthorised`], whether
+//!   or not the person or consent exists; a taken id at enrolment gets one
+//!   [`ApplyError::EnrolmentRefused`].
+//! - Every consent ends: at its expiry, or, for "until revoked" (offered
+//!   only where the rules say so), at its effective date plus the maximum
+//!   duration of the rules it was granted under.
 //! - Revocation takes effect from the ledger position of its entry.
+//! - One entry size limit, the ledger's (`ledger::entry::ENTRY_BYTES_MAX`,
+//!   16 KiB): `parse_event` reads entries the ledger has bounded; policy's
+//!   field limits bound the state, and every vocabulary and rule set policy
+//!   accepts fits in one entry.
 //!
 //! ## Never
 //! No I/O, no clock (callers pass `at`), no HTTP, no storage, no crypto
-//! (callers verify signatures and pass the signing key ids).
+//! (callers verify signatures and pass the signing key ids), no dependency
+//! on the ledger crate.
 #![forbid(unsafe_code)]
 
 pub mod decision;
