@@ -532,9 +532,7 @@ impl<'s> Judge<'s, '_> {
         for child in vocabulary.children(Kind::Category, category) {
             let cover = self.cover(child);
             if let Some(id) = cover.whole {
-                if let Some(term) = vocabulary.term(Kind::Category, child) {
-                    out.released.push((term.code.as_str(), id));
-                }
+                out.released.push((child, id));
             } else if cover.partial {
                 // Children are strictly longer codes, so this ends.
                 self.split(child, out);
