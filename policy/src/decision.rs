@@ -4,186 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AccessDecided, ParseError, Role, V1};
-use crate::explain::Language;
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use crate::state::{ConsentRec, ConsentState, ConsentStatus};
 use crate::vocab::{code_covers, parent_code, Kind};
-
-/// A stable reason code. The order of the variants is the order reasons are
-/// listed in, so that a decision's reasons are deterministic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reason {
-    /// The request is malformed (no categories, oversized fields).
-    InvalidRequest,
-    /// The requester or holder is not an enrolled agency.
-    UnknownAgency,
-    /// The requester or holder has been retired.
-    AgencyRetired,
-    /// The requester's roles do not allow it to receive records.
-    RequesterNotPermitted,
-    /// The holder's roles do not make it a record holder.
-    HolderNotPermitted,
-    UnknownPurpose,
-    /// No consent can authorise this purpose.
-    PurposeForbidden,
-    UnknownCategory,
-    /// Internal only: the agency is told `no-consent`.
-    UnknownParticipant,
-    NoConsent,
-    /// The participant's consents do not name this recipient.
-    RecipientNotCovered,
-    /// The category needs a consent naming the recipient itself, not its class.
-    SpecificRecipientRequired,
-    HolderNotCovered,
-    CategoryNotCovered,
-    PurposeNotCovered,
-    ConsentNotYetEffective,
-    ConsentExpired,
-    ConsentRevoked,
-    /// Not a denial: released under medical-emergency access.
-    BreakGlass,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 19] = [
-        Reason::InvalidRequest,
-        Reason::UnknownAgency,
-        Reason::AgencyRetired,
-        Reason::RequesterNotPermitted,
-        Reason::HolderNotPermitted,
-        Reason::UnknownPurpose,
-        Reason::PurposeForbidden,
-        Reason::UnknownCategory,
-        Reason::UnknownParticipant,
-        Reason::NoConsent,
-        Reason::RecipientNotCovered,
-        Reason::SpecificRecipientRequired,
-        Reason::HolderNotCovered,
-        Reason::CategoryNotCovered,
-        Reason::PurposeNotCovered,
-        Reason::ConsentNotYetEffective,
-        Reason::ConsentExpired,
-        Reason::ConsentRevoked,
-        Reason::BreakGlass,
-    ];
-
-    /// The kebab-case code, as logged.
-    pub fn code(self) -> &'static str {
-        match self {
-            Reason::InvalidRequest => "invalid-request",
-            Reason::UnknownAgency => "unknown-agency",
-            Reason::AgencyRetired => "agency-retired",
-            Reason::RequesterNotPermitted => "requester-not-permitted",
-            Reason::HolderNotPermitted => "holder-not-permitted",
-            Reason::UnknownPurpose => "unknown-purpose",
-            Reason::PurposeForbidden => "purpose-forbidden",
-            Reason::UnknownCategory => "unknown-category",
-            Reason::UnknownParticipant => "unknown-participant",
-            Reason::NoConsent => "no-consent",
-            Reason::RecipientNotCovered => "recipient-not-covered",
-            Reason::SpecificRecipientRequired => "specific-recipient-required",
-            Reason::HolderNotCovered => "holder-not-covered",
-            Reason::CategoryNotCovered => "category-not-covered",
-            Reason::PurposeNotCovered => "purpose-not-covered",
-            Reason::ConsentNotYetEffective => "consent-not-yet-effective",
-            Reason::ConsentExpired => "consent-expired",
-            Reason::ConsentRevoked => "consent-revoked",
-            Reason::BreakGlass => "break-glass",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// True if the reason depends on who the participant is or what they
-    /// consented to: the agency is never told these precisely.
-    pub fn is_about_participant(self) -> bool {
-        matches!(
-            self,
-            Reason::UnknownParticipant
-                | Reason::NoConsent
-                | Reason::RecipientNotCovered
-                | Reason::SpecificRecipientRequired
-                | Reason::HolderNotCovered
-                | Reason::CategoryNotCovered
-                | Reason::PurposeNotCovered
-                | Reason::ConsentNotYetEffective
-                | Reason::ConsentExpired
-                | Reason::ConsentRevoked
-        )
-    }
-
-    /// A sentence a person can read.
-    pub fn sentence(self, language: Language) -> &'static str {
-        use Language::{En, Es};
-        match (self, language) {
-            (Reason::InvalidRequest, En) => "The request was malformed.",
-            (Reason::InvalidRequest, Es) => "La solicitud estaba mal formada.",
-            (Reason::UnknownAgency, En) => "The agency is not enrolled.",
-            (Reason::UnknownAgency, Es) => "La agencia no está inscrita.",
-            (Reason::AgencyRetired, En) => "The agency is no longer enrolled.",
-            (Reason::AgencyRetired, Es) => "La agencia ya no está inscrita.",
-            (Reason::RequesterNotPermitted, En) => "This agency may not receive records.",
-            (Reason::RequesterNotPermitted, Es) => "Esta agencia no puede recibir expedientes.",
-            (Reason::HolderNotPermitted, En) => "The named holder does not hold records.",
-            (Reason::HolderNotPermitted, Es) => "El titular indicado no guarda expedientes.",
-            (Reason::UnknownPurpose, En) => "The stated purpose is not one we know.",
-            (Reason::UnknownPurpose, Es) => "El propósito indicado no es uno que conozcamos.",
-            (Reason::PurposeForbidden, En) => {
-                "Records are never shared for this purpose, whatever the consent."
-            }
-            (Reason::PurposeForbidden, Es) => {
-                "Los expedientes nunca se comparten para este propósito, sea cual sea el consentimiento."
-            }
-            (Reason::UnknownCategory, En) => "A requested kind of record is not one we know.",
-            (Reason::UnknownCategory, Es) => {
-                "Un tipo de expediente solicitado no es uno que conozcamos."
-            }
-            (Reason::UnknownParticipant, En) => "The person is not enrolled.",
-            (Reason::UnknownParticipant, Es) => "La persona no está inscrita.",
-            (Reason::NoConsent, En) => "There is no consent that allows this.",
-            (Reason::NoConsent, Es) => "No hay ningún consentimiento que lo permita.",
-            (Reason::RecipientNotCovered, En) => {
-                "No consent allows this agency to receive these records."
-            }
-            (Reason::RecipientNotCovered, Es) => {
-                "Ningún consentimiento permite que esta agencia reciba estos expedientes."
-            }
-            (Reason::SpecificRecipientRequired, En) => {
-                "These records need a consent that names this agency itself, not just its kind."
-            }
-            (Reason::SpecificRecipientRequired, Es) => {
-                "Estos expedientes requieren un consentimiento que nombre a esta agencia, no solo su tipo."
-            }
-            (Reason::HolderNotCovered, En) => {
-                "No consent allows this agency to share these records."
-            }
-            (Reason::HolderNotCovered, Es) => {
-                "Ningún consentimiento permite que esta agencia comparta estos expedientes."
-            }
-            (Reason::CategoryNotCovered, En) => "No consent covers this kind of record.",
-            (Reason::CategoryNotCovered, Es) => {
-                "Ningún consentimiento cubre este tipo de expediente."
-            }
-            (Reason::PurposeNotCovered, En) => "No consent covers this purpose.",
-            (Reason::PurposeNotCovered, Es) => "Ningún consentimiento cubre este propósito.",
-            (Reason::ConsentNotYetEffective, En) => "The consent has not taken effect yet.",
-            (Reason::ConsentNotYetEffective, Es) => "El consentimiento aún no ha entrado en vigor.",
-            (Reason::ConsentExpired, En) => "The consent has expired.",
-            (Reason::ConsentExpired, Es) => "El consentimiento ha vencido.",
-            (Reason::ConsentRevoked, En) => "The consent was revoked.",
-            (Reason::ConsentRevoked, Es) => "El consentimiento fue revocado.",
-            (Reason::BreakGlass, En) => {
-                "Shared without consent because of a medical emergency; you are being told."
-            }
-            (Reason::BreakGlass, Es) => {
-                "Se compartió sin consentimiento por una emergencia médica; se le está avisando."
-            }
-        }
-    }
-}
+use crate::words::{Outcome, Reason};
 
 /// A request from one agency for a participant's records held by another.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -196,15 +20,8 @@ pub struct Request {
     pub purpose: String,
 }
 
-/// `allow` or `deny`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Allow,
-    Deny,
-}
-
-/// A requested category that was not released, and why.
+/// A requested category (or a part of one, when a split released the rest)
+/// that was not released, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Withheld {
     pub category: String,
@@ -225,6 +42,9 @@ pub struct Allow {
 
 impl Allow {
     /// The categories that may be released, sorted; nothing else may be.
+    /// Each covers the codes under it, never its ancestors: a record
+    /// labelled `health` is not covered by a released `health.sud`. A code
+    /// here may be a part of a requested category (see [`decide`]).
     pub fn released(&self) -> &[String] {
         &self.released
     }
@@ -465,6 +285,17 @@ fn intersects(a: &[u32], b: &[u32]) -> bool {
 
 /// Decides a request at time `at`. Deterministic and total: anything
 /// inconsistent denies; nothing panics.
+///
+/// Releasing a category releases every record labelled with it or with a
+/// code under it. So a category with a category needing a named recipient
+/// under it (`health`, over `health.mental`) is released whole only under
+/// a consent naming the requester itself. A consent naming the requester
+/// only through its class releases the rest (minimum necessary): the
+/// category is split into the sub-categories the vocabulary lists, the
+/// parts without a restricted code are released, and the restricted parts
+/// are withheld with `specific-recipient-required` unless another consent
+/// names the requester. The [`Allow`] then lists those parts, never the
+/// parent code, so the gateway's label filter keeps exactly them.
 pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
     let version = state.rules_version();
     if !request_is_bounded(req) {
@@ -532,42 +363,21 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
         .filter_map(|&i| Some((state.consent_id_str(i), state.consent_rec(i)?)))
         .collect();
     let purpose = resolve(state, &req.purpose);
+    let judge = Judge {
+        state,
+        requester: &requester,
+        holder: &holder,
+        candidates: &candidates,
+        purpose,
+        at,
+    };
 
-    let mut released = Vec::new();
+    let mut released: Vec<String> = Vec::new();
     let mut relied_on: Vec<&str> = Vec::new();
     let mut break_glass = false;
     for category in known {
-        let category_id = resolve(state, category);
-        let specific_only = rules.needs_specific_recipient(category);
-        let mut best: Option<&str> = None;
-        let mut failure = Reason::NoConsent;
-        for &(id, rec) in &candidates {
-            let outcome = evaluate(
-                state,
-                rec,
-                &requester,
-                &holder,
-                specific_only,
-                category_id,
-                purpose,
-                at,
-            );
-            match outcome {
-                Ok(()) => {
-                    // The smallest id, not the first granted: the choice must
-                    // not depend on the order unrelated consents arrived in.
-                    if best.is_none_or(|b| id < b) {
-                        best = Some(id);
-                    }
-                }
-                Err(reason) => {
-                    if rank(reason) > rank(failure) {
-                        failure = reason;
-                    }
-                }
-            }
-        }
-        if let Some(id) = best {
+        let cover = judge.cover(category);
+        if let Some(id) = cover.whole {
             released.push(category.to_owned());
             relied_on.push(id);
             continue;
@@ -580,9 +390,29 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
             break_glass = true;
             continue;
         }
+        if cover.partial {
+            let mut pieces = Pieces::default();
+            judge.split(category, &mut pieces);
+            // The split must still fit one `access.decided` entry; if not,
+            // the category is withheld whole, which is always safe.
+            let fits = released.len() + pieces.released.len() <= MAX_LIST_ITEMS;
+            if !pieces.released.is_empty() && fits {
+                for (code, id) in pieces.released {
+                    released.push(code.to_owned());
+                    relied_on.push(id);
+                }
+                withheld.extend(pieces.withheld);
+            } else {
+                withheld.push(Withheld {
+                    category: category.to_owned(),
+                    reason: Reason::SpecificRecipientRequired,
+                });
+            }
+            continue;
+        }
         let reason = match participant {
             None => Reason::UnknownParticipant,
-            Some(_) if !candidates.is_empty() => failure,
+            Some(_) if !candidates.is_empty() => cover.failure,
             Some(p) if state.participant_has_consents(p) => Reason::RecipientNotCovered,
             Some(_) => Reason::NoConsent,
         };
@@ -592,6 +422,13 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
         });
     }
 
+    released.sort_unstable();
+    released.dedup();
+    // A code both released and withheld can only come from a split piece
+    // that a requested category's own grant (break-glass) released whole.
+    withheld.retain(|w| !released.contains(&w.category));
+    withheld.sort_unstable_by(|a, b| a.category.cmp(&b.category));
+    withheld.dedup();
     let mut reasons: Vec<Reason> = withheld.iter().map(|w| w.reason).collect();
     if released.is_empty() {
         return deny(reasons, withheld, version);
@@ -613,8 +450,105 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
     })
 }
 
+/// Everything about one request that judging one category needs.
+struct Judge<'s, 'p> {
+    state: &'s ConsentState,
+    requester: &'p Party<'s>,
+    holder: &'p Party<'s>,
+    candidates: &'p [(&'s str, &'s ConsentRec)],
+    purpose: Option<u32>,
+    at: i64,
+}
+
+/// What the candidate consents say about one category.
+struct Cover<'s> {
+    /// The smallest consent id that releases the category whole. The
+    /// smallest, not the first granted: the choice must not depend on the
+    /// order unrelated consents arrived in.
+    whole: Option<&'s str>,
+    /// Some consent would release the category but names the requester
+    /// only through a class, while a category needing a named recipient
+    /// lies under it: only the part without one may go.
+    partial: bool,
+    /// Why nothing covers it, from the consent that got furthest.
+    failure: Reason,
+}
+
+/// The result of splitting a category: released sub-categories with the
+/// consent relied on, and withheld ones.
+#[derive(Default)]
+struct Pieces<'s> {
+    released: Vec<(&'s str, &'s str)>,
+    withheld: Vec<Withheld>,
+}
+
+impl<'s> Judge<'s, '_> {
+    fn cover(&self, category: &str) -> Cover<'s> {
+        let rules = self.state.rules();
+        let restricted = rules.needs_specific_recipient(category);
+        let mixed = !restricted && rules.has_specific_recipient_below(category);
+        let category_id = resolve(self.state, category);
+        let mut cover = Cover {
+            whole: None,
+            partial: false,
+            failure: Reason::NoConsent,
+        };
+        for &(id, rec) in self.candidates {
+            let outcome = evaluate(
+                self.state,
+                rec,
+                self.requester,
+                self.holder,
+                restricted,
+                category_id,
+                self.purpose,
+                self.at,
+            );
+            match outcome {
+                Ok(false) if mixed => cover.partial = true,
+                Ok(_) => {
+                    if cover.whole.is_none_or(|b| id < b) {
+                        cover.whole = Some(id);
+                    }
+                }
+                Err(reason) => {
+                    if rank(reason) > rank(cover.failure) {
+                        cover.failure = reason;
+                    }
+                }
+            }
+        }
+        cover
+    }
+
+    /// Splits a category that a class consent covers into the
+    /// sub-categories the vocabulary lists, as deep as a category needing a
+    /// named recipient lies. The category's own code is never released by a
+    /// split: a record labelled only `health` may hold anything under it.
+    /// Break-glass is not consulted here: it applies to requested
+    /// categories whole, as it always has.
+    fn split(&self, category: &str, out: &mut Pieces<'s>) {
+        let vocabulary = self.state.vocabulary();
+        for child in vocabulary.children(Kind::Category, category) {
+            let cover = self.cover(child);
+            if let Some(id) = cover.whole {
+                out.released.push((child, id));
+            } else if cover.partial {
+                // Children are strictly longer codes, so this ends.
+                self.split(child, out);
+            } else {
+                out.withheld.push(Withheld {
+                    category: child.to_owned(),
+                    reason: cover.failure,
+                });
+            }
+        }
+    }
+}
+
 /// Whether one consent covers one category of the request; if not, the
-/// first element that fails, in the order of `rank`.
+/// first element that fails, in the order of `rank`. `Ok(named)` says
+/// whether the consent names the requester itself rather than its class.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     state: &ConsentState,
@@ -625,7 +559,7 @@ fn evaluate(
     category: Option<u32>,
     purpose: Option<u32>,
     at: i64,
-) -> Result<(), Reason> {
+) -> Result<bool, Reason> {
     let named = state.recipient_agencies(rec).contains(&requester.index);
     if specific_only && !named {
         return Err(Reason::SpecificRecipientRequired);
@@ -645,7 +579,7 @@ fn evaluate(
         return Err(Reason::PurposeNotCovered);
     }
     match state.consent_status(rec, at) {
-        ConsentStatus::Active => Ok(()),
+        ConsentStatus::Active => Ok(named),
         ConsentStatus::Revoked => Err(Reason::ConsentRevoked),
         ConsentStatus::NotYetEffective => Err(Reason::ConsentNotYetEffective),
         ConsentStatus::Expired => Err(Reason::ConsentExpired),

@@ -6,17 +6,14 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::decision::{Outcome, Reason};
-use crate::explain::Language;
-use crate::limits::{MAX_ENTRY_BYTES, MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
+use crate::limits::{MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use crate::rules::Rules;
 use crate::vocab::{is_valid_code, Vocabulary};
+use crate::words::{Language, Outcome, Reason};
 
 /// Why bytes are not a valid entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("entry is {bytes} bytes, more than the {max} allowed")]
-    TooLarge { bytes: usize, max: usize },
     #[error("entry is not valid json: {0}")]
     Json(String),
     #[error("unknown entry type {0:?}")]
@@ -169,8 +166,10 @@ pub struct ConsentGranted {
     pub language: Language,
 }
 
-/// `consent.revoked`, signed by the participant, or by the named agency
-/// when it helped the participant revoke.
+/// `consent.revoked`, signed by the participant; or, when an agency helped
+/// the participant revoke, by that agency (named in `assisted_by`), which
+/// must be a party to the consent: a holder or recipient by name, or a
+/// member of a holder or recipient class. Any other agency is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRevoked {
@@ -278,13 +277,12 @@ struct Header {
 }
 
 /// Parses and bounds-checks one ledger entry.
+///
+/// `bytes` is a ledger entry, which the ledger has already bounded by
+/// `ledger::entry::ENTRY_BYTES_MAX` (16 KiB); policy keeps no entry limit
+/// of its own. The field limits of [`crate::limits`] keep what the state
+/// holds from it bounded.
 pub fn parse_event(bytes: &[u8]) -> Result<Event, ParseError> {
-    if bytes.len() > MAX_ENTRY_BYTES {
-        return Err(ParseError::TooLarge {
-            bytes: bytes.len(),
-            max: MAX_ENTRY_BYTES,
-        });
-    }
     // Read the header first so that an unknown type or version gets its own
     // error rather than a serde message about some field.
     let header: Header =
@@ -431,14 +429,8 @@ impl Event {
     /// Serialises a valid event to the JSON bytes an author signs.
     pub fn to_json(&self) -> Result<Vec<u8>, ParseError> {
         self.validate()?;
-        let bytes = serde_json::to_vec(self).map_err(|e| ParseError::Json(e.to_string()))?;
-        if bytes.len() > MAX_ENTRY_BYTES {
-            return Err(ParseError::TooLarge {
-                bytes: bytes.len(),
-                max: MAX_ENTRY_BYTES,
-            });
-        }
-        Ok(bytes)
+        // Whether it fits a ledger entry is the ledger's to say, at append.
+        serde_json::to_vec(self).map_err(|e| ParseError::Json(e.to_string()))
     }
 
     /// Bounds and syntax checks that need no state.
@@ -510,5 +502,120 @@ impl Event {
             }
             Event::AccessCompleted(e) => check_id("decision_id", &e.decision_id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{json_len, MAX_RULES_JSON_BYTES, MAX_VOCABULARY_JSON_BYTES};
+    use serde_json::{json, Value};
+
+    /// `ledger::entry::ENTRY_BYTES_MAX`: the ledger's one entry limit,
+    /// written out because policy does not depend on the ledger crate.
+    const LEDGER_ENTRY_BYTES_MAX: usize = 16 * 1024;
+
+    fn vocabulary_of_exactly(bytes: usize) -> Value {
+        let mut lists: [Vec<Value>; 3] = Default::default();
+        let names = ["categories", "purposes", "classes"];
+        let value = |lists: &[Vec<Value>; 3]| json!({ names[0]: lists[0], names[1]: lists[1], names[2]: lists[2] });
+        // As many small terms as fit, then labels lengthened to the byte.
+        'fill: for i in 0.. {
+            for k in 0..3 {
+                if lists[k].len() == crate::limits::MAX_VOCABULARY_TERMS {
+                    continue;
+                }
+                lists[k].push(json!({"code": format!("{k}c{i}"), "en": "x", "es": "x"}));
+                if json_len(&value(&lists)).unwrap() > bytes {
+                    lists[k].pop();
+                    break 'fill;
+                }
+            }
+        }
+        for k in 0..3 {
+            for t in 0..lists[k].len() {
+                for label in ["en", "es"] {
+                    let gap = bytes - json_len(&value(&lists)).unwrap();
+                    let text = lists[k][t][label].as_str().unwrap().to_owned();
+                    let add = gap.min(crate::limits::MAX_LABEL_BYTES - text.len());
+                    lists[k][t][label] = Value::String(text + &"x".repeat(add));
+                }
+            }
+        }
+        value(&lists)
+    }
+
+    fn rules_of_exactly(bytes: usize) -> Value {
+        let mut forbidden: Vec<String> = Vec::new();
+        let value = |forbidden: &[String]| {
+            json!({
+                "forbidden_purposes": forbidden,
+                "consent_duration_days_max": 36500,
+                "allow_until_revoked": false,
+                "specific_recipient_categories": [],
+                "break_glass": {"purpose": "emergency", "agencies": [], "classes": [], "categories": []},
+            })
+        };
+        loop {
+            let gap = bytes - json_len(&value(&forbidden)).unwrap();
+            if gap == 0 {
+                break;
+            }
+            match forbidden
+                .iter_mut()
+                .find(|c| c.len() < crate::limits::MAX_CODE_BYTES)
+            {
+                Some(code) => {
+                    let add = gap.min(crate::limits::MAX_CODE_BYTES - code.len());
+                    code.push_str(&"a".repeat(add));
+                }
+                None => forbidden.push(format!("f{}", forbidden.len())),
+            }
+        }
+        value(&forbidden)
+    }
+
+    #[test]
+    fn the_largest_governance_entry_fits_a_ledger_entry() {
+        let vocabulary: Vocabulary =
+            serde_json::from_value(vocabulary_of_exactly(MAX_VOCABULARY_JSON_BYTES)).unwrap();
+        let rules: Rules = serde_json::from_value(rules_of_exactly(MAX_RULES_JSON_BYTES)).unwrap();
+        assert_eq!(json_len(&vocabulary), Some(MAX_VOCABULARY_JSON_BYTES));
+        assert_eq!(json_len(&rules), Some(MAX_RULES_JSON_BYTES));
+        let largest = Event::GovernanceRules(GovernanceRules {
+            v: V1,
+            version: u32::MAX,
+            vocabulary,
+            rules,
+            at: i64::MIN,
+        });
+        let bytes = largest.to_json().unwrap();
+        assert!(
+            bytes.len() <= LEDGER_ENTRY_BYTES_MAX,
+            "the largest governance entry is {} bytes",
+            bytes.len()
+        );
+        assert_eq!(parse_event(&bytes).unwrap(), largest);
+
+        // One byte more, in either, is refused.
+        let over: Result<Vocabulary, _> =
+            serde_json::from_value(vocabulary_of_exactly(MAX_VOCABULARY_JSON_BYTES + 1));
+        assert!(over.unwrap_err().to_string().contains("bytes as json"));
+        let over: Result<Rules, _> =
+            serde_json::from_value(rules_of_exactly(MAX_RULES_JSON_BYTES + 1));
+        assert!(over.unwrap_err().to_string().contains("bytes as json"));
+    }
+
+    #[test]
+    fn the_default_governance_entry_is_small() {
+        let default = Event::GovernanceRules(GovernanceRules {
+            v: V1,
+            version: 1,
+            vocabulary: Vocabulary::default_recovery(),
+            rules: Rules::default_recovery(),
+            at: 1_775_001_600,
+        });
+        let bytes = default.to_json().unwrap();
+        assert!(bytes.len() < LEDGER_ENTRY_BYTES_MAX / 4, "{}", bytes.len());
     }
 }

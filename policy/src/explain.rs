@@ -2,35 +2,10 @@
 //! reason sentences, and dates (with a small civil-calendar conversion, since
 //! policy reads no clock and takes no date library).
 
-use serde::{Deserialize, Serialize};
-
-use crate::decision::{Decision, Reason};
+use crate::decision::Decision;
 use crate::state::{ConsentState, ConsentView};
 use crate::vocab::Kind;
-
-/// A language the participant reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    En,
-    Es,
-}
-
-impl Language {
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::Es => "es",
-        }
-    }
-    pub fn from_code(code: &str) -> Option<Self> {
-        match code {
-            "en" => Some(Language::En),
-            "es" => Some(Language::Es),
-            _ => None,
-        }
-    }
-}
+use crate::words::{Language, Reason};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -128,17 +103,18 @@ fn join_list(items: &[String], language: Language) -> String {
 
 fn recipients_phrase(state: &ConsentState, consent: &ConsentView, language: Language) -> String {
     let mut names: Vec<String> = consent
+        .granted
         .recipients
         .agencies
         .iter()
         .map(|id| {
             state
                 .agency(id)
-                .map(|a| a.name)
+                .map(|a| a.enrolled.name)
                 .unwrap_or_else(|| id.clone())
         })
         .collect();
-    names.extend(consent.recipients.classes.iter().map(|c| {
+    names.extend(consent.granted.recipients.classes.iter().map(|c| {
         state
             .vocabulary()
             .label(Kind::Class, c, language)
@@ -160,34 +136,31 @@ pub fn consent_summary(state: &ConsentState, consent: &ConsentView, language: La
     let vocabulary = state.vocabulary();
     let who = recipients_phrase(state, consent, language);
     let what: Vec<String> = consent
+        .granted
         .categories
         .iter()
         .map(|c| vocabulary.label(Kind::Category, c, language).to_owned())
         .collect();
     let why: Vec<String> = consent
+        .granted
         .purposes
         .iter()
         .map(|p| vocabulary.label(Kind::Purpose, p, language).to_owned())
         .collect();
     let what = join_list(&what, language);
     let why = join_list(&why, language);
-    match (language, consent.expires_at) {
-        (Language::En, Some(t)) => {
-            format!(
-                "{who} may see {what}, {why}, until {}.",
-                format_date(t, language)
-            )
-        }
-        (Language::En, None) => format!("{who} may see {what}, {why}, until you revoke it."),
-        (Language::Es, Some(t)) => {
-            format!(
-                "{who} puede ver {what}, {why}, hasta el {}.",
-                format_date(t, language)
-            )
-        }
-        (Language::Es, None) => {
-            format!("{who} puede ver {what}, {why}, hasta que usted la revoque.")
-        }
+    let until = format_date(consent.ends_at, language);
+    // An until-revoked consent still ends at the maximum duration; the
+    // person must read that date too.
+    match (language, consent.granted.expires_at) {
+        (Language::En, Some(_)) => format!("{who} may see {what}, {why}, until {until}."),
+        (Language::En, None) => format!(
+            "{who} may see {what}, {why}, until you revoke it or until {until}, whichever comes first."
+        ),
+        (Language::Es, Some(_)) => format!("{who} puede ver {what}, {why}, hasta el {until}."),
+        (Language::Es, None) => format!(
+            "{who} puede ver {what}, {why}, hasta que usted la revoque o hasta el {until}, lo que ocurra primero."
+        ),
     }
 }
 

@@ -1,16 +1,50 @@
-//! Size bounds on everything read from the ledger, so that a hostile entry
+//! Size bounds on every field read from the ledger, so that a hostile entry
 //! cannot make the state (or a replay) use unbounded memory.
+//!
+//! The entry as a whole is bounded by the ledger, which refuses entries
+//! over `ledger::entry::ENTRY_BYTES_MAX` (16 KiB): that is the one entry
+//! limit, and policy (which does not depend on the ledger crate) keeps no
+//! copy of it. The budgets below make sure that every vocabulary and rule
+//! set policy accepts still fits in one such entry; a test in `event.rs`
+//! builds the largest one and checks it.
 
-/// Largest entry `parse_event` reads, in bytes. A full vocabulary with long
-/// labels in two languages fits with room to spare.
-pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
+use serde::Serialize;
+
 /// Largest list (categories, purposes, parties, consents relied on...).
 pub const MAX_LIST_ITEMS: usize = 64;
 /// Largest string field other than labels.
 pub const MAX_STRING_BYTES: usize = 256;
 /// Largest identifier (agency, participant, consent, decision, key).
 pub const MAX_ID_BYTES: usize = 128;
+/// Largest code (category, purpose, class).
+pub const MAX_CODE_BYTES: usize = 128;
 /// Largest plain-language label.
 pub const MAX_LABEL_BYTES: usize = 256;
 /// Most codes of one kind in a vocabulary.
 pub const MAX_VOCABULARY_TERMS: usize = 256;
+/// Largest vocabulary, as compact JSON (the form a `governance.rules`
+/// entry carries). The shipped default is about 3 KiB.
+pub const MAX_VOCABULARY_JSON_BYTES: usize = 12 * 1024;
+/// Largest rule set, as compact JSON. The shipped default is about 330 bytes.
+pub const MAX_RULES_JSON_BYTES: usize = 2 * 1024;
+
+/// Counts bytes instead of keeping them.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(bytes.len());
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of `value` as compact JSON, without building it; `None` if
+/// it does not serialise (which a budget check treats as too large).
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> Option<usize> {
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).ok()?;
+    Some(counter.0)
+}

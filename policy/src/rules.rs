@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::MAX_LIST_ITEMS;
+use crate::limits::{json_len, MAX_LIST_ITEMS, MAX_RULES_JSON_BYTES};
 use crate::vocab::{code_covers, is_valid_code, Kind, Vocabulary};
 
 /// The default rules, as shipped.
@@ -21,6 +21,10 @@ pub enum RulesError {
     UnknownCode { kind: &'static str, code: String },
     #[error("a rules list has more than {max} items")]
     TooMany { max: usize },
+    #[error(
+        "the rules are {bytes} bytes as json, more than the {max} a governance entry may carry"
+    )]
+    TooLarge { bytes: usize, max: usize },
     #[error("the maximum consent duration must be between 1 and 36500 days")]
     BadDuration,
     #[error("the break-glass purpose {0:?} is itself forbidden")]
@@ -82,6 +86,15 @@ fn check_codes(codes: &[String]) -> Result<(), RulesError> {
 impl TryFrom<RulesSpec> for Rules {
     type Error = RulesError;
     fn try_from(spec: RulesSpec) -> Result<Self, Self::Error> {
+        // As a whole, so that any rules accepted here fit in one ledger
+        // entry with the vocabulary (see `limits`).
+        let bytes = json_len(&spec).unwrap_or(usize::MAX);
+        if bytes > MAX_RULES_JSON_BYTES {
+            return Err(RulesError::TooLarge {
+                bytes,
+                max: MAX_RULES_JSON_BYTES,
+            });
+        }
         check_codes(&spec.forbidden_purposes)?;
         check_codes(&spec.specific_recipient_categories)?;
         if spec.consent_duration_days_max == 0 || spec.consent_duration_days_max > 36_500 {
@@ -200,6 +213,14 @@ impl Rules {
             .any(|c| code_covers(c, category))
     }
 
+    /// True if a category needing a named recipient lies strictly under
+    /// `category`: releasing `category` whole would release it too.
+    pub fn has_specific_recipient_below(&self, category: &str) -> bool {
+        self.specific_recipient_categories
+            .iter()
+            .any(|c| c != category && code_covers(category, c))
+    }
+
     pub fn forbidden_purposes(&self) -> &[String] {
         &self.forbidden_purposes
     }
@@ -236,6 +257,9 @@ mod tests {
         assert!(r.is_forbidden("criminal-investigation"));
         assert!(r.needs_specific_recipient("justice.court-compliance"));
         assert!(!r.needs_specific_recipient("social.housing"));
+        assert!(r.has_specific_recipient_below("health"));
+        assert!(!r.has_specific_recipient_below("health.mental"));
+        assert!(!r.has_specific_recipient_below("health.sud"));
         assert_eq!(r, Rules::default_recovery());
     }
 

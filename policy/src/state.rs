@@ -13,11 +13,11 @@ use std::ops::Range;
 
 use crate::event::{
     AgencyEnrolled, AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event,
-    GovernanceRules, ParseError, ParticipantEnrolled, Parties, Role,
+    GovernanceRules, ParseError, ParticipantEnrolled, Parties, Role, V1,
 };
-use crate::explain::Language;
 use crate::rules::{Rules, RulesError};
 use crate::vocab::{parent_code, Kind, Vocabulary};
+use crate::words::Language;
 
 /// "No such item" in the u32 links below.
 const NONE: u32 = u32::MAX;
@@ -53,17 +53,22 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-/// An enrolled agency, as the gateway and portal read it.
+/// An enrolled agency, as the gateway and portal read it: its enrolment
+/// entry, and what later entries changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgencyInfo {
-    pub id: String,
-    pub name: String,
-    pub key_id: String,
-    pub upstream: String,
-    pub classes: Vec<String>,
-    pub roles: Vec<Role>,
-    pub enrolled_at: i64,
+    /// The `agency.enrolled` entry as applied (classes and roles without
+    /// repeats, classes in the state's order); its key is the first key.
+    pub enrolled: AgencyEnrolled,
+    /// The key it signs with now, after any rotations.
+    pub current_key_id: String,
     pub retired: bool,
+}
+
+impl AgencyInfo {
+    pub fn id(&self) -> &str {
+        &self.enrolled.agency
+    }
 }
 
 /// Where a consent stands at a given time.
@@ -95,21 +100,19 @@ pub struct Revocation {
     pub assisted_by: Option<String>,
 }
 
-/// A consent, as the portal, the explanations and the auditor read it.
+/// A consent, as the portal, the explanations and the auditor read it: the
+/// grant, and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsentView {
-    pub consent_id: String,
-    pub participant: String,
-    pub holders: Parties,
-    pub recipients: Parties,
-    pub categories: Vec<String>,
-    pub purposes: Vec<String>,
-    pub effective_at: i64,
-    pub expires_at: Option<i64>,
-    pub signed_at: i64,
-    pub language: Language,
+    /// The `consent.granted` entry as applied (lists without repeats, in
+    /// the participant's order; `expires_at: None` for "until revoked").
+    pub granted: ConsentGranted,
     /// Ledger index of the grant entry.
     pub granted_index: u64,
+    /// The first instant the consent is no longer active (unless revoked
+    /// before): its expiry, or for an until-revoked consent its effective
+    /// date plus the maximum duration of the rules it was granted under.
+    pub ends_at: i64,
     pub revocation: Option<Revocation>,
 }
 
@@ -117,19 +120,19 @@ impl ConsentView {
     pub fn status(&self, at: i64) -> ConsentStatus {
         status_of(
             self.revocation.is_some(),
-            self.effective_at,
-            self.expires_at.unwrap_or(i64::MAX),
+            self.granted.effective_at,
+            self.ends_at,
             at,
         )
     }
 }
 
-fn status_of(revoked: bool, effective_at: i64, expires_at: i64, at: i64) -> ConsentStatus {
+fn status_of(revoked: bool, effective_at: i64, ends_at: i64, at: i64) -> ConsentStatus {
     if revoked {
         ConsentStatus::Revoked
     } else if at < effective_at {
         ConsentStatus::NotYetEffective
-    } else if at >= expires_at {
+    } else if at >= ends_at {
         ConsentStatus::Expired
     } else {
         ConsentStatus::Active
@@ -157,10 +160,17 @@ pub enum ApplyError {
     UnknownAgency(String),
     #[error("agency {0:?} is retired")]
     AgencyRetired(String),
-    #[error("participant {0:?} is already enrolled")]
-    ParticipantExists(String),
-    #[error("unknown participant {0:?}")]
-    UnknownParticipant(String),
+    /// A consent entry whose signatures give no authority over the
+    /// participant it names. One error, carrying nothing, for every such
+    /// case (unknown person, unknown consent, someone else's key, an agency
+    /// that is no party), so that a refusal never tells a signer who is
+    /// not the participant whether that person is enrolled.
+    #[error("the signatures do not authorise this entry for the participant it names")]
+    NotAuthorised,
+    /// A participant id or key id already taken: one error for both, naming
+    /// neither.
+    #[error("enrolment refused: choose another participant id and key")]
+    EnrolmentRefused,
     #[error("{kind} code {code:?} is not in the vocabulary in force")]
     UnknownCode { kind: &'static str, code: String },
     #[error(
@@ -234,6 +244,8 @@ impl Codes {
 pub(crate) struct AgencyRec {
     id: Box<str>,
     name: Box<str>,
+    /// The key it enrolled with; `key_id` is the current one.
+    enrolled_key_id: Box<str>,
     key_id: Box<str>,
     upstream: Box<str>,
     pub(crate) classes: Vec<u32>,
@@ -288,9 +300,11 @@ pub(crate) struct ConsentRec {
     lens: [u8; 6],
     language: Language,
     pub(crate) revoked: bool,
+    /// Signed without an expiry; `ends_at` is then the rules' bound.
+    until_revoked: bool,
     pub(crate) effective_at: i64,
-    /// `i64::MAX` for "until revoked".
-    pub(crate) expires_at: i64,
+    /// The first instant it is no longer active: see `ConsentView::ends_at`.
+    pub(crate) ends_at: i64,
     signed_at: i64,
     granted_index: u64,
 }
@@ -549,26 +563,27 @@ impl ConsentState {
                 e.key_id
             )));
         }
-        if self.participant_index.contains_key(e.participant.as_str()) {
-            return Err(ApplyError::ParticipantExists(e.participant.clone()));
+        // One refusal for a taken participant id and a taken key id, naming
+        // neither: the enrolling agency must not learn that a person is
+        // already enrolled (ids are random; a collision is a probe).
+        if self.participant_index.contains_key(e.participant.as_str())
+            || self.keys.contains_key(e.key_id.as_str())
+        {
+            return Err(ApplyError::EnrolmentRefused);
         }
-        self.key_free(&e.key_id)
+        Ok(())
     }
 
-    fn participant_rec(&self, id: &str) -> Result<&ParticipantRec, ApplyError> {
+    fn participant_rec(&self, id: &str) -> Option<&ParticipantRec> {
         self.participant_index
             .get(id)
             .and_then(|&i| self.participants.get(i as usize))
-            .ok_or_else(|| ApplyError::UnknownParticipant(id.to_owned()))
     }
 
     fn validate_grant(&self, e: &ConsentGranted, signers: &[&str]) -> Result<(), ApplyError> {
-        let participant = self.participant_rec(&e.participant)?;
-        if !signed_by(signers, &participant.key_id) {
-            return Err(ApplyError::NotSignedBy(format!(
-                "participant {:?}'s key",
-                e.participant
-            )));
+        // Authority first: nothing below may answer anyone but the participant.
+        if self.signing_participant(&e.participant, signers).is_none() {
+            return Err(ApplyError::NotAuthorised);
         }
         if self.find_consent(&e.consent_id).is_some() {
             return Err(ApplyError::ConsentExists(e.consent_id.clone()));
@@ -592,6 +607,8 @@ impl ConsentState {
                 });
             }
         }
+        // "Until revoked" only where the rules offer it, and even then the
+        // maximum duration ends it (see `insert_consent`).
         match e.expires_at {
             None if !self.rules.allow_until_revoked() => return Err(ApplyError::ExpiryRequired),
             None => {}
@@ -608,44 +625,82 @@ impl ConsentState {
         Ok(())
     }
 
+    /// An assisted revocation: accepted when signed by the participant's
+    /// own key (whoever helped), or by the current key of the agency named
+    /// in `assisted_by` when that agency is a party to this very consent:
+    /// named as a holder or recipient, or a member of a holder or recipient
+    /// class. Anyone else gets [`ApplyError::NotAuthorised`], the same as for
+    /// a consent or a person that does not exist.
     fn validate_revoke(&self, e: &ConsentRevoked, signers: &[&str]) -> Result<u32, ApplyError> {
-        let participant = self.participant_rec(&e.participant)?;
-        let index = self
-            .find_consent(&e.consent_id)
-            .ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
-        let consent = self
-            .consents
-            .get(index as usize)
-            .ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
-        // Someone else's consent is reported as unknown: a revoke must not
-        // confirm that a consent id exists for another person.
-        if self.participant_index.get(e.participant.as_str()).copied() != Some(consent.participant)
-        {
-            return Err(ApplyError::UnknownConsent(e.consent_id.clone()));
-        }
-        let by_participant = signed_by(signers, &participant.key_id);
-        let by_assistant = match &e.assisted_by {
-            Some(agency) => {
-                let a = self.live_agency(agency)?;
-                self.agencies
-                    .get(a as usize)
-                    .is_some_and(|rec| signed_by(signers, &rec.key_id))
+        let participant = self.participant_index.get(e.participant.as_str()).copied();
+        let consent = self.find_consent(&e.consent_id).and_then(|i| {
+            let rec = self.consents.get(i as usize)?;
+            (Some(rec.participant) == participant).then_some((i, rec))
+        });
+        if self.signing_participant(&e.participant, signers).is_some() {
+            // The participant may learn what is true of their own consents.
+            let (index, rec) =
+                consent.ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
+            if let Some(agency) = &e.assisted_by {
+                self.live_agency(agency)?;
             }
-            None => false,
+            if rec.revoked {
+                return Err(ApplyError::AlreadyRevoked(e.consent_id.clone()));
+            }
+            return Ok(index);
+        }
+        let assistant = e
+            .assisted_by
+            .as_deref()
+            .and_then(|a| self.signing_agency(a, signers));
+        match (assistant, consent) {
+            (Some(agency), Some((index, rec))) if self.is_party(rec, agency) => {
+                if rec.revoked {
+                    return Err(ApplyError::AlreadyRevoked(e.consent_id.clone()));
+                }
+                Ok(index)
+            }
+            _ => Err(ApplyError::NotAuthorised),
+        }
+    }
+
+    /// The participant `id`, if one of `signers` is its current key. The
+    /// answer starts from the keys, so it is `None` alike for an unknown
+    /// person and for an enrolled one who did not sign.
+    fn signing_participant(&self, id: &str, signers: &[&str]) -> Option<u32> {
+        signers.iter().find_map(|&key_id| {
+            let key = self.keys.get(key_id).filter(|k| k.current)?;
+            let OwnerRec::Participant(index) = key.owner else {
+                return None;
+            };
+            let p = self.participants.get(index as usize)?;
+            (&*p.id == id && &*p.key_id == key_id).then_some(index)
+        })
+    }
+
+    /// The live agency `id`, if one of `signers` is its current key.
+    fn signing_agency(&self, id: &str, signers: &[&str]) -> Option<u32> {
+        signers.iter().find_map(|&key_id| {
+            let key = self.keys.get(key_id).filter(|k| k.current)?;
+            let OwnerRec::Agency(index) = key.owner else {
+                return None;
+            };
+            let a = self.agencies.get(index as usize)?;
+            (&*a.id == id && &*a.key_id == key_id && !a.retired).then_some(index)
+        })
+    }
+
+    /// True if `agency` may disclose or receive under the consent: named,
+    /// or a member of a named class.
+    fn is_party(&self, rec: &ConsentRec, agency: u32) -> bool {
+        let Some(a) = self.agencies.get(agency as usize) else {
+            return false;
         };
-        if !by_participant && !by_assistant {
-            return Err(ApplyError::NotSignedBy(match &e.assisted_by {
-                Some(a) => format!(
-                    "participant {:?}'s key or agency {a:?}'s key",
-                    e.participant
-                ),
-                None => format!("participant {:?}'s key", e.participant),
-            }));
-        }
-        if consent.revoked {
-            return Err(ApplyError::AlreadyRevoked(e.consent_id.clone()));
-        }
-        Ok(index)
+        let in_class = |classes: &[u32]| classes.iter().any(|c| a.classes.contains(c));
+        self.holder_agencies(rec).contains(&agency)
+            || self.recipient_agencies(rec).contains(&agency)
+            || in_class(self.holder_classes(rec))
+            || in_class(self.recipient_classes(rec))
     }
 
     // ----- mutation (only after validation) ---------------------------------
@@ -674,6 +729,7 @@ impl ConsentState {
                 self.agencies.push(AgencyRec {
                     id: e.agency.as_str().into(),
                     name: e.name.as_str().into(),
+                    enrolled_key_id: e.key_id.as_str().into(),
                     key_id: e.key_id.as_str().into(),
                     upstream: e.upstream.as_str().into(),
                     classes,
@@ -760,7 +816,7 @@ impl ConsentState {
             .participant_index
             .get(e.participant.as_str())
             .copied()
-            .ok_or_else(|| ApplyError::UnknownParticipant(e.participant.clone()))?;
+            .ok_or(ApplyError::NotAuthorised)?;
         let consent = u32::try_from(self.consents.len()).map_err(|_| ApplyError::Capacity)?;
         let id_start =
             u32::try_from(self.consent_id_arena.len()).map_err(|_| ApplyError::Capacity)?;
@@ -826,7 +882,14 @@ impl ConsentState {
             language: e.language,
             revoked: false,
             effective_at: e.effective_at,
-            expires_at: e.expires_at.unwrap_or(i64::MAX),
+            until_revoked: e.expires_at.is_none(),
+            // The maximum duration bounds every consent: "until revoked"
+            // runs at most that long from its effective date, fixed by the
+            // rules in force at the grant, as an explicit expiry is.
+            ends_at: e.expires_at.unwrap_or_else(|| {
+                e.effective_at
+                    .saturating_add(self.rules.consent_duration_seconds_max())
+            }),
             signed_at: e.signed_at,
             granted_index: index,
         });
@@ -898,6 +961,9 @@ impl ConsentState {
     }
     pub(crate) fn recipient_agencies(&self, rec: &ConsentRec) -> &[u32] {
         self.consent_list(rec, RECIPIENT_AGENCIES)
+    }
+    pub(crate) fn recipient_classes(&self, rec: &ConsentRec) -> &[u32] {
+        self.consent_list(rec, RECIPIENT_CLASSES)
     }
     pub(crate) fn categories_of(&self, rec: &ConsentRec) -> &[u32] {
         self.consent_list(rec, CATEGORIES)
@@ -1015,17 +1081,26 @@ impl ConsentState {
 
     fn agency_info(&self, rec: &AgencyRec) -> AgencyInfo {
         AgencyInfo {
-            id: rec.id.to_string(),
-            name: rec.name.to_string(),
-            key_id: rec.key_id.to_string(),
-            upstream: rec.upstream.to_string(),
-            classes: rec
-                .classes
-                .iter()
-                .map(|&c| self.codes.name(c).to_owned())
-                .collect(),
-            roles: rec.roles.clone(),
-            enrolled_at: rec.enrolled_at,
+            enrolled: AgencyEnrolled {
+                v: V1,
+                agency: rec.id.to_string(),
+                name: rec.name.to_string(),
+                key_id: rec.enrolled_key_id.to_string(),
+                public_key: self
+                    .keys
+                    .get(&rec.enrolled_key_id)
+                    .map(|k| k.public_key.to_string())
+                    .unwrap_or_default(),
+                upstream: rec.upstream.to_string(),
+                classes: rec
+                    .classes
+                    .iter()
+                    .map(|&c| self.codes.name(c).to_owned())
+                    .collect(),
+                roles: rec.roles.clone(),
+                at: rec.enrolled_at,
+            },
+            current_key_id: rec.key_id.to_string(),
             retired: rec.retired,
         }
     }
@@ -1045,7 +1120,7 @@ impl ConsentState {
 
     /// The participant's current key id.
     pub fn participant_key_id(&self, id: &str) -> Option<&str> {
-        self.participant_rec(id).ok().map(|p| &*p.key_id)
+        self.participant_rec(id).map(|p| &*p.key_id)
     }
 
     fn view(&self, index: u32) -> Option<ConsentView> {
@@ -1073,27 +1148,31 @@ impl ConsentState {
                     .map(|a| a.id.to_string()),
             });
         Some(ConsentView {
-            consent_id: self.consent_id_of(rec).to_owned(),
-            participant: self
-                .participants
-                .get(rec.participant as usize)
-                .map(|p| p.id.to_string())
-                .unwrap_or_default(),
-            holders: Parties {
-                agencies: agencies(HOLDER_AGENCIES),
-                classes: names(HOLDER_CLASSES),
+            granted: ConsentGranted {
+                v: V1,
+                consent_id: self.consent_id_of(rec).to_owned(),
+                participant: self
+                    .participants
+                    .get(rec.participant as usize)
+                    .map(|p| p.id.to_string())
+                    .unwrap_or_default(),
+                holders: Parties {
+                    agencies: agencies(HOLDER_AGENCIES),
+                    classes: names(HOLDER_CLASSES),
+                },
+                recipients: Parties {
+                    agencies: agencies(RECIPIENT_AGENCIES),
+                    classes: names(RECIPIENT_CLASSES),
+                },
+                categories: names(CATEGORIES),
+                purposes: names(PURPOSES),
+                effective_at: rec.effective_at,
+                expires_at: (!rec.until_revoked).then_some(rec.ends_at),
+                signed_at: rec.signed_at,
+                language: rec.language,
             },
-            recipients: Parties {
-                agencies: agencies(RECIPIENT_AGENCIES),
-                classes: names(RECIPIENT_CLASSES),
-            },
-            categories: names(CATEGORIES),
-            purposes: names(PURPOSES),
-            effective_at: rec.effective_at,
-            expires_at: (rec.expires_at != i64::MAX).then_some(rec.expires_at),
-            signed_at: rec.signed_at,
-            language: rec.language,
             granted_index: rec.granted_index,
+            ends_at: rec.ends_at,
             revocation,
         })
     }
@@ -1106,7 +1185,7 @@ impl ConsentState {
     /// A participant's consents in the order they were granted, each with
     /// its status at `at`.
     pub fn consents_of(&self, participant: &str, at: i64) -> Vec<(ConsentView, ConsentStatus)> {
-        let Ok(rec) = self.participant_rec(participant) else {
+        let Some(rec) = self.participant_rec(participant) else {
             return Vec::new();
         };
         rec.consents
@@ -1120,6 +1199,6 @@ impl ConsentState {
     }
 
     pub(crate) fn consent_status(&self, rec: &ConsentRec, at: i64) -> ConsentStatus {
-        status_of(rec.revoked, rec.effective_at, rec.expires_at, at)
+        status_of(rec.revoked, rec.effective_at, rec.ends_at, at)
     }
 }

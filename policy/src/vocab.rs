@@ -2,11 +2,14 @@
 //! agency classes, each with an English and a Spanish label.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use crate::explain::Language;
-use crate::limits::{MAX_LABEL_BYTES, MAX_VOCABULARY_TERMS};
+use crate::limits::{
+    json_len, MAX_CODE_BYTES, MAX_LABEL_BYTES, MAX_VOCABULARY_JSON_BYTES, MAX_VOCABULARY_TERMS,
+};
+use crate::words::Language;
 
 /// The default vocabulary for recovery services, as shipped.
 pub const DEFAULT_VOCABULARY_TOML: &str = include_str!("../defaults/vocabulary.toml");
@@ -44,10 +47,16 @@ pub enum VocabularyError {
         code: String,
         parent: String,
     },
-    #[error("{kind} code {code:?} has an empty or oversized label")]
+    #[error(
+        "{kind} code {code:?} has an empty or oversized label, or one with control characters"
+    )]
     BadLabel { kind: &'static str, code: String },
     #[error("too many {kind} codes (at most {max})")]
     TooMany { kind: &'static str, max: usize },
+    #[error(
+        "the vocabulary is {bytes} bytes as json, more than the {max} a governance entry may carry"
+    )]
+    TooLarge { bytes: usize, max: usize },
 }
 
 /// A code with its plain-language labels; the serialised form of one term.
@@ -89,7 +98,7 @@ pub struct Vocabulary {
 /// True if `code` is well formed: dot-separated segments of `[a-z0-9-]`,
 /// each starting with a letter or digit.
 pub fn is_valid_code(code: &str) -> bool {
-    if code.is_empty() || code.len() > 128 {
+    if code.is_empty() || code.len() > MAX_CODE_BYTES {
         return false;
     }
     code.split('.').all(|segment| {
@@ -133,7 +142,10 @@ fn build_list(kind: Kind, terms: Vec<Term>) -> Result<BTreeMap<String, Term>, Vo
                 code: term.code,
             });
         }
-        let label_ok = |l: &str| !l.trim().is_empty() && l.len() <= MAX_LABEL_BYTES;
+        // Labels are phrases for people; a control character is never one.
+        let label_ok = |l: &str| {
+            !l.trim().is_empty() && l.len() <= MAX_LABEL_BYTES && !l.chars().any(char::is_control)
+        };
         if !label_ok(&term.en) || !label_ok(&term.es) {
             return Err(VocabularyError::BadLabel {
                 kind: kind_name,
@@ -166,6 +178,15 @@ fn build_list(kind: Kind, terms: Vec<Term>) -> Result<BTreeMap<String, Term>, Vo
 impl TryFrom<VocabularySpec> for Vocabulary {
     type Error = VocabularyError;
     fn try_from(spec: VocabularySpec) -> Result<Self, Self::Error> {
+        // Checked first and as a whole, so that any vocabulary accepted here
+        // fits in one ledger entry with the rules (see `limits`).
+        let bytes = json_len(&spec).unwrap_or(usize::MAX);
+        if bytes > MAX_VOCABULARY_JSON_BYTES {
+            return Err(VocabularyError::TooLarge {
+                bytes,
+                max: MAX_VOCABULARY_JSON_BYTES,
+            });
+        }
         Ok(Vocabulary {
             categories: build_list(Kind::Category, spec.categories)?,
             purposes: build_list(Kind::Purpose, spec.purposes)?,
@@ -236,6 +257,20 @@ impl Vocabulary {
             .unwrap_or(code)
     }
 
+    /// The codes directly under `code` (one more segment), sorted.
+    pub fn children(&self, kind: Kind, code: &str) -> Vec<&str> {
+        let prefix = format!("{code}.");
+        self.list(kind)
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .map(|(k, _)| k.as_str())
+            .take_while(|k| k.starts_with(&prefix))
+            .filter(|k| {
+                k.get(prefix.len()..)
+                    .is_some_and(|rest| !rest.contains('.'))
+            })
+            .collect()
+    }
+
     /// Terms of one kind, sorted by code.
     pub fn terms(&self, kind: Kind) -> impl Iterator<Item = &Term> {
         self.list(kind).values()
@@ -264,12 +299,38 @@ mod tests {
     }
 
     #[test]
+    fn children_are_one_segment_down() {
+        let v = Vocabulary::default_recovery();
+        assert_eq!(
+            v.children(Kind::Category, "health"),
+            vec!["health.mental", "health.sud"]
+        );
+        assert_eq!(
+            v.children(Kind::Category, "health.sud"),
+            vec!["health.sud.medication", "health.sud.treatment"]
+        );
+        assert!(v
+            .children(Kind::Category, "health.sud.treatment")
+            .is_empty());
+        assert!(v.children(Kind::Category, "heal").is_empty());
+    }
+
+    #[test]
     fn missing_parent_is_refused() {
         let text =
             "categories = [{code = \"a.b\", en = \"x\", es = \"y\"}]\npurposes = []\nclasses = []";
         assert!(matches!(
             Vocabulary::from_toml(text),
             Err(VocabularyError::MissingParent { .. })
+        ));
+    }
+
+    #[test]
+    fn labels_are_phrases_without_control_characters() {
+        let text = "categories = [{code = \"a\", en = \"x\\u0007\", es = \"y\"}]\npurposes = []\nclasses = []";
+        assert!(matches!(
+            Vocabulary::from_toml(text),
+            Err(VocabularyError::BadLabel { .. })
         ));
     }
 

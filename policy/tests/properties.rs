@@ -156,8 +156,65 @@ impl ReqSpec {
     }
 }
 
-/// The model: does this consent (as the portal shows it) cover this category
-/// of this request at `at`? Written from the rules' text, on strings.
+/// The model: does this consent (as the portal shows it) release this
+/// category of this request whole at `at`? Written from the rules' text, on
+/// strings. `by_class_ok` says whether naming the requester only through
+/// its class is enough.
+fn model_covers_with(
+    state: &ConsentState,
+    c: &ConsentView,
+    req: &Request,
+    category: &str,
+    at: i64,
+    by_class_ok: bool,
+) -> bool {
+    let requester = state.agency(&req.requester).unwrap();
+    let holder = state.agency(&req.holder).unwrap();
+    let named = c.granted.recipients.agencies.contains(&req.requester);
+    let by_class = requester
+        .enrolled
+        .classes
+        .iter()
+        .any(|k| c.granted.recipients.classes.contains(k));
+    let recipient_ok = named || (by_class && by_class_ok);
+    let holder_ok = c.granted.holders.agencies.contains(&req.holder)
+        || holder
+            .enrolled
+            .classes
+            .iter()
+            .any(|k| c.granted.holders.classes.contains(k));
+    c.granted.participant == req.participant
+        && recipient_ok
+        && holder_ok
+        && c.granted
+            .categories
+            .iter()
+            .any(|g| code_covers(g, category))
+        && c.granted
+            .purposes
+            .iter()
+            .any(|g| code_covers(g, &req.purpose))
+        && c.revocation.is_none()
+        && c.granted.effective_at <= at
+        && at
+            < c.granted
+                .expires_at
+                .unwrap_or(c.granted.effective_at + state.rules().consent_duration_seconds_max())
+}
+
+/// Categories needing a named recipient at or strictly under `category`.
+fn restricted_at_or_below(state: &ConsentState, category: &str) -> (bool, bool) {
+    let specific = state.rules().specific_recipient_categories();
+    let at = specific.iter().any(|r| code_covers(r, category));
+    let below = specific
+        .iter()
+        .any(|r| r != category && code_covers(category, r));
+    (at, below)
+}
+
+/// A consent releases a category whole if it covers it and, when a
+/// category needing a named recipient is at or under it, names the
+/// requester itself.
 fn model_covers(
     state: &ConsentState,
     c: &ConsentView,
@@ -165,25 +222,52 @@ fn model_covers(
     category: &str,
     at: i64,
 ) -> bool {
-    let requester = state.agency(&req.requester).unwrap();
-    let holder = state.agency(&req.holder).unwrap();
-    let named = c.recipients.agencies.contains(&req.requester);
-    let by_class = requester
-        .classes
+    let (restricted, below) = restricted_at_or_below(state, category);
+    model_covers_with(state, c, req, category, at, !restricted && !below)
+}
+
+/// What the model releases for one requested category, with how: `None`
+/// for break-glass, else a consent covering each released code. A category
+/// that a class consent would release, but with a restricted category
+/// under it, releases its sub-categories (per the vocabulary) instead,
+/// each by the same rule, without break-glass.
+fn model_release(
+    state: &ConsentState,
+    consents: &[ConsentView],
+    req: &Request,
+    category: &str,
+    at: i64,
+    top: bool,
+) -> Vec<(String, bool)> {
+    if consents
         .iter()
-        .any(|k| c.recipients.classes.contains(k));
-    let specific_only = state.rules().needs_specific_recipient(category);
-    let recipient_ok = named || (by_class && !specific_only);
-    let holder_ok = c.holders.agencies.contains(&req.holder)
-        || holder.classes.iter().any(|k| c.holders.classes.contains(k));
-    c.participant == req.participant
-        && recipient_ok
-        && holder_ok
-        && c.categories.iter().any(|g| code_covers(g, category))
-        && c.purposes.iter().any(|g| code_covers(g, &req.purpose))
-        && c.revocation.is_none()
-        && c.effective_at <= at
-        && c.expires_at.is_none_or(|e| at < e)
+        .any(|c| model_covers(state, c, req, category, at))
+    {
+        return vec![(category.to_owned(), true)];
+    }
+    if top && model_break_glass(state, req, category) {
+        return vec![(category.to_owned(), false)];
+    }
+    let (restricted, below) = restricted_at_or_below(state, category);
+    let partial = !restricted
+        && below
+        && consents
+            .iter()
+            .any(|c| model_covers_with(state, c, req, category, at, true));
+    if !partial {
+        return Vec::new();
+    }
+    let prefix = format!("{category}.");
+    state
+        .vocabulary()
+        .terms(Kind::Category)
+        .filter(|t| {
+            t.code
+                .strip_prefix(&prefix)
+                .is_some_and(|rest| !rest.contains('.'))
+        })
+        .flat_map(|t| model_release(state, consents, req, &t.code, at, false))
+        .collect()
 }
 
 fn model_break_glass(state: &ConsentState, req: &Request, category: &str) -> bool {
@@ -193,7 +277,11 @@ fn model_break_glass(state: &ConsentState, req: &Request, category: &str) -> boo
     let requester = state.agency(&req.requester).unwrap();
     code_covers(&bg.purpose, &req.purpose)
         && (bg.agencies.contains(&req.requester)
-            || requester.classes.iter().any(|k| bg.classes.contains(k)))
+            || requester
+                .enrolled
+                .classes
+                .iter()
+                .any(|k| bg.classes.contains(k)))
         && bg.categories.iter().any(|c| code_covers(c, category))
 }
 
@@ -239,24 +327,21 @@ proptest! {
             let mut expected = Vec::new();
             let mut via_consent = false;
             let mut via_glass = false;
-            let mut requested = req.categories.clone();
-            requested.sort();
-            requested.dedup();
-            for cat in &requested {
-                if consents.iter().any(|c| model_covers(&w.state, c, &req, cat, at)) {
-                    expected.push(cat.clone());
-                    via_consent = true;
-                } else if model_break_glass(&w.state, &req, cat) {
-                    expected.push(cat.clone());
-                    via_glass = true;
+            for cat in &req.categories {
+                for (code, by_consent) in model_release(&w.state, &consents, &req, cat, at, true) {
+                    expected.push(code);
+                    via_consent |= by_consent;
+                    via_glass |= !by_consent;
                 }
             }
+            expected.sort();
+            expected.dedup();
             prop_assert_eq!(d.released(), &expected[..]);
             prop_assert_eq!(d.is_allow(), !expected.is_empty());
             prop_assert_eq!(d.break_glass(), via_glass);
             prop_assert_eq!(!d.consents().is_empty(), via_consent);
             for id in d.consents() {
-                let c = consents.iter().find(|c| &c.consent_id == id).unwrap();
+                let c = consents.iter().find(|c| &c.granted.consent_id == id).unwrap();
                 prop_assert!(d.released().iter().any(|cat| model_covers(&w.state, c, &req, cat, at)));
             }
         }
@@ -290,13 +375,12 @@ proptest! {
         let mut all: Vec<(Request, i64)> = reqs.iter().map(|s| (s.request(), s.at())).collect();
         all.push((exact, target.effective_at));
         let others_consents: Vec<ConsentView> = all_consents(&w.state, 0)
-            .into_iter().filter(|c| c.consent_id != "target").collect();
+            .into_iter().filter(|c| c.granted.consent_id != "target").collect();
         for (req, at) in all {
             let d = w.decide(&req, at);
             prop_assert!(!d.consents().iter().any(|c| c == "target"));
             let still_covered = req.categories.iter().any(|cat| {
-                others_consents.iter().any(|c| model_covers(&w.state, c, &req, cat, at))
-                    || model_break_glass(&w.state, &req, cat)
+                !model_release(&w.state, &others_consents, &req, cat, at, true).is_empty()
             });
             if !still_covered {
                 prop_assert!(!d.is_allow());
