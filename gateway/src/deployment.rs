@@ -160,6 +160,15 @@ impl Deployment {
         if !self.is_healthy() {
             return Err(SubmitError::Stopped);
         }
+        // The one entry size limit is the ledger's; `policy` relies on it,
+        // so it is checked before the entry is parsed.
+        if envelope.entry.len() > ledger::entry::ENTRY_BYTES_MAX {
+            return Err(ledger::EntryError::Oversized {
+                len: envelope.entry.len(),
+                max: ledger::entry::ENTRY_BYTES_MAX,
+            }
+            .into());
+        }
         let event = parse_event(&envelope.entry)?;
         let keys = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());

@@ -141,17 +141,17 @@ pub mod fixture {
             state.participant_count()
         );
         let mut agencies = state.agencies();
-        agencies.sort_by(|a, b| a.id.cmp(&b.id));
+        agencies.sort_by(|a, b| a.id().cmp(b.id()));
         for a in agencies {
             let _ = writeln!(out, "{a:?}");
-            let _ = writeln!(out, "{:?}", state.key(&a.key_id));
+            let _ = writeln!(out, "{:?}", state.key(&a.current_key_id));
         }
         for p in 0..participants {
             let id = participant_id(p);
             let _ = writeln!(out, "{id} key {:?}", state.participant_key_id(&id));
             let _ = writeln!(out, "{:?}", state.key(&participant_key_id(p)));
             let mut consents = state.consents_of(&id, NOW + 3600);
-            consents.sort_by(|a, b| a.0.consent_id.cmp(&b.0.consent_id));
+            consents.sort_by(|a, b| a.0.granted.consent_id.cmp(&b.0.granted.consent_id));
             for c in consents {
                 let _ = writeln!(out, "{c:?}");
             }
