@@ -14,8 +14,10 @@
 //! - [`demo`]: the ready-made sample deployment.
 //!
 //! **Invariants**
-//! - The consent state is always the replay of exactly the log's prefix:
-//!   entries are checked, appended durably, then applied, in one order.
+//! - The consent state is always the replay of exactly the log's enqueued
+//!   prefix: under one short lock an entry is checked, enqueued (fixing its
+//!   index) and applied; nothing is answered before it is durable, and a
+//!   failed write stops the deployment until a restart replays the log.
 //! - Every key used to verify an entry comes from the ledger's registry or
 //!   the deployment's trust roots, never from configuration alone.
 //!
