@@ -14,12 +14,12 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::VerifyingKey;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ledger::{
     Envelope, FieldIndexer, KeyLookup, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
 };
-use policy::{parse_event, ConsentState, Event, Trust};
+use policy::{access_decided, decide, parse_event, ConsentState, Decision, Event, Request, Trust};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -34,6 +34,8 @@ pub enum SubmitError {
     Log(#[from] ledger::LogError),
     #[error("the deployment stopped after a failed write; restart it to replay the log")]
     Stopped,
+    #[error("the log's queue is full; try again")]
+    Busy,
 }
 
 /// Keys the registry knows at this position, plus the key a self-enrolment
@@ -71,7 +73,37 @@ pub struct Deployment {
     /// failed after entries were applied): every later submit is refused
     /// until a restart replays the durable prefix.
     failed: AtomicBool,
+    /// Entries applied that can change a decision (everything but access
+    /// records and notices). Written only under the state's write lock, so
+    /// a decision taken under the read lock is still the one `decide` gives
+    /// at the enqueue position if this did not move in between.
+    changes: AtomicU64,
 }
+
+/// An `access.decided` entry, durable.
+#[derive(Debug)]
+pub struct Logged {
+    pub decision: Decision,
+    pub decision_id: String,
+    pub index: u64,
+    /// The `participant.notice` written with a break-glass allow.
+    pub notice_index: Option<u64>,
+}
+
+/// True for entries that cannot change what `decide` answers.
+fn is_access_record(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::AccessDecided(_)
+            | Event::AccessRefused(_)
+            | Event::AccessReleased(_)
+            | Event::ParticipantNotice(_)
+    )
+}
+
+/// How many times a decision is retaken when a consent change lands
+/// between deciding and enqueueing, before it is taken under the write lock.
+const DECIDE_RETRIES_MAX: usize = 4;
 
 /// Replays the log's first `size` entries into a fresh consent state,
 /// verifying every signature against the registry as it stood at each
@@ -132,6 +164,7 @@ impl Deployment {
             log,
             state: Arc::new(std::sync::RwLock::new(state)),
             failed: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
         })
     }
 
@@ -195,14 +228,33 @@ impl Deployment {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.check(&event, &refs)?;
             let pending = reservation.enqueue(prepared)?;
-            if let Err(e) = state.apply(pending.index(), &event, &refs) {
-                // `check` passed at this very position under this lock, so
-                // this is a bug; the entry is in the log but not the state.
-                self.failed.store(true, Ordering::Release);
-                return Err(e.into());
-            }
+            self.apply_enqueued(&mut state, pending.index(), &event, &refs)?;
             pending
         };
+        self.durable(pending).await
+    }
+
+    /// Applies an entry just enqueued at `index`, under the write lock.
+    fn apply_enqueued(
+        &self,
+        state: &mut ConsentState,
+        index: u64,
+        event: &Event,
+        signers: &[&str],
+    ) -> Result<(), SubmitError> {
+        if let Err(e) = state.apply(index, event, signers) {
+            // `check` passed at this very position under this lock, so
+            // this is a bug; the entry is in the log but not the state.
+            self.failed.store(true, Ordering::Release);
+            return Err(e.into());
+        }
+        if !is_access_record(event) {
+            self.changes.fetch_add(1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    async fn durable(&self, pending: ledger::Pending) -> Result<u64, SubmitError> {
         match pending.durable().await {
             Ok(index) => Ok(index),
             Err(e) => {
@@ -212,6 +264,122 @@ impl Deployment {
             }
         }
     }
+
+    /// Decides `request` at `now` against the state at the position its
+    /// `access.decided` entry takes, logs that entry (signed by the
+    /// gateway's `key`) and, for a break-glass allow, a `participant.notice`;
+    /// answers once both are durable.
+    ///
+    /// The decision is taken under the read lock and signed outside any
+    /// lock; under the write lock, for microseconds, it is enqueued only if
+    /// no entry that can change a decision landed in between (else it is
+    /// taken again; the last try holds the write lock throughout).
+    /// Concurrent requests so share one sync.
+    pub async fn decide_and_log(&self, d: &Deciding<'_>) -> Result<Logged, SubmitError> {
+        if !self.is_healthy() {
+            return Err(SubmitError::Stopped);
+        }
+        for attempt in 0..=DECIDE_RETRIES_MAX {
+            // Queue room before any lock; a second slot for a notice.
+            let r1 = self.log.reserve().await?;
+            let r2 = self.log.reserve().await?;
+            let locked = attempt == DECIDE_RETRIES_MAX;
+            let Some((decision, pendings)) = self.decide_enqueue(d, locked, r1, r2)? else {
+                continue;
+            };
+            let mut indexes = Vec::with_capacity(pendings.len());
+            for p in pendings {
+                indexes.push(self.durable(p).await?);
+            }
+            return Ok(Logged {
+                decision,
+                decision_id: d.decision_id.to_owned(),
+                index: indexes.first().copied().unwrap_or_default(),
+                notice_index: indexes.get(1).copied(),
+            });
+        }
+        Err(SubmitError::Busy)
+    }
+
+    /// One attempt of [`Deployment::decide_and_log`]; `None` if a change
+    /// landed between deciding and enqueueing.
+    fn decide_enqueue(
+        &self,
+        d: &Deciding<'_>,
+        locked: bool,
+        r1: ledger::Reservation<'_>,
+        r2: ledger::Reservation<'_>,
+    ) -> Result<Option<(Decision, Vec<ledger::Pending>)>, SubmitError> {
+        let build = |state: &ConsentState| -> Result<_, SubmitError> {
+            let trust = state.trust();
+            let own = StaticKeys::default().with(
+                &trust.gateway_key_id,
+                decode_key(&trust.gateway_public_key).ok_or(SubmitError::Stopped)?,
+            );
+            let decision = decide(state, d.request, d.now);
+            let mut entries = Vec::with_capacity(2);
+            let decided = Event::AccessDecided(access_decided(
+                &decision,
+                d.request,
+                d.now,
+                d.decision_id,
+                d.request_digest,
+            )?);
+            entries.push(decided);
+            if decision.break_glass() && decision.is_allow() {
+                entries.push(Event::ParticipantNotice(policy::ParticipantNotice {
+                    v: policy::V1,
+                    participant: d.request.participant.clone(),
+                    at: d.now,
+                    kind: "break-glass".into(),
+                    decision_id: d.decision_id.to_owned(),
+                }));
+            }
+            let mut prepared = Vec::with_capacity(2);
+            for event in entries {
+                let env = sign_event(&event, &trust.gateway_key_id, d.key)?.verify(&own)?;
+                prepared.push((event, self.log.prepare(env)));
+            }
+            Ok((decision, prepared, trust.gateway_key_id.clone()))
+        };
+        let write = || self.state.write().unwrap_or_else(|p| p.into_inner());
+        let (mut state, (decision, prepared, gateway)) = if locked {
+            let state = write();
+            let built = build(&state)?;
+            (state, built)
+        } else {
+            let (built, seen) = {
+                let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+                let seen = self.changes.load(Ordering::Acquire);
+                (build(&state)?, seen)
+            };
+            let state = write();
+            if self.changes.load(Ordering::Acquire) != seen {
+                return Ok(None);
+            }
+            (state, built)
+        };
+        let signers = [gateway.as_str()];
+        let mut pendings = Vec::with_capacity(2);
+        for ((event, prep), r) in prepared.into_iter().zip([r1, r2]) {
+            state.check(&event, &signers)?;
+            let pending = r.enqueue(prep)?;
+            self.apply_enqueued(&mut state, pending.index(), &event, &signers)?;
+            pendings.push(pending);
+        }
+        Ok(Some((decision, pendings)))
+    }
+}
+
+/// What [`Deployment::decide_and_log`] needs: the request, the time, the
+/// new decision id, the digest of the agency's signed request, and the
+/// gateway's signing key.
+pub struct Deciding<'a> {
+    pub request: &'a Request,
+    pub now: i64,
+    pub decision_id: &'a str,
+    pub request_digest: &'a str,
+    pub key: &'a ed25519_dalek::SigningKey,
 }
 
 /// Serialises an event and signs it with one key.

@@ -719,17 +719,15 @@ impl VerifyPolicy {
     }
 
     /// The gateway's policy for agency requests: [`VerifyPolicy::strict`]
-    /// requiring `@method`, `@target-uri`, `consentry-participant`,
-    /// `consentry-purpose`, `consentry-categories` and `consentry-holder`
-    /// (and `content-digest` when there is a body).
+    /// requiring `@method`, `@target-uri` (which names the holder, the
+    /// participant and the FHIR path), `consentry-purpose` and
+    /// `consentry-categories` (and `content-digest` when there is a body).
     pub fn gateway() -> Self {
         VerifyPolicy::strict(vec![
             Component::Method,
             Component::TargetUri,
-            Component::field("consentry-participant"),
             Component::field("consentry-purpose"),
             Component::field("consentry-categories"),
-            Component::field("consentry-holder"),
         ])
     }
 

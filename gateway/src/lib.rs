@@ -26,7 +26,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agency;
+pub mod app;
+pub mod clock;
 pub mod demo;
 pub mod deployment;
 pub mod httpsig;
 pub mod server;
+pub mod upstream;

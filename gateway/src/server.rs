@@ -18,15 +18,22 @@ use crate::deployment::Deployment;
 /// Largest request body any route accepts.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// The read routes alone, with metrics: what a deployment without the
+/// agency path serves.
 pub fn router(dep: Arc<Deployment>) -> Router {
+    routes()
+        .route("/metrics", get(metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(dep)
+}
+
+/// Health and the public auditor read routes, for [`crate::app::app`].
+pub fn routes() -> Router<Arc<Deployment>> {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/proof/inclusion", get(inclusion))
         .route("/v1/log/proof/consistency", get(consistency))
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .with_state(dep)
 }
 
 fn problem(status: StatusCode, detail: String) -> Response {
@@ -53,10 +60,16 @@ async fn healthz(State(dep): State<Arc<Deployment>>) -> Response {
 }
 
 async fn metrics(State(dep): State<Arc<Deployment>>) -> Response {
+    let body = render_metrics(&dep);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The log's and the state's part of `/metrics`, in Prometheus text.
+pub fn render_metrics(dep: &Deployment) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let s = dep.log.stats();
     let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
-    let body = format!(
+    format!(
         "# TYPE consentry_log_size gauge\nconsentry_log_size {}\n# TYPE consentry_log_batches_total counter\nconsentry_log_batches_total {}\n# TYPE consentry_log_entries_total counter\nconsentry_log_entries_total {}\n# TYPE consentry_log_batch_entries_last gauge\nconsentry_log_batch_entries_last {}\n# TYPE consentry_consents gauge\nconsentry_consents {}\n# TYPE consentry_participants gauge\nconsentry_participants {}\n",
         dep.log.size(),
         s.batches.load(Relaxed),
@@ -64,8 +77,7 @@ async fn metrics(State(dep): State<Arc<Deployment>>) -> Response {
         s.batch_entries_last.load(Relaxed),
         state.consent_count(),
         state.participant_count(),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    )
 }
 
 async fn checkpoint(State(dep): State<Arc<Deployment>>) -> Response {

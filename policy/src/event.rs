@@ -219,15 +219,52 @@ pub struct AccessRefused {
     pub claimed_key_id: Option<String>,
 }
 
-/// `access.completed`: what happened after an allow (e.g. upstream down).
+/// How many resources of one category were kept or dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessCompleted {
+pub struct CategoryCount {
+    pub category: String,
+    pub count: u32,
+}
+
+/// `access.released`, signed by the gateway after the holder's upstream
+/// answered and the answer was filtered, and durable before any byte of it
+/// reaches the requester: the log commits to what left, not only to what
+/// was allowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessReleased {
     pub v: V1,
+    /// The `access.decided` entry this release follows.
     pub decision_id: String,
     pub at: i64,
-    pub status: u16,
-    pub released: bool,
+    /// The upstream's HTTP status; 0 when it could not be reached.
+    pub upstream_status: u16,
+    /// Lowercase hex SHA-256 of exactly the bytes sent to the requester;
+    /// empty when nothing was released.
+    pub released_sha256: String,
+    pub released_bytes: u64,
+    /// Resources kept, by the released category that covered them.
+    pub kept: Vec<CategoryCount>,
+    /// Resources dropped, by their label (`unlabelled` for none).
+    pub dropped: Vec<CategoryCount>,
+    /// Why nothing was released, when nothing was (a reason code).
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// `participant.notice`, signed by the gateway: something the participant
+/// must be told, e.g. an emergency access to their records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantNotice {
+    pub v: V1,
+    pub participant: String,
+    pub at: i64,
+    /// What happened, as a code: `break-glass`.
+    pub kind: String,
+    /// The decision it is about.
+    pub decision_id: String,
 }
 
 /// Every entry the log holds.
@@ -252,11 +289,13 @@ pub enum Event {
     AccessDecided(AccessDecided),
     #[serde(rename = "access.refused")]
     AccessRefused(AccessRefused),
-    #[serde(rename = "access.completed")]
-    AccessCompleted(AccessCompleted),
+    #[serde(rename = "access.released")]
+    AccessReleased(AccessReleased),
+    #[serde(rename = "participant.notice")]
+    ParticipantNotice(ParticipantNotice),
 }
 
-const EVENT_TYPES: [&str; 10] = [
+const EVENT_TYPES: [&str; 11] = [
     "governance.rules",
     "agency.enrolled",
     "agency.key_rotated",
@@ -266,7 +305,8 @@ const EVENT_TYPES: [&str; 10] = [
     "consent.revoked",
     "access.decided",
     "access.refused",
-    "access.completed",
+    "access.released",
+    "participant.notice",
 ];
 
 #[derive(Deserialize)]
@@ -395,7 +435,8 @@ impl Event {
             Event::ConsentRevoked(_) => 6,
             Event::AccessDecided(_) => 7,
             Event::AccessRefused(_) => 8,
-            Event::AccessCompleted(_) => 9,
+            Event::AccessReleased(_) => 9,
+            Event::ParticipantNotice(_) => 10,
         };
         EVENT_TYPES.get(i).copied().unwrap_or("unknown")
     }
@@ -412,7 +453,8 @@ impl Event {
             Event::ConsentRevoked(e) => e.at,
             Event::AccessDecided(e) => e.at,
             Event::AccessRefused(e) => e.at,
-            Event::AccessCompleted(e) => e.at,
+            Event::AccessReleased(e) => e.at,
+            Event::ParticipantNotice(e) => e.at,
         }
     }
 
@@ -500,7 +542,32 @@ impl Event {
                     None => Ok(()),
                 }
             }
-            Event::AccessCompleted(e) => check_id("decision_id", &e.decision_id),
+            Event::AccessReleased(e) => {
+                check_id("decision_id", &e.decision_id)?;
+                let hex_ok = e.released_sha256.is_empty()
+                    || (e.released_sha256.len() == 64
+                        && e.released_sha256
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+                if !hex_ok {
+                    return Err(invalid(
+                        "released_sha256",
+                        "must be 64 lowercase hex digits",
+                    ));
+                }
+                for (field, list) in [("kept", &e.kept), ("dropped", &e.dropped)] {
+                    check_list(field, list, false, |c| bounded(&c.category))?;
+                }
+                match &e.problem {
+                    Some(p) => check_text("problem", p),
+                    None => Ok(()),
+                }
+            }
+            Event::ParticipantNotice(e) => {
+                check_id("participant", &e.participant)?;
+                check_id("decision_id", &e.decision_id)?;
+                check_text("kind", &e.kind)
+            }
         }
     }
 }

@@ -73,9 +73,9 @@ pub use decision::{
     Withheld,
 };
 pub use event::{
-    is_valid_id, parse_event, AccessCompleted, AccessDecided, AccessRefused, AgencyEnrolled,
-    AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event, GovernanceRules,
-    ParseError, ParticipantEnrolled, Parties, Role, V1,
+    is_valid_id, parse_event, AccessDecided, AccessRefused, AccessReleased, AgencyEnrolled,
+    AgencyKeyRotated, AgencyRetired, CategoryCount, ConsentGranted, ConsentRevoked, Event,
+    GovernanceRules, ParseError, ParticipantEnrolled, ParticipantNotice, Parties, Role, V1,
 };
 pub use explain::{consent_summary, decision_summary, format_date};
 pub use rules::{BreakGlass, Rules, RulesError};

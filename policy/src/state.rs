@@ -484,9 +484,10 @@ impl ConsentState {
             Event::ParticipantEnrolled(e) => self.validate_participant(e, signers),
             Event::ConsentGranted(e) => self.validate_grant(e, signers),
             Event::ConsentRevoked(e) => self.validate_revoke(e, signers).map(|_| ()),
-            Event::AccessDecided(_) | Event::AccessRefused(_) | Event::AccessCompleted(_) => {
-                gateway()
-            }
+            Event::AccessDecided(_)
+            | Event::AccessRefused(_)
+            | Event::AccessReleased(_)
+            | Event::ParticipantNotice(_) => gateway(),
         }
     }
 
@@ -806,7 +807,10 @@ impl ConsentState {
                 }
                 self.revocations.insert(consent, (index, e.at, assisted));
             }
-            Event::AccessDecided(_) | Event::AccessRefused(_) | Event::AccessCompleted(_) => {}
+            Event::AccessDecided(_)
+            | Event::AccessRefused(_)
+            | Event::AccessReleased(_)
+            | Event::ParticipantNotice(_) => {}
         }
         Ok(())
     }

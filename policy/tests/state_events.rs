@@ -8,7 +8,7 @@ use policy::explain::unix_from_civil;
 use policy::*;
 
 /// One example of every entry type, as the ledger stores it.
-const EXAMPLES: [&str; 10] = [
+const EXAMPLES: [&str; 11] = [
     r#"{"type":"governance.rules","v":1,"version":1,"vocabulary":{"categories":[{"code":"health","en":"your health records","es":"sus expedientes de salud"}],"purposes":[{"code":"treatment","en":"to treat you","es":"para darle tratamiento"},{"code":"medical-emergency","en":"in a medical emergency","es":"en una emergencia médica"}],"classes":[{"code":"clinic","en":"any clinic","es":"cualquier clínica"}]},"rules":{"forbidden_purposes":[],"consent_duration_days_max":365,"allow_until_revoked":false,"specific_recipient_categories":[],"break_glass":{"purpose":"medical-emergency","agencies":[],"classes":["clinic"],"categories":["health"]}},"at":1775001600}"#,
     r#"{"type":"agency.enrolled","v":1,"agency":"riverside-housing","name":"Riverside Housing","key_id":"k-riverside-1","public_key":"GwP2yLc9Q3nqXvV0v6zEuHh7I2w8Jx3rDqJ0zmsJq1U=","upstream":"https://records.riverside.example/api","classes":["housing"],"roles":["agency"],"at":1775001600}"#,
     r#"{"type":"agency.key_rotated","v":1,"agency":"riverside-housing","key_id":"k-riverside-2","public_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","at":1775088000}"#,
@@ -18,7 +18,8 @@ const EXAMPLES: [&str; 10] = [
     r#"{"type":"consent.revoked","v":1,"consent_id":"c-2026-0001","participant":"p-7f3a9c","at":1775088000,"assisted_by":null}"#,
     r#"{"type":"access.decided","v":1,"decision_id":"d-01HZX","at":1775005200,"requester":"riverside-housing","holder":"harbor-clinic","participant":"p-7f3a9c","categories":["social.housing","health.mental"],"purpose":"housing-placement","outcome":"allow","released":["social.housing"],"consents":["c-2026-0001"],"reasons":["category-not-covered"],"break_glass":false,"rules_version":0,"request_digest":"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"}"#,
     r#"{"type":"access.refused","v":1,"decision_id":"d-01HZY","at":1775005300,"reason":"bad-signature","request_digest":"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:","claimed_key_id":"k-riverside-1"}"#,
-    r#"{"type":"access.completed","v":1,"decision_id":"d-01HZX","at":1775005201,"status":502,"released":false}"#,
+    r#"{"type":"access.released","v":1,"decision_id":"d-01HZX","at":1775005201,"upstream_status":502,"released_sha256":"","released_bytes":0,"kept":[],"dropped":[],"problem":"upstream-error"}"#,
+    r#"{"type":"participant.notice","v":1,"participant":"p-0001","at":1775005201,"kind":"break-glass","decision_id":"d-01HZX"}"#,
 ];
 
 #[test]
@@ -33,7 +34,8 @@ fn every_example_parses_and_round_trips() {
         "consent.revoked",
         "access.decided",
         "access.refused",
-        "access.completed",
+        "access.released",
+        "participant.notice",
     ]) {
         let event = parse_event(text.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(event.kind(), kind);

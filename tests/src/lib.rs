@@ -159,3 +159,389 @@ pub mod fixture {
         out
     }
 }
+
+/// A whole deployment on loopback: the gateway (its real `app`) and the two
+/// sample upstream record systems, each on its own port, with an injected
+/// clock; and an agency-side client that signs with RFC 9421.
+pub mod net {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use ed25519_dalek::SigningKey;
+    use gateway::agency::{Gateway, Limits};
+    use gateway::app::{app, HttpLimits};
+    use gateway::clock::ManualClock;
+    use gateway::deployment::{sign_event, Deployment};
+    use gateway::httpsig::{self, Component, OwnedMessage, SignatureParams};
+    use gateway::upstream::{self, Holder};
+    use ledger::Envelope;
+    use policy::{AgencyEnrolled, ConsentGranted, Event, Language, Parties, Role, V1};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::fixture::{self, NOW};
+
+    /// (id, classes, which sample upstream it runs, if any)
+    pub const AGENCIES: &[(&str, &[&str], Option<Holder>)] = &[
+        (
+            "hope-clinic",
+            &["clinic", "treatment"],
+            Some(Holder::TreatmentProgram),
+        ),
+        (
+            "riverside-housing",
+            &["housing"],
+            Some(Holder::HousingAuthority),
+        ),
+        ("northside-jobs", &["employment"], None),
+        ("st-marys-er", &["emergency"], None),
+        ("old-shelter", &["housing"], None),
+    ];
+    pub const PARTICIPANTS: u32 = 4;
+
+    pub fn agency_key(id: &str) -> SigningKey {
+        let i = AGENCIES
+            .iter()
+            .position(|a| a.0 == id)
+            .expect("a fixture agency");
+        SigningKey::from_bytes(&[80 + i as u8; 32])
+    }
+
+    pub fn agency_key_id(id: &str) -> String {
+        format!("{id}:1")
+    }
+
+    pub struct Net {
+        pub dep: Arc<Deployment>,
+        pub gateway: Arc<Gateway>,
+        pub clock: Arc<ManualClock>,
+        pub addr: SocketAddr,
+        pub upstreams: Vec<(String, SocketAddr)>,
+    }
+
+    async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        (l, a)
+    }
+
+    /// Starts the upstreams and the gateway on a fresh deployment in `dir`,
+    /// with the registry, the participants and consent `c-housing` (p-0000
+    /// lets riverside-housing see treatment attendance and peer support
+    /// from hope-clinic, for housing placement, until NOW + 30 days).
+    pub async fn start(dir: &std::path::Path) -> Net {
+        start_with(dir, HttpLimits::default(), Duration::from_secs(5)).await
+    }
+
+    pub async fn start_with(
+        dir: &std::path::Path,
+        limits: HttpLimits,
+        upstream_timeout: Duration,
+    ) -> Net {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let gw_key = fixture::gateway().signing_key().clone();
+        let mut upstreams = Vec::new();
+        for (id, _, holder) in AGENCIES {
+            if let Some(h) = holder {
+                let (l, a) = bind().await;
+                let r = upstream::router(*h, a.to_string(), gw_key.verifying_key(), clock.clone());
+                tokio::spawn(async move { axum::serve(l, r).await });
+                upstreams.push((id.to_string(), a));
+            }
+        }
+        let dep = Arc::new(
+            Deployment::open(&dir.join("data"), fixture::gateway(), fixture::trust()).unwrap(),
+        );
+        for (i, (id, classes, _)) in AGENCIES.iter().enumerate() {
+            let upstream = upstreams
+                .iter()
+                .find(|(u, _)| u == id)
+                .map(|(_, a)| format!("http://{a}/fhir"))
+                .unwrap_or_else(|| "http://127.0.0.1:9/none".into());
+            let e = Event::AgencyEnrolled(AgencyEnrolled {
+                v: V1,
+                agency: id.to_string(),
+                name: id.replace('-', " "),
+                key_id: agency_key_id(id),
+                public_key: B64.encode(agency_key(id).verifying_key().as_bytes()),
+                upstream,
+                classes: classes.iter().map(|c| c.to_string()).collect(),
+                roles: vec![Role::Agency],
+                at: NOW,
+            });
+            let _ = i;
+            dep.submit(sign_event(&e, "governance", &fixture::governance()).unwrap())
+                .await
+                .unwrap();
+        }
+        for env in fixture::registry(PARTICIPANTS)
+            .unwrap()
+            .into_iter()
+            .skip(fixture::AGENCIES.len())
+        {
+            dep.submit(env).await.unwrap();
+        }
+        dep.submit(consent(
+            0,
+            "c-housing",
+            &["health.sud.treatment", "social.peer-support"],
+            NOW + 30 * 86_400,
+        ))
+        .await
+        .unwrap();
+        let (l, addr) = bind().await;
+        let gateway = Arc::new(
+            Gateway::new(
+                dep.clone(),
+                clock.clone(),
+                gw_key,
+                &format!("http://{addr}"),
+                upstream_timeout,
+                1 << 20,
+                Limits::default(),
+            )
+            .unwrap(),
+        );
+        let router = app(gateway.clone(), &limits);
+        tokio::spawn(async move { axum::serve(l, router).await });
+        Net {
+            dep,
+            gateway,
+            clock,
+            addr,
+            upstreams,
+        }
+    }
+
+    /// Participant `p` lets riverside-housing see `categories` held by
+    /// hope-clinic, for housing placement, until `expires_at`.
+    pub fn consent(p: u32, id: &str, categories: &[&str], expires_at: i64) -> Envelope {
+        let e = Event::ConsentGranted(ConsentGranted {
+            v: V1,
+            consent_id: id.into(),
+            participant: fixture::participant_id(p),
+            holders: Parties::agencies(&["hope-clinic"]),
+            recipients: Parties::agencies(&["riverside-housing"]),
+            categories: categories.iter().map(|c| c.to_string()).collect(),
+            purposes: vec!["housing-placement".into()],
+            effective_at: NOW,
+            expires_at: Some(expires_at),
+            signed_at: NOW,
+            language: Language::En,
+        });
+        sign_event(
+            &e,
+            &fixture::participant_key_id(p),
+            &fixture::participant_key(p),
+        )
+        .unwrap()
+    }
+
+    /// One agency request, before signing.
+    #[derive(Clone, Debug)]
+    pub struct Ask {
+        pub agency: String,
+        pub holder: String,
+        pub participant: String,
+        pub path: String,
+        pub purpose: String,
+        pub categories: String,
+        pub body: Vec<u8>,
+    }
+
+    impl Ask {
+        pub fn new(
+            agency: &str,
+            holder: &str,
+            participant: &str,
+            purpose: &str,
+            categories: &str,
+        ) -> Self {
+            Self {
+                agency: agency.into(),
+                holder: holder.into(),
+                participant: participant.into(),
+                path: "Observation".into(),
+                purpose: purpose.into(),
+                categories: categories.into(),
+                body: Vec::new(),
+            }
+        }
+
+        pub fn target(&self) -> String {
+            format!(
+                "/v1/records/{}/{}/{}",
+                self.holder, self.participant, self.path
+            )
+        }
+    }
+
+    /// The raw request: method, target, header lines (signed) and body.
+    #[derive(Clone, Debug)]
+    pub struct Raw {
+        pub method: String,
+        pub target: String,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    /// Signs `ask` as its agency with RFC 9421, at `now`, with a fresh nonce.
+    pub fn sign(net_addr: SocketAddr, ask: &Ask, key: &SigningKey, now: i64) -> Raw {
+        let mut headers = vec![
+            ("consentry-purpose".to_string(), ask.purpose.clone()),
+            ("consentry-categories".to_string(), ask.categories.clone()),
+        ];
+        let mut components = vec![
+            Component::Method,
+            Component::TargetUri,
+            Component::field("consentry-purpose"),
+            Component::field("consentry-categories"),
+        ];
+        if !ask.body.is_empty() {
+            headers.push((
+                "content-digest".into(),
+                httpsig::content_digest_sha256(&ask.body),
+            ));
+            components.push(Component::field("content-digest"));
+        }
+        let msg = OwnedMessage {
+            method: "GET".into(),
+            target_uri: format!("http://{net_addr}{}", ask.target()),
+            headers: headers.clone(),
+        };
+        let mut nonce = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+        let params = SignatureParams {
+            expires: Some(now + 60),
+            nonce: Some(B64.encode(nonce)),
+            include_alg: true,
+            ..SignatureParams::new(components, now, agency_key_id(&ask.agency))
+        };
+        let (input, sig) = httpsig::sign(&msg.view(&ask.body), &params, "sig1", key).unwrap();
+        headers.push(("signature-input".into(), input));
+        headers.push(("signature".into(), sig));
+        Raw {
+            method: "GET".into(),
+            target: ask.target(),
+            headers,
+            body: ask.body.clone(),
+        }
+    }
+
+    /// An HTTP answer.
+    #[derive(Debug)]
+    pub struct Answer {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Answer {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+        /// The decision id and its log index from `Consentry-Decision`.
+        pub fn decision(&self) -> (String, u64) {
+            let v = self
+                .header("consentry-decision")
+                .expect("a decision header");
+            let (id, idx) = v.split_once("; index=").unwrap();
+            (id.to_string(), idx.parse().unwrap())
+        }
+    }
+
+    /// Sends `raw` over a fresh connection and reads the whole answer.
+    pub async fn send(addr: SocketAddr, raw: &Raw) -> Answer {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut text = format!(
+            "{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n",
+            raw.method, raw.target
+        );
+        for (n, v) in &raw.headers {
+            text.push_str(&format!("{n}: {v}\r\n"));
+        }
+        text.push_str(&format!("content-length: {}\r\n\r\n", raw.body.len()));
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(&raw.body);
+        // A refused oversized request may close before it is all written.
+        let _ = s.write_all(&bytes).await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        parse(&buf)
+    }
+
+    fn parse(buf: &[u8]) -> Answer {
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let head = String::from_utf8_lossy(&buf[..split]).to_string();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut body = buf[split + 4..].to_vec();
+        if headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+        {
+            body = dechunk(&body);
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn dechunk(mut b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+            b = &b[eol + 2 + n + 2..];
+        }
+        out
+    }
+
+    /// Signs and sends `ask` at the net's clock.
+    pub async fn ask(net: &Net, ask: &Ask) -> Answer {
+        let raw = sign(net.addr, ask, &agency_key(&ask.agency), net.clock_now());
+        send(net.addr, &raw).await
+    }
+
+    impl Net {
+        pub fn clock_now(&self) -> i64 {
+            use gateway::clock::Clock;
+            self.clock.now()
+        }
+
+        /// The log entry at `index`, as JSON.
+        pub fn entry(&self, index: u64) -> serde_json::Value {
+            let e = self.dep.log.entry(index).unwrap().expect("a durable entry");
+            serde_json::from_slice(&e.entry).unwrap()
+        }
+
+        /// Every entry of `kind` naming `decision_id`.
+        pub fn entries_for(&self, kind: &str, decision_id: &str) -> Vec<serde_json::Value> {
+            (0..self.dep.log.size())
+                .map(|i| self.entry(i))
+                .filter(|e| e["type"] == kind && e["decision_id"] == decision_id)
+                .collect()
+        }
+    }
+}

@@ -152,7 +152,10 @@ pub fn signer_of(event: &Event) -> String {
             Some(a) => format!("k-{a}"),
             None => format!("k-{}", e.participant),
         },
-        Event::AccessDecided(_) | Event::AccessRefused(_) | Event::AccessCompleted(_) => GW.into(),
+        Event::AccessDecided(_)
+        | Event::AccessRefused(_)
+        | Event::AccessReleased(_)
+        | Event::ParticipantNotice(_) => GW.into(),
     }
 }
 

@@ -1,0 +1,154 @@
+//! Forwarding an allowed request to the holder's upstream, signed by the
+//! gateway (RFC 9421) so that the upstream can trust it, carrying the
+//! participant, the decision id and the released categories. Nothing of the
+//! agency's own request travels but the FHIR path and query: its signature
+//! headers are never copied.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::httpsig::{self, OwnedMessage, SignatureParams};
+use crate::upstream::{forward_policy, DECISION_HEADER, PARTICIPANT_HEADER, RELEASED_HEADER};
+
+/// Why the upstream gave nothing to release.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("the holder's upstream url is not usable: {0}")]
+    BadUrl(String),
+    #[error("the holder's upstream could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the holder's upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the holder's upstream answered more than {0} bytes")]
+    TooLarge(usize),
+    #[error("cannot sign the forwarded request: {0}")]
+    Sign(String),
+}
+
+impl ForwardError {
+    /// A reason code for the log and the problem document.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ForwardError::BadUrl(_) => "upstream-bad-url",
+            ForwardError::Unreachable(_) => "upstream-unreachable",
+            ForwardError::Timeout(_) => "upstream-timeout",
+            ForwardError::TooLarge(_) => "upstream-too-large",
+            ForwardError::Sign(_) => "upstream-sign-failed",
+        }
+    }
+}
+
+/// The upstream's answer, whole.
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// What one forwarded request carries.
+pub struct Outgoing<'a> {
+    pub url: String,
+    pub participant: &'a str,
+    pub decision_id: &'a str,
+    pub released: &'a [String],
+    pub now: i64,
+}
+
+/// The gateway's HTTP client for upstreams, with its limits.
+pub struct Forwarder {
+    client: Client<HttpConnector, Full<Bytes>>,
+    key_id: String,
+    key: ed25519_dalek::SigningKey,
+    pub timeout: Duration,
+    pub body_bytes_max: usize,
+}
+
+/// How long a forwarded request's signature is valid.
+const SIGNATURE_LIFETIME_SECS: i64 = 60;
+
+impl Forwarder {
+    pub fn new(
+        key_id: String,
+        key: ed25519_dalek::SigningKey,
+        timeout: Duration,
+        body_bytes_max: usize,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(32)
+            .build(connector);
+        Self {
+            client,
+            key_id,
+            key,
+            timeout,
+            body_bytes_max,
+        }
+    }
+
+    /// Sends the signed GET and reads the whole answer within the limits.
+    pub async fn get(&self, out: &Outgoing<'_>) -> Result<Answer, ForwardError> {
+        let uri: http::Uri = out
+            .url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ForwardError::BadUrl(e.to_string()))?;
+        if uri.scheme_str() != Some("http") && uri.scheme_str() != Some("https") {
+            return Err(ForwardError::BadUrl(out.url.clone()));
+        }
+        let mut headers = http::HeaderMap::new();
+        let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
+            http::HeaderValue::from_str(value)
+                .map(|v| {
+                    h.insert(name, v);
+                })
+                .map_err(|e| ForwardError::Sign(e.to_string()))
+        };
+        set(&mut headers, PARTICIPANT_HEADER, out.participant)?;
+        set(&mut headers, DECISION_HEADER, out.decision_id)?;
+        set(&mut headers, RELEASED_HEADER, &out.released.join(", "))?;
+        set(&mut headers, "accept", "application/fhir+json")?;
+        let msg = OwnedMessage::from_parts("GET", &out.url, &headers)
+            .map_err(|e| ForwardError::Sign(e.to_string()))?;
+        let mut nonce = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let params = SignatureParams {
+            expires: Some(out.now + SIGNATURE_LIFETIME_SECS),
+            nonce: Some(nonce.iter().map(|b| format!("{b:02x}")).collect()),
+            include_alg: true,
+            ..SignatureParams::new(forward_policy().required_components, out.now, &self.key_id)
+        };
+        let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "consentry", &self.key)
+            .map_err(|e| ForwardError::Sign(e.to_string()))?;
+        set(&mut headers, "signature-input", &input)?;
+        set(&mut headers, "signature", &sig)?;
+        let mut req = http::Request::get(uri);
+        if let Some(h) = req.headers_mut() {
+            *h = headers;
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ForwardError::BadUrl(e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), self.body_bytes_max)
+                .collect()
+                .await
+                .map_err(|_| ForwardError::TooLarge(self.body_bytes_max))?
+                .to_bytes();
+            Ok(Answer { status, body })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ForwardError::Timeout(self.timeout))?
+    }
+}

@@ -1,0 +1,552 @@
+//! The agency path: every inter-agency request takes it, in this order and
+//! nothing else:
+//!
+//! 1. verify the RFC 9421 signature (a failure is a 401, logged as
+//!    `access.refused` without trusting any claim in the request);
+//! 2. `decide` against the state at the log position of
+//! 3. `access.decided`, durable before anything else happens (a deny is a
+//!    403 with only the agency's view);
+//! 4. forward to the holder's upstream, signed by the gateway;
+//! 5. keep only resources labelled with a released category ([`filter`]);
+//! 6. `access.released` with the SHA-256 of exactly the bytes to send,
+//!    durable;
+//! 7. answer, with the decision id and the §2.32 redisclosure notice.
+//!
+//! No byte of record data leaves without both entries durable.
+//!
+//! The request: `GET /v1/records/{holder}/{participant}/{fhir-path}` with
+//! `Consentry-Purpose` and `Consentry-Categories` headers, signed by the
+//! agency's key (README, "An agency's request").
+
+pub mod filter;
+pub mod forward;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::deployment::{decode_key, sign_event, Deciding, Deployment};
+use crate::httpsig::{self, HttpSigError, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
+use forward::{ForwardError, Forwarder, Outgoing};
+use metrics::Metrics;
+use policy::{
+    AccessRefused, AccessReleased, CategoryCount, ConsentState, Event, KeyOwner, Request as Ask,
+    Role, V1,
+};
+
+pub const PURPOSE_HEADER: &str = "consentry-purpose";
+pub const CATEGORIES_HEADER: &str = "consentry-categories";
+/// On every answer: `<decision id>; index=<log index>`.
+pub const DECISION_HEADER: &str = "consentry-decision";
+pub const NOTICE_HEADER: &str = "consentry-redisclosure-notice";
+/// The notice 42 CFR §2.32 requires with every disclosure.
+pub const REDISCLOSURE_NOTICE: &str = "This record which has been disclosed to you is protected by federal confidentiality rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or testimony that describes the information contained in this record, in any civil, criminal, administrative, or legislative proceedings by any Federal, State, or local authority, against the patient, unless authorized by the consent of the patient, except as provided at 42 CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR 2.64 or 2.65. In addition, the federal rules prohibit you from making any other use or disclosure of this record unless at least one of the following applies: (i) disclosure is expressly permitted by the written consent of the individual whose information is being disclosed in this record or as otherwise permitted by 42 CFR part 2; (ii) you are a covered entity or business associate and have received the record for treatment, payment, or health care operations; or (iii) you have received the record from a covered entity or business associate as permitted by 45 CFR part 164, subparts A and E. A general authorization for the release of medical or other information is NOT sufficient to meet the required elements of written consent to further use or redisclose the record (see 42 CFR 2.31).";
+/// Most categories one request may name.
+pub const CATEGORIES_MAX: usize = 32;
+
+/// The limits of the agency path.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Nonces remembered per agency: one agency cannot push the others'
+    /// out, since each has its own share.
+    pub nonces_per_agency_max: usize,
+    /// Agencies with a nonce share; the registry is bounded too.
+    pub agencies_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            nonces_per_agency_max: 20_000,
+            agencies_max: 4096,
+        }
+    }
+}
+
+/// Everything the agency path needs.
+pub struct Gateway {
+    pub dep: Arc<Deployment>,
+    pub clock: Arc<dyn Clock>,
+    /// The gateway's key: signs its log entries and forwarded requests.
+    key_id: String,
+    key: ed25519_dalek::SigningKey,
+    /// `scheme://authority` agencies sign against: the configured one,
+    /// never the client's `Host` header.
+    scheme: String,
+    authority: String,
+    forwarder: Forwarder,
+    nonces: Mutex<HashMap<String, Arc<NonceCache>>>,
+    limits: Limits,
+    pub metrics: Metrics,
+}
+
+impl Gateway {
+    pub fn new(
+        dep: Arc<Deployment>,
+        clock: Arc<dyn Clock>,
+        key: ed25519_dalek::SigningKey,
+        public_url: &str,
+        forwarder_timeout: std::time::Duration,
+        upstream_bytes_max: usize,
+        limits: Limits,
+    ) -> Result<Self, String> {
+        let (scheme, authority) = public_url
+            .split_once("://")
+            .ok_or_else(|| format!("public url {public_url:?} has no scheme"))?;
+        let authority = authority.trim_end_matches('/').to_string();
+        let key_id = {
+            let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+            state.trust().gateway_key_id.clone()
+        };
+        Ok(Self {
+            forwarder: Forwarder::new(
+                key_id.clone(),
+                key.clone(),
+                forwarder_timeout,
+                upstream_bytes_max,
+            ),
+            dep,
+            clock,
+            key_id,
+            key,
+            scheme: scheme.to_string(),
+            authority,
+            nonces: Mutex::new(HashMap::new()),
+            limits,
+            metrics: Metrics::default(),
+        })
+    }
+
+    fn nonce_share(&self, agency: &str) -> Option<Arc<NonceCache>> {
+        let mut map = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(agency) {
+            return Some(c.clone());
+        }
+        if map.len() >= self.limits.agencies_max {
+            return None;
+        }
+        let c = Arc::new(NonceCache::new(self.limits.nonces_per_agency_max, 60));
+        map.insert(agency.to_string(), c.clone());
+        Some(c)
+    }
+}
+
+/// A random decision id: 128 bits, so ids never collide nor are guessed.
+pub fn new_decision_id() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("d-{hex}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An RFC 9457 problem document.
+pub fn problem(status: StatusCode, kind: &str, detail: &str, extra: serde_json::Value) -> Response {
+    let mut body = serde_json::json!({
+        "type": format!("https://consentry.dev/problems/{kind}"),
+        "title": status.canonical_reason(),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let (Some(b), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn decision_header(id: &str, index: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("{id}; index={index}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The agency an (enrolled, current, not retired) agency key belongs to.
+fn agency_key(state: &ConsentState, key_id: &str) -> Option<(String, ed25519_dalek::VerifyingKey)> {
+    let info = state.key(key_id)?;
+    let KeyOwner::Agency(agency) = info.owner else {
+        return None;
+    };
+    let a = state.agency(&agency)?;
+    if !info.current || a.retired || !a.enrolled.roles.contains(&Role::Agency) {
+        return None;
+    }
+    Some((agency, decode_key(&info.public_key)?))
+}
+
+/// What an unauthenticated request claimed, as a bounded printable
+/// string: recorded as a claim, never trusted.
+fn claimed_key_id(headers: &HeaderMap) -> Option<String> {
+    let input = headers.get("signature-input")?.to_str().ok()?;
+    let rest = &input[input.find("keyid=\"")? + 7..];
+    let id = &rest[..rest.find('"')?];
+    (id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then(|| id.to_string())
+}
+
+/// Digest of what an unauthenticated request showed: method, target and
+/// its signature fields.
+fn refused_digest(method: &str, target: &str, headers: &HeaderMap) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b"\n");
+    h.update(target.as_bytes());
+    for name in ["signature-input", "signature"] {
+        for v in headers.get_all(name) {
+            h.update(b"\n");
+            h.update(v.as_bytes());
+        }
+    }
+    hex(&h.finalize())
+}
+
+impl Gateway {
+    /// Logs an `access.refused` (durably) and answers 401.
+    async fn refuse(&self, reason: &str, claimed: Option<String>, digest: String) -> Response {
+        let id = new_decision_id();
+        let event = Event::AccessRefused(AccessRefused {
+            v: V1,
+            decision_id: id.clone(),
+            at: self.clock.now(),
+            reason: reason.to_string(),
+            request_digest: digest,
+            claimed_key_id: claimed,
+        });
+        self.metrics.refused(reason);
+        let logged = match sign_event(&event, &self.key_id, &self.key) {
+            Ok(env) => self.dep.submit(env).await,
+            Err(e) => Err(e),
+        };
+        match logged {
+            Ok(index) => {
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "the request's signature was not accepted",
+                    serde_json::json!({ "reason": reason }),
+                );
+                r.headers_mut()
+                    .insert(DECISION_HEADER, decision_header(&id, index));
+                r
+            }
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
+    /// Logs `access.released` (durably); the answer waits for it.
+    async fn log_release(&self, release: AccessReleased) -> Result<u64, Response> {
+        let event = Event::AccessReleased(release);
+        let env =
+            sign_event(&event, &self.key_id, &self.key).map_err(|e| unavailable(&e.to_string()))?;
+        self.dep
+            .submit(env)
+            .await
+            .map_err(|e| unavailable(&e.to_string()))
+    }
+}
+
+fn unavailable(detail: &str) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log-unavailable",
+        &format!("the decision could not be logged durably, so nothing was released: {detail}"),
+        serde_json::Value::Null,
+    )
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u32>) -> Vec<CategoryCount> {
+    map.iter()
+        .map(|(c, n)| CategoryCount {
+            category: c.clone(),
+            count: *n,
+        })
+        .collect()
+}
+
+/// `GET /v1/records/{holder}/{participant}/{*fhir_path}`.
+pub async fn records(
+    State(g): State<Arc<Gateway>>,
+    Path((holder, participant, fhir_path)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    // The route's body limit layer bounds this.
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "the request body is over the limit",
+                serde_json::Value::Null,
+            )
+        }
+    };
+    let target = format!(
+        "{}://{}{}",
+        g.scheme,
+        g.authority,
+        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    );
+    let digest_of_refused = || refused_digest(parts.method.as_str(), &target, &parts.headers);
+
+    // 1. Authenticate.
+    let msg = match OwnedMessage::from_http(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &g.scheme,
+        Some(&g.authority),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            return g
+                .refuse(
+                    e.code(),
+                    claimed_key_id(&parts.headers),
+                    digest_of_refused(),
+                )
+                .await
+        }
+    };
+    let now = g.clock.now();
+    let verified = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        httpsig::verify(
+            &msg.view(&body),
+            LabelPolicy::First,
+            |kid| agency_key(&state, kid).map(|(_, k)| k),
+            now,
+            &VerifyPolicy::gateway(),
+        )
+        .map(|v| {
+            let agency = agency_key(&state, v.keyid()).map(|(a, _)| a);
+            (v, agency)
+        })
+    };
+    let (verified, requester) = match verified {
+        Ok((v, Some(agency))) => (v, agency),
+        Ok((_, None)) => {
+            return g
+                .refuse(
+                    HttpSigError::UnknownKeyId.code(),
+                    claimed_key_id(&parts.headers),
+                    digest_of_refused(),
+                )
+                .await
+        }
+        Err(e) => {
+            return g
+                .refuse(
+                    e.code(),
+                    claimed_key_id(&parts.headers),
+                    digest_of_refused(),
+                )
+                .await
+        }
+    };
+    let replay = match (
+        g.nonce_share(&requester),
+        verified.nonce(),
+        verified.expires(),
+    ) {
+        (Some(cache), Some(nonce), Some(expires)) => cache
+            .check_and_insert(verified.keyid(), nonce, expires, now)
+            .err()
+            .map(|e| e.code()),
+        _ => Some("nonce-cache-full"),
+    };
+    if let Some(reason) = replay {
+        return g
+            .refuse(
+                reason,
+                Some(verified.keyid().to_string()),
+                digest_of_refused(),
+            )
+            .await;
+    }
+
+    // 2–3. Decide at this position and log it durably.
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let categories: Vec<String> = header(CATEGORIES_HEADER)
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .take(CATEGORIES_MAX + 1)
+        .collect();
+    let ask = Ask {
+        requester: requester.clone(),
+        holder: holder.clone(),
+        participant: participant.clone(),
+        categories,
+        purpose: header(PURPOSE_HEADER).trim().to_string(),
+    };
+    let decision_id = new_decision_id();
+    let logged = match g
+        .dep
+        .decide_and_log(&Deciding {
+            request: &ask,
+            now,
+            decision_id: &decision_id,
+            request_digest: verified.request_digest(),
+            key: &g.key,
+        })
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    g.metrics.decided(&logged.decision, started.elapsed());
+    let view = logged.decision.agency_view();
+    let allow = match &logged.decision {
+        policy::Decision::Allow(a) => a.clone(),
+        policy::Decision::Deny(_) => {
+            let reasons: Vec<&str> = view.reasons.iter().map(|r| r.code()).collect();
+            let mut r = problem(
+                StatusCode::FORBIDDEN,
+                "denied",
+                "this request is not covered by a consent the gateway can act on",
+                serde_json::json!({ "reasons": reasons }),
+            );
+            r.headers_mut()
+                .insert(DECISION_HEADER, decision_header(&decision_id, logged.index));
+            return r;
+        }
+    };
+
+    // 4. Forward to the holder's upstream.
+    let upstream = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state.agency(&holder).map(|a| a.enrolled.upstream)
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let release_base = AccessReleased {
+        v: V1,
+        decision_id: decision_id.clone(),
+        at: now,
+        upstream_status: 0,
+        released_sha256: String::new(),
+        released_bytes: 0,
+        kept: Vec::new(),
+        dropped: Vec::new(),
+        problem: None,
+    };
+    let nothing = |status: StatusCode, reason: &str, upstream_status: u16| {
+        (
+            status,
+            reason.to_string(),
+            AccessReleased {
+                upstream_status,
+                problem: Some(reason.to_string()),
+                ..release_base.clone()
+            },
+        )
+    };
+    let released_categories = allow.released().to_vec();
+    let outcome = match upstream {
+        None => Err(nothing(
+            StatusCode::BAD_GATEWAY,
+            "holder-has-no-upstream",
+            0,
+        )),
+        Some(base) => {
+            let up_started = Instant::now();
+            let answer = g
+                .forwarder
+                .get(&Outgoing {
+                    url: format!("{}/{}{}", base.trim_end_matches('/'), fhir_path, query),
+                    participant: &participant,
+                    decision_id: &decision_id,
+                    released: &released_categories,
+                    now,
+                })
+                .await;
+            g.metrics.upstream(up_started.elapsed());
+            match answer {
+                Err(e @ ForwardError::Timeout(_)) => {
+                    Err(nothing(StatusCode::GATEWAY_TIMEOUT, e.code(), 0))
+                }
+                Err(e) => Err(nothing(StatusCode::BAD_GATEWAY, e.code(), 0)),
+                Ok(a) if !(200..300).contains(&a.status) => {
+                    Err(nothing(StatusCode::BAD_GATEWAY, "upstream-error", a.status))
+                }
+                // 5. Keep only what the released categories cover.
+                Ok(a) => match filter::filter(&a.body, &released_categories) {
+                    Err(e) => Err(nothing(StatusCode::BAD_GATEWAY, e.code(), a.status)),
+                    Ok(f) => Ok((a.status, f)),
+                },
+            }
+        }
+    };
+
+    // 6. Log what leaves, durably; 7. only then answer.
+    match outcome {
+        Err((status, reason, release)) => {
+            g.metrics.released(false);
+            let index = match g.log_release(release).await {
+                Ok(i) => i,
+                Err(r) => return r,
+            };
+            let mut r = problem(
+                status,
+                "upstream",
+                "the holder's record system gave nothing that could be released",
+                serde_json::json!({ "reason": reason }),
+            );
+            r.headers_mut()
+                .insert(DECISION_HEADER, decision_header(&decision_id, index));
+            r
+        }
+        Ok((upstream_status, f)) => {
+            let release = AccessReleased {
+                upstream_status,
+                released_sha256: hex(&Sha256::digest(&f.body)),
+                released_bytes: f.body.len() as u64,
+                kept: counts(&f.kept),
+                dropped: counts(&f.dropped),
+                ..release_base
+            };
+            if let Err(r) = g.log_release(release).await {
+                return r;
+            }
+            g.metrics.released(true);
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/fhir+json")],
+                f.body,
+            )
+                .into_response();
+            let h = r.headers_mut();
+            h.insert(DECISION_HEADER, decision_header(&decision_id, logged.index));
+            h.insert(NOTICE_HEADER, HeaderValue::from_static(REDISCLOSURE_NOTICE));
+            if let Ok(v) = HeaderValue::from_str(&released_categories.join(", ")) {
+                h.insert("consentry-released", v);
+            }
+            r
+        }
+    }
+}

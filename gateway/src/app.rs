@@ -1,0 +1,174 @@
+//! The gateway's HTTP surface, built from its parts and testable without a
+//! socket: [`app`] returns the `Router`, [`run`] serves it on a listener
+//! until `shutdown` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::agency::{self, problem, Gateway};
+use crate::deployment::SubmitError;
+
+/// The limits of the HTTP surface.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub body_bytes_max: usize,
+    /// All header names and values of one request together.
+    pub header_bytes_max: usize,
+    /// A whole request, from its first byte to its answer.
+    pub request_timeout: Duration,
+    /// Requests served at once; more wait for a turn.
+    pub requests_in_flight_max: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            body_bytes_max: 64 * 1024,
+            header_bytes_max: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+            requests_in_flight_max: 1024,
+        }
+    }
+}
+
+/// Every route: the agency path, the one write route for signed entries,
+/// the public auditor read routes, health and metrics.
+pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
+    let header_bytes_max = limits.header_bytes_max;
+    Router::new()
+        .route(
+            "/v1/records/{holder}/{participant}/{*fhir_path}",
+            get(agency::records),
+        )
+        .route("/v1/entries", post(post_entry))
+        .route("/metrics", get(metrics))
+        .with_state(g.clone())
+        .merge(crate::server::routes().with_state(g.dep.clone()))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            header_limit(req, next, header_bytes_max)
+        }))
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes_max))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn header_limit(req: Request, next: Next, max: usize) -> Response {
+    let bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > max {
+        return problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            &format!("the request's headers are {bytes} bytes, over the limit of {max}"),
+            serde_json::Value::Null,
+        );
+    }
+    next.run(req).await
+}
+
+async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
+    let mut body = crate::server::render_metrics(&g.dep);
+    g.metrics.render(&mut body);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// `POST /v1/entries`: one signed entry (the envelope's JSON form). The
+/// signatures are the authority. A refusal never tells anyone but the
+/// participant whether a participant is enrolled: an unknown key and a bad
+/// signature get the same answer, and `policy` gives one error for every
+/// refusal of a participant's entry by someone else.
+async fn post_entry(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+    let env = match ledger::Envelope::from_json(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "malformed-entry",
+                &e.to_string(),
+                serde_json::Value::Null,
+            )
+        }
+    };
+    match g.dep.submit(env).await {
+        Ok(index) => (
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "index": index }).to_string(),
+        )
+            .into_response(),
+        Err(e) => entry_refused(&e),
+    }
+}
+
+fn entry_refused(e: &SubmitError) -> Response {
+    use ledger::EntryError;
+    use policy::ApplyError;
+    let none = serde_json::Value::Null;
+    match e {
+        SubmitError::Entry(EntryError::UnknownKey(_) | EntryError::BadSignature(_)) => problem(
+            StatusCode::UNAUTHORIZED,
+            "signature-invalid",
+            "a signature does not verify under a key the registry holds",
+            none,
+        ),
+        SubmitError::Entry(other) => problem(
+            StatusCode::BAD_REQUEST,
+            "malformed-entry",
+            &other.to_string(),
+            none,
+        ),
+        SubmitError::Parse(p) => problem(
+            StatusCode::BAD_REQUEST,
+            "not-an-event",
+            &p.to_string(),
+            none,
+        ),
+        SubmitError::Policy(ApplyError::NotAuthorised | ApplyError::EnrolmentRefused) => problem(
+            StatusCode::FORBIDDEN,
+            "not-authorised",
+            &e.to_string(),
+            none,
+        ),
+        SubmitError::Policy(p) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused-by-policy",
+            &p.to_string(),
+            none,
+        ),
+        SubmitError::Log(_) | SubmitError::Stopped | SubmitError::Busy => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log-unavailable",
+            &e.to_string(),
+            none,
+        ),
+    }
+}
