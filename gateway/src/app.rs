@@ -78,6 +78,19 @@ pub async fn run(
         .await
 }
 
+/// Publishes a checkpoint whenever the log grew, every `every`: on a
+/// cadence, not per append, so that witnesses can cosign a stable head.
+pub async fn publish_checkpoints(dep: Arc<crate::deployment::Deployment>, every: Duration) {
+    let mut last = dep.log.size();
+    loop {
+        tokio::time::sleep(every).await;
+        let size = dep.log.size();
+        if size != last && dep.log.publish_checkpoint().is_ok() {
+            last = size;
+        }
+    }
+}
+
 async fn header_limit(req: Request, next: Next, max: usize) -> Response {
     let bytes: usize = req
         .headers()

@@ -29,6 +29,7 @@
 pub mod agency;
 pub mod app;
 pub mod clock;
+pub mod config;
 pub mod demo;
 pub mod deployment;
 pub mod httpsig;

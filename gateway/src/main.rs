@@ -26,6 +26,21 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8700")]
         listen: SocketAddr,
     },
+    /// Create a deployment in a folder: keys, config, first governance entry.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8700")]
+        listen: String,
+        /// The log's origin line in checkpoints, e.g. your domain + /log.
+        #[arg(long, default_value = "consentry.local/log")]
+        origin: String,
+    },
+    /// Run a deployment from its config file (see `init`).
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Re-verify a stopped deployment's whole log (signatures, frames,
     /// hashes, checkpoint), read-only and with public keys only.
     Fsck {
@@ -91,19 +106,10 @@ async fn main() -> anyhow::Result<()> {
                 dep.log.size()
             );
             println!("  cargo run --release --bin consentry -- fsck --dir {}   (after stopping the demo)", dir.display());
-            let publisher = dep.clone();
-            // Checkpoints are published on a cadence, not per append, so
-            // witnesses can cosign a stable tree head.
-            tokio::spawn(async move {
-                let mut last = publisher.log.size();
-                loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    let size = publisher.log.size();
-                    if size != last && publisher.log.publish_checkpoint().is_ok() {
-                        last = size;
-                    }
-                }
-            });
+            tokio::spawn(gateway::app::publish_checkpoints(
+                dep.clone(),
+                std::time::Duration::from_secs(1),
+            ));
             axum::serve(listener, gateway::server::router(dep))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -111,6 +117,29 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Ok(())
         }
+        Cmd::Init {
+            dir,
+            listen,
+            origin,
+        } => {
+            let done = gateway::config::init(&dir, &listen, &origin, now()).await?;
+            println!(
+                "created a deployment in {}: config {}, log of {} entry",
+                dir.display(),
+                done.config.display(),
+                done.log_size
+            );
+            println!(
+                "the governance key is {}: keep it offline; it signs agency enrolments and rules",
+                done.governance_key.display()
+            );
+            println!(
+                "run it: cargo run --release --bin consentry -- serve --config {}",
+                done.config.display()
+            );
+            Ok(())
+        }
+        Cmd::Serve { config } => serve(&config).await,
         Cmd::Fsck { dir, trust, vkey } => {
             // Public keys only, and a read-only store: a check never needs a
             // secret and never changes what it checks.
@@ -142,4 +171,72 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `consentry serve`: one process, the embedded store, no outside service.
+async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    use gateway::config::Config;
+    let c = Config::load(path)?;
+    let key = c.gateway_signing_key()?;
+    let signer = ledger::NoteSigner::new(&c.origin, key.clone())?;
+    let dep = Arc::new(
+        gateway::deployment::Deployment::open(&c.path(&c.data_dir), signer, c.trust()?)
+            .context("opening the deployment")?,
+    );
+    // The files are the editable source; the ledger's governance entry is
+    // what is in force. Say so when they differ.
+    {
+        let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let vocabulary = std::fs::read_to_string(c.path(&c.vocabulary))
+            .ok()
+            .and_then(|t| policy::Vocabulary::from_toml(&t).ok());
+        let rules = std::fs::read_to_string(c.path(&c.rules))
+            .ok()
+            .and_then(|t| policy::Rules::from_toml(&t).ok());
+        if vocabulary.as_ref() != Some(state.vocabulary()) || rules.as_ref() != Some(state.rules())
+        {
+            eprintln!(
+                "note: {} or {} differ from the rules in force (version {}); they take effect only when a governance-signed governance.rules entry is submitted",
+                c.vocabulary.display(),
+                c.rules.display(),
+                state.rules_version()
+            );
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&c.listen)
+        .await
+        .with_context(|| format!("binding {}", c.listen))?;
+    let bound = listener.local_addr()?;
+    // A config may listen on port 0 (tests): agencies then sign against
+    // the port actually bound.
+    let public_url = match c.public_url.strip_suffix(":0") {
+        Some(base) => format!("{base}:{}", bound.port()),
+        None => c.public_url.clone(),
+    };
+    let gw = Arc::new(
+        gateway::agency::Gateway::new(
+            dep.clone(),
+            Arc::new(gateway::clock::SystemClock),
+            key,
+            &public_url,
+            std::time::Duration::from_secs(c.limits.upstream_timeout_secs),
+            c.limits.upstream_body_bytes_max,
+            gateway::agency::Limits::default(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    tokio::spawn(gateway::app::publish_checkpoints(
+        dep.clone(),
+        std::time::Duration::from_secs(1),
+    ));
+    println!(
+        "consentry serving log {} ({} entries) on {bound}, public url {public_url}",
+        c.origin,
+        dep.log.size()
+    );
+    gateway::app::run(listener, gateway::app::app(gw, &c.limits.http()), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
 }

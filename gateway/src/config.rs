@@ -1,0 +1,270 @@
+//! The deployment's config file (`consentry.toml`) and `consentry init`,
+//! which writes one with fresh keys and a first governance entry.
+//!
+//! The config names where things are: listen address, public URL, data
+//! folder, log origin, key files, vocabulary and rules. It never names
+//! agencies: who they are, their keys, roles and upstreams come only from
+//! governance-signed registry entries in the ledger.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+use crate::app::HttpLimits;
+use crate::deployment::{sign_event, Deployment};
+use policy::{Event, GovernanceRules, Rules, Trust, Vocabulary, V1};
+
+/// The config file `consentry init` writes.
+pub const CONFIG_FILE: &str = "consentry.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("cannot write {path}: {err}")]
+    Write { path: PathBuf, err: std::io::Error },
+    #[error("{path} is not a valid config: {err}")]
+    Parse { path: PathBuf, err: String },
+    #[error("{path} is not a base64 ed25519 key")]
+    BadKey { path: PathBuf },
+    #[error("{0} already exists: init never overwrites a deployment")]
+    Exists(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Limits, with units in their names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub body_bytes_max: usize,
+    pub header_bytes_max: usize,
+    pub request_timeout_secs: u64,
+    pub requests_in_flight_max: usize,
+    pub upstream_timeout_secs: u64,
+    pub upstream_body_bytes_max: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let http = HttpLimits::default();
+        Self {
+            body_bytes_max: http.body_bytes_max,
+            header_bytes_max: http.header_bytes_max,
+            request_timeout_secs: http.request_timeout.as_secs(),
+            requests_in_flight_max: http.requests_in_flight_max,
+            upstream_timeout_secs: 10,
+            upstream_body_bytes_max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn http(&self) -> HttpLimits {
+        HttpLimits {
+            body_bytes_max: self.body_bytes_max,
+            header_bytes_max: self.header_bytes_max,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            requests_in_flight_max: self.requests_in_flight_max,
+        }
+    }
+}
+
+/// `consentry.toml`. Relative paths are relative to the file's folder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    /// `scheme://host:port` agencies sign `@target-uri` against.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    /// The log's origin line in checkpoints.
+    pub origin: String,
+    /// Private (owner-only): signs checkpoints, the gateway's entries and
+    /// forwarded requests.
+    pub gateway_key: PathBuf,
+    /// Public: the governance key that signs registry and rules entries.
+    pub trust: PathBuf,
+    pub vocabulary: PathBuf,
+    pub rules: PathBuf,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.into(),
+            err,
+        })?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            err: e.to_string(),
+        })?;
+        c.base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(c)
+    }
+
+    /// A path from the file, resolved against the file's folder.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    pub fn gateway_signing_key(&self) -> Result<SigningKey, ConfigError> {
+        read_key(&self.path(&self.gateway_key))
+    }
+
+    pub fn trust(&self) -> Result<Trust, ConfigError> {
+        let path = self.path(&self.trust);
+        crate::demo::read_trust(&path).map_err(|e| ConfigError::Parse {
+            path,
+            err: e.to_string(),
+        })
+    }
+}
+
+/// Reads a base64 Ed25519 seed.
+pub fn read_key(path: &Path) -> Result<SigningKey, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+        path: path.into(),
+        err,
+    })?;
+    let raw: [u8; 32] = B64
+        .decode(text.trim())
+        .ok()
+        .and_then(|r| r.try_into().ok())
+        .ok_or_else(|| ConfigError::BadKey { path: path.into() })?;
+    Ok(SigningKey::from_bytes(&raw))
+}
+
+/// Writes a new secret, readable by the owner only; never overwrites.
+pub fn write_secret(path: &Path, key: &SigningKey) -> Result<(), ConfigError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let werr = |err| ConfigError::Write {
+        path: path.into(),
+        err,
+    };
+    let mut f = opts.open(path).map_err(werr)?;
+    writeln!(f, "{}", B64.encode(key.to_bytes())).map_err(werr)?;
+    f.sync_all().map_err(werr)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ConfigError> {
+    std::fs::write(path, text).map_err(|err| ConfigError::Write {
+        path: path.into(),
+        err,
+    })
+}
+
+/// What `consentry init` made.
+pub struct Initialised {
+    pub config: PathBuf,
+    pub governance_key: PathBuf,
+    pub log_size: u64,
+}
+
+/// Creates a deployment in `dir`: keys (private ones owner-only), public
+/// trust roots, the default vocabulary and rules as editable files, the
+/// config, and a first governance-signed `governance.rules` entry.
+pub async fn init(
+    dir: &Path,
+    listen: &str,
+    origin: &str,
+    now: i64,
+) -> Result<Initialised, ConfigError> {
+    let config_path = dir.join(CONFIG_FILE);
+    if config_path.exists() {
+        return Err(ConfigError::Exists(config_path));
+    }
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).map_err(|err| ConfigError::Write {
+        path: keys.clone(),
+        err,
+    })?;
+    let governance = SigningKey::generate(&mut rand::rngs::OsRng);
+    let gateway = SigningKey::generate(&mut rand::rngs::OsRng);
+    let governance_path = keys.join("governance.key");
+    write_secret(&governance_path, &governance)?;
+    write_secret(&keys.join("gateway.key"), &gateway)?;
+    let signer = ledger::NoteSigner::new(origin, gateway.clone())
+        .map_err(|e| ConfigError::Invalid(format!("origin {origin:?}: {e}")))?;
+    write(&keys.join("log.vkey"), &format!("{}\n", signer.verifier()))?;
+    let trust = Trust {
+        governance_key_id: "governance".into(),
+        governance_public_key: B64.encode(governance.verifying_key().as_bytes()),
+        gateway_key_id: "gateway".into(),
+        gateway_public_key: B64.encode(gateway.verifying_key().as_bytes()),
+    };
+    crate::demo::write_trust(&keys.join("trust.json"), &trust).map_err(|err| {
+        ConfigError::Write {
+            path: keys.join("trust.json"),
+            err,
+        }
+    })?;
+    write(
+        &dir.join("vocabulary.toml"),
+        policy::vocab::DEFAULT_VOCABULARY_TOML,
+    )?;
+    write(&dir.join("rules.toml"), policy::rules::DEFAULT_RULES_TOML)?;
+    let config = Config {
+        listen: listen.into(),
+        public_url: format!("http://{listen}"),
+        data_dir: "data".into(),
+        origin: origin.into(),
+        gateway_key: "keys/gateway.key".into(),
+        trust: "keys/trust.json".into(),
+        vocabulary: "vocabulary.toml".into(),
+        rules: "rules.toml".into(),
+        limits: LimitsConfig::default(),
+        base: dir.into(),
+    };
+    let vocabulary = Vocabulary::from_toml(policy::vocab::DEFAULT_VOCABULARY_TOML)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let rules = Rules::from_toml(policy::rules::DEFAULT_RULES_TOML)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let dep = Deployment::open(&config.path(&config.data_dir), signer, trust)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let first = Event::GovernanceRules(GovernanceRules {
+        v: V1,
+        version: 1,
+        vocabulary,
+        rules,
+        at: now,
+    });
+    let env = sign_event(&first, "governance", &governance)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    dep.submit(env)
+        .await
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    dep.log
+        .publish_checkpoint()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let log_size = dep.log.size();
+    dep.close();
+    let text = toml::to_string_pretty(&config).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    write(
+        &config_path,
+        &format!("# consentry deployment config, written by `consentry init`.\n# Agencies are not configured here: enrol them with governance-signed\n# entries (POST /v1/entries).\n\n{text}"),
+    )?;
+    Ok(Initialised {
+        config: config_path,
+        governance_key: governance_path,
+        log_size,
+    })
+}
