@@ -395,3 +395,83 @@ async fn two_hundred_concurrent_requests_are_all_answered_and_logged() {
     // A check from outside must wait: the running gateway holds the store.
     assert!(ledger::fsck::open_for_check(&dir.path().join("data")).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_is_a_504_with_nothing_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start_with(
+        dir.path(),
+        gateway::app::HttpLimits::default(),
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    // A record system that accepts the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let sign = |e: &policy::Event, id: &str, k: &ed25519_dalek::SigningKey| {
+        gateway::deployment::sign_event(e, id, k).unwrap()
+    };
+    let slow = ed25519_dalek::SigningKey::from_bytes(&[99; 32]);
+    let enrol = policy::Event::AgencyEnrolled(policy::AgencyEnrolled {
+        v: policy::V1,
+        agency: "slow-clinic".into(),
+        name: "Slow Clinic".into(),
+        key_id: "slow-clinic:1".into(),
+        public_key: base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            slow.verifying_key().as_bytes(),
+        ),
+        upstream: format!("http://{silent_addr}/fhir"),
+        classes: vec!["clinic".into()],
+        roles: vec![policy::Role::Agency],
+        at: NOW,
+    });
+    net.dep
+        .submit(sign(&enrol, "governance", &fixture::governance()))
+        .await
+        .unwrap();
+    let grant = policy::Event::ConsentGranted(policy::ConsentGranted {
+        v: policy::V1,
+        consent_id: "c-slow".into(),
+        participant: fixture::participant_id(2),
+        holders: policy::Parties::agencies(&["slow-clinic"]),
+        recipients: policy::Parties::agencies(&["riverside-housing"]),
+        categories: vec!["health.sud.treatment".into()],
+        purposes: vec!["housing-placement".into()],
+        effective_at: NOW,
+        expires_at: Some(NOW + 86_400),
+        signed_at: NOW,
+        language: policy::Language::En,
+    });
+    net.dep
+        .submit(sign(
+            &grant,
+            &fixture::participant_key_id(2),
+            &fixture::participant_key(2),
+        ))
+        .await
+        .unwrap();
+    let mut a = housing_ask("p-0002", "health.sud.treatment");
+    a.holder = "slow-clinic".into();
+    let answer = ask(&net, &a).await;
+    assert_eq!(
+        answer.status,
+        504,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let (id, _) = answer.decision();
+    let released = net.entries_for("access.released", &id);
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["problem"], "upstream-timeout");
+    assert_eq!(released[0]["released_bytes"], 0);
+    // The gateway keeps serving.
+    let ok = ask(&net, &housing_ask("p-0000", "health.sud.treatment")).await;
+    assert_eq!(ok.status, 200);
+}
