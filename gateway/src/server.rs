@@ -77,7 +77,31 @@ pub fn render_metrics(dep: &Deployment) -> String {
         s.batch_entries_last.load(Relaxed),
         state.consent_count(),
         state.participant_count(),
-    )
+    ) + &batch_histogram(s)
+}
+
+fn batch_histogram(s: &ledger::log::LogStats) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::from("# TYPE consentry_log_batch_entries histogram\n");
+    for (b, le) in s
+        .batch_entries_buckets
+        .iter()
+        .zip(ledger::log::BATCH_BUCKETS)
+    {
+        let _ = writeln!(
+            out,
+            "consentry_log_batch_entries_bucket{{le=\"{le}\"}} {}",
+            b.load(Relaxed)
+        );
+    }
+    let batches = s.batches.load(Relaxed);
+    let _ = writeln!(
+        out,
+        "consentry_log_batch_entries_bucket{{le=\"+Inf\"}} {batches}\nconsentry_log_batch_entries_sum {}\nconsentry_log_batch_entries_count {batches}",
+        s.entries.load(Relaxed)
+    );
+    out
 }
 
 async fn checkpoint(State(dep): State<Arc<Deployment>>) -> Response {

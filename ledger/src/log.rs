@@ -226,12 +226,17 @@ impl View {
     }
 }
 
+/// Upper bounds of the batch-size histogram's buckets (entries).
+pub const BATCH_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
+
 /// Observations the gateway exports as metrics.
 #[derive(Debug, Default)]
 pub struct LogStats {
     pub batches: AtomicU64,
     pub entries: AtomicU64,
     pub batch_entries_last: AtomicU64,
+    /// Batches with at most `BATCH_BUCKETS[i]` entries (cumulative).
+    pub batch_entries_buckets: [AtomicU64; BATCH_BUCKETS.len()],
 }
 
 struct Inner {
@@ -752,6 +757,11 @@ fn sequencer(
                 inner.stats.batches.fetch_add(1, Ordering::Relaxed);
                 inner.stats.entries.fetch_add(n, Ordering::Relaxed);
                 inner.stats.batch_entries_last.store(n, Ordering::Relaxed);
+                for (b, le) in inner.stats.batch_entries_buckets.iter().zip(BATCH_BUCKETS) {
+                    if n <= le {
+                        b.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 for (k, j) in jobs.drain(..).enumerate() {
                     let _ = j.reply.send(Ok(first_index + k as u64));
                 }

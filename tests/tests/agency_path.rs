@@ -378,6 +378,30 @@ async fn two_hundred_concurrent_requests_are_all_answered_and_logged() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 100);
     assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 100);
     assert_eq!(net.dep.log.size(), size0 + 100 * 2 + 100);
+    // Metrics count what happened, by outcome and reason.
+    let m = send(
+        net.addr,
+        &net::Raw {
+            method: "GET".into(),
+            target: "/metrics".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+    )
+    .await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.contains("consentry_requests_total{outcome=\"allow\",reason=\"\"} 100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consentry_requests_total{outcome=\"deny\",reason=\"no-consent\"} 100"),
+        "{text}"
+    );
+    assert!(text.contains("consentry_releases_total{released=\"true\"} 100"));
+    assert!(text.contains("consentry_decision_seconds_count 200"));
+    assert!(text.contains("consentry_upstream_seconds_count 100"));
+    assert!(text.contains("consentry_log_batch_entries_bucket{le=\"+Inf\"}"));
     net.dep.log.publish_checkpoint().unwrap();
     // The whole log verifies as `consentry fsck` checks it: a replay that
     // verifies every signature against the registry at its position, then
@@ -474,4 +498,114 @@ async fn a_slow_upstream_is_a_504_with_nothing_released() {
     // The gateway keeps serving.
     let ok = ask(&net, &housing_ask("p-0000", "health.sud.treatment")).await;
     assert_eq!(ok.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_agency_visible_deny_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let retire = policy::Event::AgencyRetired(policy::AgencyRetired {
+        v: policy::V1,
+        agency: "old-shelter".into(),
+        at: NOW,
+    });
+    net.dep
+        .submit(
+            gateway::deployment::sign_event(&retire, "governance", &fixture::governance()).unwrap(),
+        )
+        .await
+        .unwrap();
+    // p-0003 grants, then revokes: the agency is told only "no-consent";
+    // the log keeps the precise reason.
+    net.dep
+        .submit(net::consent(
+            3,
+            "c-gone",
+            &["health.sud.treatment"],
+            NOW + 86_400,
+        ))
+        .await
+        .unwrap();
+    net.dep
+        .submit(fixture::revoke(3, "c-gone").unwrap())
+        .await
+        .unwrap();
+    let base = || housing_ask("p-0000", "health.sud.treatment");
+    let with = |edit: &dyn Fn(&mut Ask)| {
+        let mut a = base();
+        edit(&mut a);
+        a
+    };
+    let rows: Vec<(&str, Ask, &str, &str)> = vec![
+        (
+            "unknown holder",
+            with(&|a| a.holder = "nobody-clinic".into()),
+            "unknown-agency",
+            "unknown-agency",
+        ),
+        (
+            "retired holder",
+            with(&|a| a.holder = "old-shelter".into()),
+            "agency-retired",
+            "agency-retired",
+        ),
+        (
+            "unknown purpose",
+            with(&|a| a.purpose = "sightseeing".into()),
+            "unknown-purpose",
+            "unknown-purpose",
+        ),
+        (
+            "forbidden purpose",
+            with(&|a| a.purpose = "immigration-enforcement".into()),
+            "purpose-forbidden",
+            "purpose-forbidden",
+        ),
+        (
+            "unknown category",
+            with(&|a| a.categories = "health.dreams".into()),
+            "unknown-category",
+            "unknown-category",
+        ),
+        (
+            "no category",
+            with(&|a| a.categories = " , ".into()),
+            "invalid-request",
+            "invalid-request",
+        ),
+        (
+            "no consent",
+            with(&|a| a.participant = "p-0001".into()),
+            "no-consent",
+            "no-consent",
+        ),
+        (
+            "revoked consent",
+            with(&|a| a.participant = "p-0003".into()),
+            "no-consent",
+            "consent-revoked",
+        ),
+    ];
+    for (what, a, told, logged) in rows {
+        let answer = ask(&net, &a).await;
+        assert_eq!(
+            answer.status,
+            403,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let reasons: Vec<String> = answer.json()["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(reasons, vec![told.to_string()], "{what}: the agency's view");
+        let (_, index) = answer.decision();
+        let entry = net.entry(index);
+        assert!(
+            entry["reasons"].to_string().contains(logged),
+            "{what}: the log keeps {logged}: {entry}"
+        );
+    }
 }
