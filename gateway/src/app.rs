@@ -30,6 +30,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Requests served at once; more wait for a turn.
     pub requests_in_flight_max: usize,
+    /// Connections held open at once; more wait to be accepted.
+    pub connections_max: usize,
 }
 
 impl Default for HttpLimits {
@@ -39,6 +41,7 @@ impl Default for HttpLimits {
             header_bytes_max: 16 * 1024,
             request_timeout: Duration::from_secs(30),
             requests_in_flight_max: 1024,
+            connections_max: 2048,
         }
     }
 }
@@ -67,12 +70,15 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// Serves `app` on `listener`, holding at most `connections_max`
+/// connections, until `shutdown` resolves.
 pub async fn run(
     listener: tokio::net::TcpListener,
+    connections_max: usize,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = crate::listener::LimitedListener::new(listener, connections_max);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -177,11 +183,13 @@ fn entry_refused(e: &SubmitError) -> Response {
             &p.to_string(),
             none,
         ),
-        SubmitError::Log(_) | SubmitError::Stopped | SubmitError::Busy => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log-unavailable",
-            &e.to_string(),
-            none,
-        ),
+        SubmitError::Log(_) | SubmitError::Stopped | SubmitError::Busy | SubmitError::Replay(_) => {
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "log-unavailable",
+                &e.to_string(),
+                none,
+            )
+        }
     }
 }

@@ -45,6 +45,7 @@ pub struct LimitsConfig {
     pub header_bytes_max: usize,
     pub request_timeout_secs: u64,
     pub requests_in_flight_max: usize,
+    pub connections_max: usize,
     pub upstream_timeout_secs: u64,
     pub upstream_body_bytes_max: usize,
 }
@@ -57,6 +58,7 @@ impl Default for LimitsConfig {
             header_bytes_max: http.header_bytes_max,
             request_timeout_secs: http.request_timeout.as_secs(),
             requests_in_flight_max: http.requests_in_flight_max,
+            connections_max: http.connections_max,
             upstream_timeout_secs: 10,
             upstream_body_bytes_max: 4 * 1024 * 1024,
         }
@@ -70,6 +72,7 @@ impl LimitsConfig {
             header_bytes_max: self.header_bytes_max,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             requests_in_flight_max: self.requests_in_flight_max,
+            connections_max: self.connections_max,
         }
     }
 }

@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -36,32 +34,11 @@ pub enum SubmitError {
     Stopped,
     #[error("the log's queue is full; try again")]
     Busy,
+    #[error("replay failed: {0}")]
+    Replay(#[from] crate::audit::ReplayError),
 }
 
-/// Keys the registry knows at this position, plus the key a self-enrolment
-/// entry carries.
-pub struct RegistryKeys<'a> {
-    pub state: &'a ConsentState,
-    pub own: Option<(&'a str, &'a str)>,
-}
-
-pub fn decode_key(b64: &str) -> Option<VerifyingKey> {
-    let raw: [u8; 32] = B64.decode(b64).ok()?.try_into().ok()?;
-    VerifyingKey::from_bytes(&raw).ok()
-}
-
-impl KeyLookup for RegistryKeys<'_> {
-    fn verifying_key(&self, key_id: &str) -> Option<VerifyingKey> {
-        if let Some((id, key)) = self.own {
-            if id == key_id {
-                return decode_key(key);
-            }
-        }
-        self.state
-            .key(key_id)
-            .and_then(|k| decode_key(&k.public_key))
-    }
-}
+pub use crate::audit::{decode_key, RegistryKeys};
 
 pub struct Deployment {
     pub log: Log,
@@ -118,29 +95,9 @@ pub fn replay_store(
     store: &dyn Store,
     trust: Trust,
     size: u64,
-    mut on_key: impl FnMut(&str, VerifyingKey),
+    on_key: impl FnMut(&str, VerifyingKey),
 ) -> Result<ConsentState, SubmitError> {
-    let mut state = ConsentState::new(trust);
-    for i in 0..size {
-        let rec = store.record(i).map_err(ledger::LogError::from)?.ok_or(
-            ledger::LogError::Inconsistent(format!("entry {i} is missing")),
-        )?;
-        let env = Envelope::decode(&rec)?;
-        let event = parse_event(&env.entry)?;
-        let keys = RegistryKeys {
-            state: &state,
-            own: event.self_signing_key(),
-        };
-        for s in &env.signatures {
-            if let Some(k) = keys.verifying_key(&s.key_id) {
-                on_key(&s.key_id, k);
-            }
-        }
-        let verified = env.verify(&keys)?;
-        let signers: Vec<&str> = verified.signers().collect();
-        state.apply(i, &event, &signers)?;
-    }
-    Ok(state)
+    Ok(crate::audit::replay_store(store, trust, size, on_key)?)
 }
 
 impl Deployment {

@@ -28,10 +28,12 @@
 
 pub mod agency;
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod deployment;
 pub mod httpsig;
+pub mod listener;
 pub mod server;
 pub mod upstream;

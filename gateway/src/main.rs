@@ -153,17 +153,8 @@ async fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("reading {}", vkey_path.display()))?
                     .trim(),
             )?;
-            let store = ledger::fsck::open_for_check(&dir.join("data"))?;
-            let size = ledger::Store::size(&store)?;
-            // Replaying verifies every entry against the registry as it stood
-            // at its position and collects the keys that signed them; the
-            // ledger's fsck then checks frames, hashes and the checkpoint.
-            let mut signer_keys = ledger::StaticKeys::default();
-            gateway::deployment::replay_store(&store, trust, size, |id, k| {
-                signer_keys.0.insert(id.to_string(), k);
-            })
-            .context("replaying the log")?;
-            let report = ledger::fsck::fsck(&store, &signer_keys, &vkey, 2, |_, _| {})?;
+            let report = gateway::audit::fsck_dir(&dir.join("data"), trust, &vkey)?;
+            let size = report.size;
             println!(
                 "ok: {size} entries verified, checkpoint at size {}",
                 report.checkpoint_size
@@ -234,9 +225,14 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         c.origin,
         dep.log.size()
     );
-    gateway::app::run(listener, gateway::app::app(gw, &c.limits.http()), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    gateway::app::run(
+        listener,
+        c.limits.connections_max,
+        gateway::app::app(gw, &c.limits.http()),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
     .await?;
     Ok(())
 }

@@ -219,6 +219,8 @@ pub mod net {
         pub clock: Arc<ManualClock>,
         pub addr: SocketAddr,
         pub upstreams: Vec<(String, SocketAddr)>,
+        stop: Arc<tokio::sync::Notify>,
+        server: tokio::task::JoinHandle<std::io::Result<()>>,
     }
 
     async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
@@ -305,13 +307,22 @@ pub mod net {
             .unwrap(),
         );
         let router = app(gateway.clone(), &limits);
-        tokio::spawn(async move { axum::serve(l, router).await });
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let server = tokio::spawn(gateway::app::run(
+            l,
+            limits.connections_max,
+            router,
+            async move { stopped.notified().await },
+        ));
         Net {
             dep,
             gateway,
             clock,
             addr,
             upstreams,
+            stop,
+            server,
         }
     }
 
@@ -525,6 +536,20 @@ pub mod net {
     }
 
     impl Net {
+        /// Stops the gateway, publishes a final checkpoint and closes the
+        /// deployment, releasing its store for an outside check.
+        pub async fn stop(self) {
+            self.stop.notify_one();
+            self.server.await.unwrap().unwrap();
+            self.dep.log.publish_checkpoint().unwrap();
+            let Net { dep, gateway, .. } = self;
+            drop(gateway);
+            match Arc::try_unwrap(dep) {
+                Ok(dep) => dep.close(),
+                Err(_) => panic!("the deployment is still shared after the server stopped"),
+            }
+        }
+
         pub fn clock_now(&self) -> i64 {
             use gateway::clock::Clock;
             self.clock.now()

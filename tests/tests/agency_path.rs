@@ -402,22 +402,23 @@ async fn two_hundred_concurrent_requests_are_all_answered_and_logged() {
     assert!(text.contains("consentry_decision_seconds_count 200"));
     assert!(text.contains("consentry_upstream_seconds_count 100"));
     assert!(text.contains("consentry_log_batch_entries_bucket{le=\"+Inf\"}"));
-    net.dep.log.publish_checkpoint().unwrap();
-    // The whole log verifies as `consentry fsck` checks it: a replay that
-    // verifies every signature against the registry at its position, then
-    // the ledger's check of every hash and the checkpoint, public keys only.
-    let store = net.dep.log.store().as_ref();
-    let size = store.size().unwrap();
-    let mut keys = ledger::StaticKeys::default();
-    gateway::deployment::replay_store(store, fixture::trust(), size, |id, k| {
-        keys.0.insert(id.to_string(), k);
-    })
-    .unwrap();
-    let report =
-        ledger::fsck::fsck(store, &keys, &fixture::gateway().verifier(), 2, |_, _| {}).unwrap();
-    assert_eq!(report.size, size);
-    // A check from outside must wait: the running gateway holds the store.
+    // A check from outside must wait while the gateway holds the store.
     assert!(ledger::fsck::open_for_check(&dir.path().join("data")).is_err());
+    // Stopped, the whole log verifies with exactly what `consentry fsck`
+    // runs: read-only, public keys only, every signature against the
+    // registry at its position, every frame and stored hash, the checkpoint.
+    let size = net.dep.log.size();
+    let Ok(net) = std::sync::Arc::try_unwrap(net) else {
+        panic!("every request task has finished")
+    };
+    net.stop().await;
+    let report = gateway::audit::fsck_dir(
+        &dir.path().join("data"),
+        fixture::trust(),
+        &fixture::gateway().verifier(),
+    )
+    .unwrap();
+    assert_eq!((report.size, report.checkpoint_size), (size, size));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
