@@ -610,3 +610,43 @@ async fn every_agency_visible_deny_reason() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_authority_and_the_gateway_key_are_what_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let key = net::agency_key("riverside-housing");
+    // Signed for another host: the Host header cannot make it valid here.
+    let other: std::net::SocketAddr = "127.0.0.2:8700".parse().unwrap();
+    let mut raw = sign(
+        other,
+        &housing_ask("p-0000", "health.sud.treatment"),
+        &key,
+        NOW,
+    );
+    raw.headers.push(("host".into(), other.to_string()));
+    let a = send(net.addr, &raw).await;
+    assert_eq!(a.status, 401, "{}", String::from_utf8_lossy(&a.body));
+
+    // The sample upstreams refuse anything the gateway did not sign: an
+    // unsigned request, and one signed by an agency's key.
+    let (_, upstream) = net
+        .upstreams
+        .iter()
+        .find(|(id, _)| id == "hope-clinic")
+        .unwrap();
+    let unsigned = net::Raw {
+        method: "GET".into(),
+        target: "/fhir/Observation".into(),
+        headers: vec![("consentry-participant".into(), "p-0000".into())],
+        body: Vec::new(),
+    };
+    assert_eq!(send(*upstream, &unsigned).await.status, 401);
+    let by_agency = sign(
+        *upstream,
+        &housing_ask("p-0000", "health.sud.treatment"),
+        &key,
+        NOW,
+    );
+    assert_eq!(send(*upstream, &by_agency).await.status, 401);
+}
