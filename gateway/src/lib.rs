@@ -5,12 +5,20 @@
 //! only then let data move. Only this crate speaks HTTP.
 //!
 //! **Layout**
+//! - [`app`]: the `Router` from the parts below (testable without a
+//!   socket), `run`, the HTTP limits, `POST /v1/entries`, `/metrics`.
+//! - [`agency`]: the proxy path: authenticate, decide, forward, filter,
+//!   release.
 //! - [`deployment`]: the log plus the consent state replayed from it; the
-//!   one path by which state-changing entries are verified and appended.
+//!   one path by which entries are checked and appended.
+//! - [`audit`]: replay and the read-only whole-log check; `ledger` and
+//!   `policy` only.
+//! - [`config`]: `consentry.toml` and `consentry init`.
+//! - [`upstream`]: the sample record systems (demo and tests).
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530
 //!   `Content-Digest`, with a bounded nonce replay cache.
-//! - [`server`]: axum routes: `/healthz`, `/metrics`, the auditor's
-//!   checkpoint and proofs.
+//! - [`server`]: health and the public auditor read routes.
+//! - [`listener`], [`clock`]: bounded connections, injected time.
 //! - [`demo`]: the ready-made sample deployment.
 //!
 //! **Invariants**
@@ -20,6 +28,9 @@
 //!   failed write stops the deployment until a restart replays the log.
 //! - Every key used to verify an entry comes from the ledger's registry or
 //!   the deployment's trust roots, never from configuration alone.
+//!
+//! - No record byte reaches an agency before its `access.decided` and
+//!   `access.released` entries are durable.
 //!
 //! **Never:** hold a participant's private key; release record data before
 //! a durable decision entry; panic on a request.
