@@ -213,6 +213,36 @@ fn refused_digest(method: &str, target: &str, headers: &HeaderMap) -> String {
 }
 
 impl Gateway {
+    /// The verified signature and the agency whose current key made it, or
+    /// the reason code of the refusal.
+    fn authenticate(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(httpsig::Verified, String), &'static str> {
+        let msg = OwnedMessage::from_http(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &self.scheme,
+            Some(&self.authority),
+        )
+        .map_err(|e| e.code())?;
+        let state = self.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let verified = httpsig::verify(
+            &msg.view(body),
+            LabelPolicy::First,
+            |kid| agency_key(&state, kid).map(|(_, k)| k),
+            now,
+            &VerifyPolicy::gateway(),
+        )
+        .map_err(|e| e.code())?;
+        let (agency, _) =
+            agency_key(&state, verified.keyid()).ok_or(HttpSigError::UnknownKeyId.code())?;
+        Ok((verified, agency))
+    }
+
     /// Logs an `access.refused` (durably) and answers 401.
     async fn refuse(&self, reason: &str, claimed: Option<String>, digest: String) -> Response {
         let id = new_decision_id();
@@ -304,57 +334,12 @@ pub async fn records(
     let digest_of_refused = || refused_digest(parts.method.as_str(), &target, &parts.headers);
 
     // 1. Authenticate.
-    let msg = match OwnedMessage::from_http(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &g.scheme,
-        Some(&g.authority),
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            return g
-                .refuse(
-                    e.code(),
-                    claimed_key_id(&parts.headers),
-                    digest_of_refused(),
-                )
-                .await
-        }
-    };
     let now = g.clock.now();
-    let verified = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-        httpsig::verify(
-            &msg.view(&body),
-            LabelPolicy::First,
-            |kid| agency_key(&state, kid).map(|(_, k)| k),
-            now,
-            &VerifyPolicy::gateway(),
-        )
-        .map(|v| {
-            let agency = agency_key(&state, v.keyid()).map(|(a, _)| a);
-            (v, agency)
-        })
-    };
-    let (verified, requester) = match verified {
-        Ok((v, Some(agency))) => (v, agency),
-        Ok((_, None)) => {
+    let (verified, requester) = match g.authenticate(&parts, &body, now) {
+        Ok(v) => v,
+        Err(reason) => {
             return g
-                .refuse(
-                    HttpSigError::UnknownKeyId.code(),
-                    claimed_key_id(&parts.headers),
-                    digest_of_refused(),
-                )
-                .await
-        }
-        Err(e) => {
-            return g
-                .refuse(
-                    e.code(),
-                    claimed_key_id(&parts.headers),
-                    digest_of_refused(),
-                )
+                .refuse(reason, claimed_key_id(&parts.headers), digest_of_refused())
                 .await
         }
     };
