@@ -1,6 +1,9 @@
-//! `consentry demo`: a ready-made deployment in a folder: deployment keys,
-//! four sample agencies with key files, two participants and a consent, all
-//! as real signed ledger entries on the embedded sled store.
+//! `consentry demo`: a complete deployment on loopback, in one process: the
+//! gateway on its embedded store, the two sample upstream record systems
+//! (real HTTP servers that verify the gateway's signature), four sample
+//! agencies with key files in the demo folder, two participants and a
+//! consent, all as real signed ledger entries; and printed next steps that
+//! work when pasted.
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +120,35 @@ const AGENCIES: &[(&str, &str, &[&str])] = &[
     ("county-court", "County Recovery Court", &["court"]),
 ];
 
+/// Where the sample agencies' record systems answer.
+pub struct Upstreams {
+    pub treatment_program: String,
+    pub housing_authority: String,
+}
+
+impl Upstreams {
+    /// No record system at all (tests of the log alone).
+    pub fn nowhere() -> Self {
+        Self {
+            treatment_program: "http://127.0.0.1:9/fhir".into(),
+            housing_authority: "http://127.0.0.1:9/fhir".into(),
+        }
+    }
+
+    fn of(&self, agency: &str) -> String {
+        match agency {
+            "hope-clinic" => self.treatment_program.clone(),
+            "riverside-housing" => self.housing_authority.clone(),
+            // The job centre and the court run no sample record system.
+            _ => "http://127.0.0.1:9/fhir".into(),
+        }
+    }
+}
+
+/// The sample consent: p-0001 lets Riverside Housing see treatment
+/// attendance and peer support from Hope Recovery Clinic, for housing.
+pub const DEMO_CONSENT: &str = "c-demo-0001";
+
 /// Seeds an empty deployment with the sample registry, participants and
 /// consent. Does nothing if the log already has entries.
 pub async fn seed(
@@ -124,7 +156,7 @@ pub async fn seed(
     dir: &Path,
     k: &DemoKeys,
     now: i64,
-    upstream: &str,
+    upstreams: &Upstreams,
 ) -> Result<Vec<PathBuf>, SeedError> {
     if dep.log.size() > 0 {
         return Ok(Vec::new());
@@ -140,7 +172,7 @@ pub async fn seed(
             name: name.to_string(),
             key_id: format!("{id}:1"),
             public_key: B64.encode(key.verifying_key().as_bytes()),
-            upstream: format!("{upstream}/{id}"),
+            upstream: upstreams.of(id),
             classes: classes.iter().map(|c| c.to_string()).collect(),
             roles: vec![Role::Agency],
             at: now,
@@ -164,11 +196,11 @@ pub async fn seed(
         if p == "p-0001" {
             let c = Event::ConsentGranted(ConsentGranted {
                 v: V1,
-                consent_id: "c-demo-0001".into(),
+                consent_id: DEMO_CONSENT.into(),
                 participant: p.into(),
                 holders: Parties::agencies(&["hope-clinic"]),
                 recipients: Parties::agencies(&["riverside-housing"]),
-                categories: vec!["social.housing".into(), "health.sud.treatment".into()],
+                categories: vec!["health.sud.treatment".into(), "social.peer-support".into()],
                 purposes: vec!["housing-placement".into()],
                 effective_at: now,
                 expires_at: Some(now + 180 * 86_400),
@@ -188,4 +220,141 @@ pub enum SeedError {
     Submit(#[from] SubmitError),
     #[error("cannot write a demo key: {0}")]
     Io(std::io::Error),
+}
+
+/// The gateway's address as the demo last served it, for `consentry
+/// request --dir`.
+pub const GATEWAY_URL_FILE: &str = "gateway.url";
+
+/// Runs the demo in `dir` until Ctrl-C. The upstreams listen next to the
+/// gateway (port + 1 and + 2), so that a re-run finds them where the
+/// registry says; with port 0 (tests) every port is the system's choice.
+pub async fn run(dir: &Path, listen: std::net::SocketAddr, fresh: bool) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use anyhow::Context;
+
+    use crate::upstream::{self, Holder};
+
+    if fresh && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let keys = keys(dir)?;
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let gateway_public = keys.gateway.signing_key().verifying_key();
+    let next = |d: u16| {
+        let mut a = listen;
+        if listen.port() != 0 {
+            a.set_port(listen.port() + d);
+        }
+        a
+    };
+    let mut upstream_urls = Vec::new();
+    for (holder, addr) in [
+        (Holder::TreatmentProgram, next(1)),
+        (Holder::HousingAuthority, next(2)),
+    ] {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the sample record system on {addr}"))?;
+        let bound = l.local_addr()?;
+        let router = upstream::router(holder, bound.to_string(), gateway_public, clock.clone());
+        tokio::spawn(async move { axum::serve(l, router).await });
+        upstream_urls.push(format!("http://{bound}/fhir"));
+    }
+    let dep = Arc::new(
+        Deployment::open(&dir.join("data"), keys.gateway.clone(), trust(&keys))
+            .context("opening the demo deployment")?,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    let written = seed(
+        &dep,
+        dir,
+        &keys,
+        clock.now(),
+        &Upstreams {
+            treatment_program: upstream_urls[0].clone(),
+            housing_authority: upstream_urls[1].clone(),
+        },
+    )
+    .await?;
+    let url = format!("http://{bound}");
+    std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))?;
+    let gw = Arc::new(
+        crate::agency::Gateway::new(
+            dep.clone(),
+            clock,
+            keys.gateway.signing_key().clone(),
+            &url,
+            std::time::Duration::from_secs(10),
+            4 * 1024 * 1024,
+            crate::agency::Limits::default(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    tokio::spawn(crate::app::publish_checkpoints(
+        dep.clone(),
+        std::time::Duration::from_secs(1),
+    ));
+    print!(
+        "{}",
+        walkthrough(dir, &url, dep.log.size(), &upstream_urls, written.len())
+    );
+    let limits = crate::app::HttpLimits::default();
+    crate::app::run(
+        listener,
+        limits.connections_max,
+        crate::app::app(gw, &limits),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await?;
+    // A last checkpoint, so that it covers everything served.
+    dep.log.publish_checkpoint()?;
+    Ok(())
+}
+
+/// What the demo prints: where things are, and commands that work pasted.
+pub fn walkthrough(
+    dir: &Path,
+    url: &str,
+    size: u64,
+    upstreams: &[String],
+    keys_written: usize,
+) -> String {
+    let d = dir.display();
+    let c = "cargo run --release --bin consentry --";
+    let ask = |participant: &str| {
+        format!(
+            "{c} request --dir {d} --as riverside-housing --holder hope-clinic --participant {participant} --purpose housing-placement --categories health.sud.treatment,social.peer-support"
+        )
+    };
+    let mut out = format!(
+        "consentry demo: gateway {url}, log {ORIGIN} with {size} entries, data in {d}/data\n\
+         sample record systems: Hope Recovery Clinic at {}, Riverside Housing at {}\n",
+        upstreams.first().map(String::as_str).unwrap_or("?"),
+        upstreams.get(1).map(String::as_str).unwrap_or("?"),
+    );
+    if keys_written > 0 {
+        out.push_str(&format!(
+            "wrote {keys_written} sample keys under {d}/keys\n"
+        ));
+    }
+    out.push_str(&format!(
+        "\nIn another terminal:\n\
+         \n1. Riverside Housing asks Hope Recovery Clinic for p-0001's treatment attendance and peer support (p-0001 consented): allowed\n   {}\n\
+         \n2. The same for p-0002, who gave no consent: denied\n   {}\n\
+         \n3. p-0001 revokes the consent, with their own key\n   {c} revoke --dir {d} --participant p-0001 --consent {DEMO_CONSENT}\n\
+         \n4. Step 1 again: now denied\n   {}\n\
+         \n5. The log in plain words\n   {c} log tail --dir {d}\n\
+         \nStop with Ctrl-C; then `{c} fsck --dir {d}` re-verifies the whole log.\n",
+        ask("p-0001"),
+        ask("p-0002"),
+        ask("p-0001"),
+    ));
+    out
 }

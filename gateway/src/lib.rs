@@ -40,11 +40,13 @@
 pub mod agency;
 pub mod app;
 pub mod audit;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod deployment;
 pub mod httpsig;
 pub mod listener;
+pub mod logview;
 pub mod server;
 pub mod upstream;

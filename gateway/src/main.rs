@@ -19,12 +19,67 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a ready-made deployment from a folder (created on first run).
+    /// Run a complete deployment on loopback: gateway, sample record
+    /// systems, agencies, participants, a consent (created on first run).
     Demo {
         #[arg(long, default_value = "demo")]
         dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8700")]
         listen: SocketAddr,
+        /// Start over: delete the demo folder first.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Ask for a participant's records, as an agency (RFC 9421-signed).
+    Request {
+        /// A demo folder: the key is DIR/keys/AGENCY.key and the gateway
+        /// the one the demo serves.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The asking agency, with --dir.
+        #[arg(long = "as")]
+        agency: Option<String>,
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        key_id: Option<String>,
+        #[arg(long)]
+        holder: String,
+        #[arg(long)]
+        participant: String,
+        #[arg(long)]
+        purpose: String,
+        /// Comma-separated category codes.
+        #[arg(long)]
+        categories: String,
+        /// The FHIR path at the holder.
+        #[arg(long, default_value = "Observation")]
+        path: String,
+        /// Print the whole answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a consent, signed with the participant's own key.
+    Revoke {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        key_id: Option<String>,
+        #[arg(long)]
+        participant: String,
+        #[arg(long)]
+        consent: String,
+    },
+    /// Read the log.
+    Log {
+        #[command(subcommand)]
+        cmd: LogCmd,
     },
     /// Create a deployment in a folder: keys, config, first governance entry.
     Init {
@@ -55,6 +110,17 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum LogCmd {
+    /// The recent entries in plain words (works while the gateway runs).
+    Tail {
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+    },
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -62,60 +128,123 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Demo { dir, listen } => {
-            let keys = gateway::demo::keys(&dir)?;
-            let dep = gateway::deployment::Deployment::open(
-                &dir.join("data"),
-                keys.gateway.clone(),
-                gateway::demo::trust(&keys),
-            )
-            .context("opening the demo deployment")?;
-            let written = gateway::demo::seed(
-                &dep,
-                &dir,
-                &keys,
-                now(),
-                &format!("http://{listen}/upstream"),
-            )
-            .await?;
-            let dep = Arc::new(dep);
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            println!(
-                "consentry demo: log {} with {} entries, data in {}",
-                gateway::demo::ORIGIN,
-                dep.log.size(),
-                dir.join("data").display()
-            );
-            if !written.is_empty() {
+/// Errors end the process with one line, never a backtrace.
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(Cli::parse().cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match cmd {
+        Cmd::Demo { dir, listen, fresh } => {
+            gateway::demo::run(&dir, listen, fresh).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Request {
+            dir,
+            agency,
+            gateway,
+            key,
+            key_id,
+            holder,
+            participant,
+            purpose,
+            categories,
+            path,
+            json,
+        } => {
+            let (gw, key, key_id) =
+                identity(dir.as_deref(), agency.as_deref(), gateway, key, key_id)?;
+            let client = gateway::client::AgencyClient::new(&gw, &key_id, key)?;
+            let ask = gateway::client::Ask {
+                holder,
+                participant,
+                path,
+                purpose,
+                categories: categories
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+            };
+            let reply = client.request(&ask, now()).await?;
+            if json {
+                let body: serde_json::Value = serde_json::from_slice(&reply.body)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into());
                 println!(
-                    "wrote {} sample keys under {}",
-                    written.len(),
-                    dir.join("keys").display()
+                    "{}",
+                    serde_json::json!({
+                        "status": reply.status,
+                        "decision_id": reply.decision_id,
+                        "log_index": reply.index,
+                        "released": reply.released,
+                        "notice": reply.notice,
+                        "body": body,
+                    })
                 );
+            } else {
+                print!("{}", gateway::client::describe(&reply));
             }
-            println!("next steps:");
-            println!("  curl http://{listen}/healthz");
-            println!("  curl http://{listen}/v1/log/checkpoint");
-            println!(
-                "  curl 'http://{listen}/v1/log/proof/inclusion?index=0&size={}'",
-                dep.log.size()
-            );
-            println!("  cargo run --release --bin consentry -- fsck --dir {}   (after stopping the demo)", dir.display());
-            tokio::spawn(gateway::app::publish_checkpoints(
-                dep.clone(),
-                std::time::Duration::from_secs(1),
-            ));
-            axum::serve(listener, gateway::server::router(dep))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
-            Ok(())
+            Ok(if reply.status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Cmd::Revoke {
+            dir,
+            gateway,
+            key,
+            key_id,
+            participant,
+            consent,
+        } => {
+            let (gw, key, key_id) =
+                identity(dir.as_deref(), Some(&participant), gateway, key, key_id)?;
+            let event = policy::Event::ConsentRevoked(policy::ConsentRevoked {
+                v: policy::V1,
+                consent_id: consent.clone(),
+                participant: participant.clone(),
+                at: now(),
+                assisted_by: None,
+            });
+            let env = gateway::deployment::sign_event(&event, &key_id, &key)?;
+            let client = gateway::client::AgencyClient::new(&gw, &key_id, key)?;
+            let reply = client.post_entry(env.to_json()).await?;
+            if reply.status == 201 {
+                let index = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                    .ok()
+                    .and_then(|v| v["index"].as_u64());
+                println!(
+                    "{participant} revoked consent {consent}: log entry #{}",
+                    index.map_or("?".into(), |i| i.to_string())
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                print!("{}", gateway::client::describe(&reply));
+                Ok(ExitCode::from(2))
+            }
+        }
+        Cmd::Log {
+            cmd: LogCmd::Tail { dir, lines },
+        } => {
+            for line in gateway::logview::tail(&dir.join("data"), lines)? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Init {
             dir,
@@ -137,9 +266,12 @@ async fn main() -> anyhow::Result<()> {
                 "run it: cargo run --release --bin consentry -- serve --config {}",
                 done.config.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { config } => serve(&config).await,
+        Cmd::Serve { config } => {
+            serve(&config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Fsck { dir, trust, vkey } => {
             // Public keys only, and a read-only store: a check never needs a
             // secret and never changes what it checks.
@@ -159,9 +291,45 @@ async fn main() -> anyhow::Result<()> {
                 "ok: {size} entries verified, checkpoint at size {}",
                 report.checkpoint_size
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The gateway URL, key and key id to act with: explicit flags, or those
+/// of `who` in a demo folder.
+fn identity(
+    dir: Option<&std::path::Path>,
+    who: Option<&str>,
+    gateway: Option<String>,
+    key: Option<PathBuf>,
+    key_id: Option<String>,
+) -> anyhow::Result<(String, ed25519_dalek::SigningKey, String)> {
+    let gateway = match (gateway, dir) {
+        (Some(g), _) => g,
+        (None, Some(d)) => std::fs::read_to_string(d.join(gateway::demo::GATEWAY_URL_FILE))
+            .with_context(|| {
+                format!(
+                    "no gateway url in {} (is the demo running?); pass --gateway",
+                    d.display()
+                )
+            })?
+            .trim()
+            .to_string(),
+        (None, None) => "http://127.0.0.1:8700".into(),
+    };
+    let key_path = match (key, dir, who) {
+        (Some(k), _, _) => k,
+        (None, Some(d), Some(w)) => d.join(format!("keys/{w}.key")),
+        _ => anyhow::bail!("name a key: --key FILE (or --dir DEMO with --as AGENCY)"),
+    };
+    let key = gateway::config::read_key(&key_path)?;
+    let key_id = match (key_id, who) {
+        (Some(k), _) => k,
+        (None, Some(w)) => format!("{w}:1"),
+        (None, None) => anyhow::bail!("name the key id: --key-id ID"),
+    };
+    Ok((gateway, key, key_id))
 }
 
 /// `consentry serve`: one process, the embedded store, no outside service.
@@ -234,5 +402,7 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // A last checkpoint, so that it covers everything served.
+    dep.log.publish_checkpoint()?;
     Ok(())
 }

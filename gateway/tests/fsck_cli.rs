@@ -49,9 +49,15 @@ fn fsck_needs_public_keys_only_and_writes_nothing() {
             gateway::demo::trust(&keys),
         )
         .unwrap();
-        gateway::demo::seed(&dep, dir.path(), &keys, 1_800_000_000, "http://127.0.0.1:9")
-            .await
-            .unwrap();
+        gateway::demo::seed(
+            &dep,
+            dir.path(),
+            &keys,
+            1_800_000_000,
+            &gateway::demo::Upstreams::nowhere(),
+        )
+        .await
+        .unwrap();
         dep.close();
     });
     let mut removed = 0;

@@ -15,7 +15,7 @@ use crate::entry::{verify_batch, Envelope, KeyLookup};
 use crate::log::STORED_LEVEL_MIN;
 use crate::merkle::{self, Frontier};
 use crate::note::{Checkpoint, NoteVerifier};
-use crate::store::{SledStore, Store, StoreError, StoreNodes};
+use crate::store::{SledStore, Store, StoreError};
 
 /// Records read and verified per round; bounds memory.
 const CHUNK_ENTRIES: u64 = 8192;
@@ -57,6 +57,24 @@ pub fn fsck(
     let derived_size = store
         .derived_size()
         .map_err(|e| finding(0, format!("cannot read the derived size: {e}")))?;
+    // The checkpoint first, so that the pass can note the root at its size
+    // from the recomputed tree (the lowest levels are never stored).
+    let note = store
+        .checkpoint()
+        .map_err(|e| finding(size, format!("cannot read the checkpoint: {e}")))?
+        .ok_or_else(|| finding(size, "no checkpoint"))?;
+    let cp = Checkpoint::open(&note, log_key)
+        .map_err(|e| finding(size, format!("checkpoint does not verify: {e}")))?;
+    if cp.size > size {
+        return Err(finding(
+            size,
+            format!(
+                "the checkpoint covers {} entries but the log holds {size}: truncated",
+                cp.size
+            ),
+        ));
+    }
+    let mut checkpoint_root = None;
     let mut frontier = Frontier::new();
     let mut start = 0u64;
     while start < size {
@@ -116,39 +134,14 @@ pub fn fsck(
             if let Some(f) = bad {
                 return Err(f);
             }
+            if frontier.size() == cp.size {
+                checkpoint_root = Some(frontier.root());
+            }
         }
         progress(end, size);
         start = end;
     }
-    let note = store
-        .checkpoint()
-        .map_err(|e| finding(size, format!("cannot read the checkpoint: {e}")))?
-        .ok_or_else(|| finding(size, "no checkpoint"))?;
-    let cp = Checkpoint::open(&note, log_key)
-        .map_err(|e| finding(size, format!("checkpoint does not verify: {e}")))?;
-    if cp.size > size {
-        return Err(finding(
-            size,
-            format!(
-                "the checkpoint covers {} entries but the log holds {size}: truncated",
-                cp.size
-            ),
-        ));
-    }
-    let root = if cp.size == size {
-        frontier.root()
-    } else if cp.size <= derived_size {
-        merkle::subtree_root(&StoreNodes(store), 0, cp.size)
-            .map_err(|e| finding(cp.size, e.to_string()))?
-    } else {
-        return Err(finding(
-            derived_size,
-            format!(
-                "the checkpoint covers {} entries; derived data only {derived_size} (open the store once to rebuild it)",
-                cp.size
-            ),
-        ));
-    };
+    let root = checkpoint_root.unwrap_or_else(merkle::empty_root);
     if root != cp.root {
         return Err(finding(
             cp.size.saturating_sub(1),

@@ -191,6 +191,15 @@ impl Segment {
         Ok(Self::new(file, false))
     }
 
+    /// Opens a segment to look at, without any lock, even while a gateway
+    /// appends to it: frames are never rewritten, so what [`Segment::recover`]
+    /// finds whole is final; a frame still being written is skipped as a
+    /// torn tail. For viewers (`consentry log tail`), never for checks.
+    pub fn open_snapshot(path: &Path) -> Result<Self, StoreError> {
+        let file = File::open(path).map_err(|e| io("cannot open the entry segment", e))?;
+        Ok(Self::new(file, false))
+    }
+
     fn new(file: File, writable: bool) -> Self {
         Self {
             file,

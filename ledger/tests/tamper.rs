@@ -95,6 +95,34 @@ fn flip_file(path: &Path, at: usize) {
 }
 
 #[test]
+fn a_log_longer_than_its_checkpoint_passes() {
+    // Entries appended after the last checkpoint (a stop between two
+    // publications): the root at the checkpoint's size is recomputed.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let log = Log::open(
+        store,
+        signer(),
+        Arc::new(FieldIndexer::consentry()),
+        LogConfig::default(),
+    )
+    .unwrap();
+    let author = SigningKey::from_bytes(&[42; 32]);
+    for i in N..N + 13 {
+        let e = Envelope::sign(
+            format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes(),
+            "author",
+            &author,
+        );
+        log.append_blocking(e.verify(&keys()).unwrap()).unwrap();
+    }
+    log.close();
+    let r = check(dir.path()).unwrap();
+    assert_eq!((r.size, r.checkpoint_size), (N + 13, N));
+}
+
+#[test]
 fn clean_log_passes() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());

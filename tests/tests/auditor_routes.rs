@@ -38,9 +38,15 @@ async fn demo_deployment_serves_verifiable_checkpoint_and_proofs() {
         gateway::demo::trust(&keys),
     )
     .unwrap();
-    gateway::demo::seed(&dep, dir.path(), &keys, 1_800_000_000, "http://127.0.0.1:9")
-        .await
-        .unwrap();
+    gateway::demo::seed(
+        &dep,
+        dir.path(),
+        &keys,
+        1_800_000_000,
+        &gateway::demo::Upstreams::nowhere(),
+    )
+    .await
+    .unwrap();
     let size = dep.log.size();
     assert_eq!(size, 7, "4 agencies, 2 participants, 1 consent");
     let entry3 = dep.log.entry(3).unwrap().unwrap().entry;
@@ -97,9 +103,15 @@ async fn replay_on_reopen_rebuilds_the_same_state() {
             gateway::demo::trust(&keys),
         )
         .unwrap();
-        gateway::demo::seed(&dep, dir.path(), &keys, 1_800_000_000, "http://127.0.0.1:9")
-            .await
-            .unwrap();
+        gateway::demo::seed(
+            &dep,
+            dir.path(),
+            &keys,
+            1_800_000_000,
+            &gateway::demo::Upstreams::nowhere(),
+        )
+        .await
+        .unwrap();
         let c = dep.state.read().unwrap().consent_count();
         let r = dep.log.root();
         dep.close();
@@ -114,10 +126,14 @@ async fn replay_on_reopen_rebuilds_the_same_state() {
     assert_eq!(dep.log.root(), root);
     assert_eq!(dep.state.read().unwrap().consent_count(), consents);
     // A second seed is a no-op: the log already has the registry.
-    assert!(
-        gateway::demo::seed(&dep, dir.path(), &keys, 1_800_000_001, "x")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(gateway::demo::seed(
+        &dep,
+        dir.path(),
+        &keys,
+        1_800_000_001,
+        &gateway::demo::Upstreams::nowhere()
+    )
+    .await
+    .unwrap()
+    .is_empty());
 }

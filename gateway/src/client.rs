@@ -1,0 +1,300 @@
+//! The agency's side: sign a request with RFC 9421 and send it to a
+//! gateway (`consentry request`), or post a signed entry to `/v1/entries`
+//! (`consentry revoke`). Errors are one clear sentence each: a wrong key,
+//! an unreachable gateway, a malformed answer.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::rt::TokioExecutor;
+
+use crate::agency::{CATEGORIES_HEADER, DECISION_HEADER, NOTICE_HEADER, PURPOSE_HEADER};
+use crate::httpsig::{self, Component, OwnedMessage, SignatureParams};
+
+/// Largest answer the client reads.
+pub const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// How long a request's signature is valid.
+const SIGNATURE_LIFETIME_SECS: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the gateway url {0:?} is not usable (want http://host:port)")]
+    BadUrl(String),
+    #[error("cannot reach the gateway at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the gateway at {0} did not answer within {1:?}")]
+    Timeout(String, Duration),
+    #[error("the gateway's answer is malformed: {0}")]
+    Malformed(String),
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
+}
+
+/// One request for records.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub holder: String,
+    pub participant: String,
+    /// The FHIR path at the holder, e.g. `Observation` (query allowed).
+    pub path: String,
+    pub purpose: String,
+    pub categories: Vec<String>,
+}
+
+/// What the gateway answered, read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub decision_id: Option<String>,
+    pub index: Option<u64>,
+    pub released: Vec<String>,
+    pub notice: Option<String>,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+/// A signed request, ready to send (the bench pre-signs many).
+#[derive(Clone, Debug)]
+pub struct Signed {
+    pub uri: String,
+    pub headers: http::HeaderMap,
+}
+
+pub struct AgencyClient {
+    gateway: String,
+    key_id: String,
+    key: SigningKey,
+    http: Hyper<HttpConnector, Full<Bytes>>,
+    pub timeout: Duration,
+}
+
+fn header(h: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<(), ClientError> {
+    let v = http::HeaderValue::from_str(value)
+        .map_err(|_| ClientError::Sign(format!("{name} is not a valid header value")))?;
+    h.insert(name, v);
+    Ok(())
+}
+
+/// A fresh nonce: 16 random bytes.
+fn nonce() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    B64.encode(b)
+}
+
+impl AgencyClient {
+    pub fn new(gateway: &str, key_id: &str, key: SigningKey) -> Result<Self, ClientError> {
+        let gateway = gateway.trim_end_matches('/').to_string();
+        let uri: http::Uri = gateway
+            .parse()
+            .map_err(|_| ClientError::BadUrl(gateway.clone()))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(ClientError::BadUrl(gateway));
+        }
+        Ok(Self {
+            gateway,
+            key_id: key_id.to_string(),
+            key,
+            http: Hyper::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(64)
+                .build(HttpConnector::new()),
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Signs `ask` at `now` with a fresh nonce.
+    pub fn sign(&self, ask: &Ask, now: i64) -> Result<Signed, ClientError> {
+        let uri = format!(
+            "{}/v1/records/{}/{}/{}",
+            self.gateway,
+            ask.holder,
+            ask.participant,
+            ask.path.trim_start_matches('/')
+        );
+        let mut headers = http::HeaderMap::new();
+        header(&mut headers, PURPOSE_HEADER, &ask.purpose)?;
+        header(&mut headers, CATEGORIES_HEADER, &ask.categories.join(", "))?;
+        header(&mut headers, "accept", "application/fhir+json")?;
+        let msg = OwnedMessage::from_parts("GET", &uri, &headers)
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        let params = SignatureParams {
+            expires: Some(now + SIGNATURE_LIFETIME_SECS),
+            nonce: Some(nonce()),
+            include_alg: true,
+            ..SignatureParams::new(
+                vec![
+                    Component::Method,
+                    Component::TargetUri,
+                    Component::field(PURPOSE_HEADER),
+                    Component::field(CATEGORIES_HEADER),
+                ],
+                now,
+                &self.key_id,
+            )
+        };
+        let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "sig1", &self.key)
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        header(&mut headers, "signature-input", &input)?;
+        header(&mut headers, "signature", &sig)?;
+        Ok(Signed { uri, headers })
+    }
+
+    /// Sends a signed request and reads the whole answer.
+    pub async fn send(&self, signed: Signed) -> Result<Reply, ClientError> {
+        let mut req = http::Request::get(&signed.uri);
+        if let Some(h) = req.headers_mut() {
+            *h = signed.headers;
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| ClientError::BadUrl(signed.uri.clone()))?;
+        self.exchange(req).await
+    }
+
+    /// Signs and sends.
+    pub async fn request(&self, ask: &Ask, now: i64) -> Result<Reply, ClientError> {
+        let signed = self.sign(ask, now)?;
+        self.send(signed).await
+    }
+
+    /// Posts a signed entry (its envelope JSON) to `/v1/entries`.
+    pub async fn post_entry(&self, envelope_json: String) -> Result<Reply, ClientError> {
+        let req = http::Request::post(format!("{}/v1/entries", self.gateway))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(envelope_json)))
+            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
+        self.exchange(req).await
+    }
+
+    async fn exchange(&self, req: http::Request<Full<Bytes>>) -> Result<Reply, ClientError> {
+        let exchange = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url: self.gateway.clone(),
+                    reason: std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| e.to_string()),
+                })?;
+            let status = resp.status().as_u16();
+            let h = resp.headers().clone();
+            let body = Limited::new(resp.into_body(), ANSWER_BYTES_MAX)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Malformed(e.to_string()))?
+                .to_bytes();
+            Ok::<_, ClientError>((status, h, body))
+        };
+        let (status, h, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(self.gateway.clone(), self.timeout))??;
+        let text = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (decision_id, index) = match text(DECISION_HEADER) {
+            Some(v) => {
+                let (id, idx) = v
+                    .split_once("; index=")
+                    .ok_or_else(|| ClientError::Malformed(format!("decision header {v:?}")))?;
+                let idx = idx
+                    .parse()
+                    .map_err(|_| ClientError::Malformed(format!("decision header {v:?}")))?;
+                (Some(id.to_string()), Some(idx))
+            }
+            None => (None, None),
+        };
+        Ok(Reply {
+            status,
+            decision_id,
+            index,
+            released: text("consentry-released")
+                .map(|v| v.split(',').map(|c| c.trim().to_string()).collect())
+                .unwrap_or_default(),
+            notice: text(NOTICE_HEADER),
+            content_type: text("content-type").unwrap_or_default(),
+            body,
+        })
+    }
+}
+
+/// The reply in words, for a person at a terminal.
+pub fn describe(reply: &Reply) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let reason = http::StatusCode::from_u16(reply.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let _ = write!(out, "{} {reason}", reply.status);
+    if let (Some(id), Some(i)) = (&reply.decision_id, reply.index) {
+        let _ = write!(out, "  decision {id} (log entry #{i})");
+    }
+    out.push('\n');
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    if reply.status == 200 {
+        let _ = writeln!(out, "released: {}", reply.released.join(", "));
+        let entries = json["entry"].as_array().cloned().unwrap_or_default();
+        let _ = writeln!(out, "records ({}):", entries.len());
+        for e in entries {
+            let r = &e["resource"];
+            let div = r["text"]["div"].as_str().unwrap_or_default();
+            let text = strip_tags(div);
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                r["resourceType"].as_str().unwrap_or("?"),
+                r["id"].as_str().unwrap_or("?"),
+                text
+            );
+        }
+        if let Some(n) = &reply.notice {
+            let _ = writeln!(out, "notice: {n}");
+        }
+    } else if reply.content_type.starts_with("application/problem+json") {
+        let reasons: Vec<String> = json["reasons"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "{}", json["detail"].as_str().unwrap_or_default());
+        if !reasons.is_empty() {
+            let _ = writeln!(out, "reasons: {}", reasons.join(", "));
+        }
+        if let Some(r) = json["reason"].as_str() {
+            let _ = writeln!(out, "reason: {r}");
+        }
+        if let Some(i) = json["index"].as_u64() {
+            let _ = writeln!(out, "log entry #{i}");
+        }
+    } else {
+        let _ = writeln!(out, "{}", String::from_utf8_lossy(&reply.body).trim());
+    }
+    out
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in html.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
