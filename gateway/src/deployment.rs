@@ -191,6 +191,41 @@ impl Deployment {
         self.durable(pending).await
     }
 
+    /// Appends an entry the gateway itself signs (`access.refused`,
+    /// `access.released`) with `key`, which must be the trust root's
+    /// gateway key: signed without re-verifying, then checked, enqueued
+    /// and applied like any entry, and answered once durable.
+    pub async fn submit_own(
+        &self,
+        event: &Event,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<u64, SubmitError> {
+        if !self.is_healthy() {
+            return Err(SubmitError::Stopped);
+        }
+        let (key_id, own) = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let trust = state.trust();
+            let own = StaticKeys::default().with(
+                &trust.gateway_key_id,
+                decode_key(&trust.gateway_public_key).ok_or(SubmitError::Stopped)?,
+            );
+            (trust.gateway_key_id.clone(), own)
+        };
+        let verified = Envelope::sign_verified(event.to_json()?, &key_id, key, &own)?;
+        let prepared = self.log.prepare(verified);
+        let reservation = self.log.reserve().await?;
+        let signers = [key_id.as_str()];
+        let pending = {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            state.check(event, &signers)?;
+            let pending = reservation.enqueue(prepared)?;
+            self.apply_enqueued(&mut state, pending.index(), event, &signers)?;
+            pending
+        };
+        self.durable(pending).await
+    }
+
     /// Applies an entry just enqueued at `index`, under the write lock.
     fn apply_enqueued(
         &self,
@@ -294,7 +329,8 @@ impl Deployment {
             }
             let mut prepared = Vec::with_capacity(2);
             for event in entries {
-                let env = sign_event(&event, &trust.gateway_key_id, d.key)?.verify(&own)?;
+                let env =
+                    Envelope::sign_verified(event.to_json()?, &trust.gateway_key_id, d.key, &own)?;
                 prepared.push((event, self.log.prepare(env)));
             }
             Ok((decision, prepared, trust.gateway_key_id.clone()))

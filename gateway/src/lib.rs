@@ -40,6 +40,7 @@
 pub mod agency;
 pub mod app;
 pub mod audit;
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -76,6 +76,29 @@ enum Cmd {
         #[arg(long)]
         consent: String,
     },
+    /// Load generator for bench/run.sh: pre-signed requests, fresh nonces.
+    Bench {
+        /// A demo folder (keys).
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// gateway, direct or proxy.
+        #[arg(long)]
+        target: String,
+        /// Where to send: the gateway, the record system, or the proxy.
+        #[arg(long)]
+        url: String,
+        /// For direct and proxy: the record system's own base URL, which the
+        /// gateway's signature covers.
+        #[arg(long)]
+        sign_for: Option<String>,
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Requests per second (open loop); none: as fast as answered.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// Read the log.
     Log {
         #[command(subcommand)]
@@ -237,6 +260,72 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
                 print!("{}", gateway::client::describe(&reply));
                 Ok(ExitCode::from(2))
             }
+        }
+        Cmd::Bench {
+            dir,
+            target,
+            url,
+            sign_for,
+            requests,
+            connections,
+            rate,
+        } => {
+            let categories = vec![
+                "health.sud.treatment".to_string(),
+                "social.peer-support".to_string(),
+            ];
+            let ready = match target.as_str() {
+                "gateway" => {
+                    let (_, key, key_id) = identity(
+                        Some(&dir),
+                        Some("riverside-housing"),
+                        Some(url.clone()),
+                        None,
+                        None,
+                    )?;
+                    let client = gateway::client::AgencyClient::new(&url, &key_id, key)?;
+                    let ask = gateway::client::Ask {
+                        holder: "hope-clinic".into(),
+                        participant: "p-0001".into(),
+                        path: "Observation".into(),
+                        purpose: "housing-placement".into(),
+                        categories,
+                    };
+                    gateway::bench::presign_gateway(&client, &ask, requests, now())?
+                }
+                "direct" | "proxy" => {
+                    let key = gateway::config::read_key(&dir.join("keys/gateway.key"))?;
+                    let base = sign_for.unwrap_or_else(|| url.clone());
+                    let base = base.trim_end_matches('/');
+                    gateway::bench::presign_upstream(
+                        &format!("{base}/Observation"),
+                        &url,
+                        "p-0001",
+                        &categories,
+                        gateway::upstream::GATEWAY_KEY_ID,
+                        &key,
+                        requests,
+                        now(),
+                    )?
+                }
+                other => anyhow::bail!("unknown target {other:?}: gateway, direct or proxy"),
+            };
+            let m = gateway::bench::run(ready, connections, rate).await;
+            println!(
+                "{target}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} sent, {} ok, statuses {:?}, {connections} connections{}",
+                m.per_sec(),
+                m.p50.as_secs_f64() * 1e3,
+                m.p99.as_secs_f64() * 1e3,
+                m.sent,
+                m.ok(),
+                m.statuses,
+                rate.map(|r| format!(", offered {r:.0}/s")).unwrap_or_default()
+            );
+            Ok(if m.ok() == m.sent {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
         Cmd::Log {
             cmd: LogCmd::Tail { dir, lines },

@@ -93,39 +93,7 @@ impl Forwarder {
 
     /// Sends the signed GET and reads the whole answer within the limits.
     pub async fn get(&self, out: &Outgoing<'_>) -> Result<Answer, ForwardError> {
-        let uri: http::Uri = out
-            .url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| ForwardError::BadUrl(e.to_string()))?;
-        if uri.scheme_str() != Some("http") && uri.scheme_str() != Some("https") {
-            return Err(ForwardError::BadUrl(out.url.clone()));
-        }
-        let mut headers = http::HeaderMap::new();
-        let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
-            http::HeaderValue::from_str(value)
-                .map(|v| {
-                    h.insert(name, v);
-                })
-                .map_err(|e| ForwardError::Sign(e.to_string()))
-        };
-        set(&mut headers, PARTICIPANT_HEADER, out.participant)?;
-        set(&mut headers, DECISION_HEADER, out.decision_id)?;
-        set(&mut headers, RELEASED_HEADER, &out.released.join(", "))?;
-        set(&mut headers, "accept", "application/fhir+json")?;
-        let msg = OwnedMessage::from_parts("GET", &out.url, &headers)
-            .map_err(|e| ForwardError::Sign(e.to_string()))?;
-        let mut nonce = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let params = SignatureParams {
-            expires: Some(out.now + SIGNATURE_LIFETIME_SECS),
-            nonce: Some(nonce.iter().map(|b| format!("{b:02x}")).collect()),
-            include_alg: true,
-            ..SignatureParams::new(forward_policy().required_components, out.now, &self.key_id)
-        };
-        let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "consentry", &self.key)
-            .map_err(|e| ForwardError::Sign(e.to_string()))?;
-        set(&mut headers, "signature-input", &input)?;
-        set(&mut headers, "signature", &sig)?;
+        let (uri, headers) = sign_forward(out, &self.key_id, &self.key)?;
         let mut req = http::Request::get(uri);
         if let Some(h) = req.headers_mut() {
             *h = headers;
@@ -151,4 +119,48 @@ impl Forwarder {
             .await
             .map_err(|_| ForwardError::Timeout(self.timeout))?
     }
+}
+
+/// Builds and signs (RFC 9421, the gateway's key) the GET the gateway
+/// sends to a holder's upstream. Public so that a benchmark can pre-sign
+/// the requests it sends straight to an upstream.
+pub fn sign_forward(
+    out: &Outgoing<'_>,
+    key_id: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<(http::Uri, http::HeaderMap), ForwardError> {
+    let uri: http::Uri = out
+        .url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ForwardError::BadUrl(e.to_string()))?;
+    if uri.scheme_str() != Some("http") && uri.scheme_str() != Some("https") {
+        return Err(ForwardError::BadUrl(out.url.clone()));
+    }
+    let mut headers = http::HeaderMap::new();
+    let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
+        http::HeaderValue::from_str(value)
+            .map(|v| {
+                h.insert(name, v);
+            })
+            .map_err(|e| ForwardError::Sign(e.to_string()))
+    };
+    set(&mut headers, PARTICIPANT_HEADER, out.participant)?;
+    set(&mut headers, DECISION_HEADER, out.decision_id)?;
+    set(&mut headers, RELEASED_HEADER, &out.released.join(", "))?;
+    set(&mut headers, "accept", "application/fhir+json")?;
+    let msg = OwnedMessage::from_parts("GET", &out.url, &headers)
+        .map_err(|e| ForwardError::Sign(e.to_string()))?;
+    let mut nonce = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let params = SignatureParams {
+        expires: Some(out.now + SIGNATURE_LIFETIME_SECS),
+        nonce: Some(nonce.iter().map(|b| format!("{b:02x}")).collect()),
+        include_alg: true,
+        ..SignatureParams::new(forward_policy().required_components, out.now, key_id)
+    };
+    let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "consentry", key)
+        .map_err(|e| ForwardError::Sign(e.to_string()))?;
+    set(&mut headers, "signature-input", &input)?;
+    set(&mut headers, "signature", &sig)?;
+    Ok((uri, headers))
 }

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::deployment::{decode_key, sign_event, Deciding, Deployment};
+use crate::deployment::{decode_key, Deciding, Deployment};
 use crate::httpsig::{self, HttpSigError, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
 use forward::{ForwardError, Forwarder, Outgoing};
 use metrics::Metrics;
@@ -55,7 +55,10 @@ pub const CATEGORIES_MAX: usize = 32;
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Nonces remembered per agency: one agency cannot push the others'
-    /// out, since each has its own share.
+    /// out, since each has its own share. With signatures valid for `L`
+    /// seconds and the 30 s skew, an agency can sustain `max / (L + 30)`
+    /// requests a second (100,000 and L = 60: about 1,100/s); a full share
+    /// refuses, never forgets.
     pub nonces_per_agency_max: usize,
     /// Agencies with a nonce share; the registry is bounded too.
     pub agencies_max: usize,
@@ -64,7 +67,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            nonces_per_agency_max: 20_000,
+            nonces_per_agency_max: 100_000,
             agencies_max: 4096,
         }
     }
@@ -75,7 +78,6 @@ pub struct Gateway {
     pub dep: Arc<Deployment>,
     pub clock: Arc<dyn Clock>,
     /// The gateway's key: signs its log entries and forwarded requests.
-    key_id: String,
     key: ed25519_dalek::SigningKey,
     /// `scheme://authority` agencies sign against: the configured one,
     /// never the client's `Host` header.
@@ -114,7 +116,6 @@ impl Gateway {
             ),
             dep,
             clock,
-            key_id,
             key,
             scheme: scheme.to_string(),
             authority,
@@ -132,7 +133,12 @@ impl Gateway {
         if map.len() >= self.limits.agencies_max {
             return None;
         }
-        let c = Arc::new(NonceCache::new(self.limits.nonces_per_agency_max, 60));
+        // A nonce is kept until its signature's expiry plus the clock skew
+        // the policy allows: replays are impossible after that anyway.
+        let c = Arc::new(NonceCache::new(
+            self.limits.nonces_per_agency_max,
+            VerifyPolicy::gateway().max_skew_secs,
+        ));
         map.insert(agency.to_string(), c.clone());
         Some(c)
     }
@@ -255,10 +261,7 @@ impl Gateway {
             claimed_key_id: claimed,
         });
         self.metrics.refused(reason);
-        let logged = match sign_event(&event, &self.key_id, &self.key) {
-            Ok(env) => self.dep.submit(env).await,
-            Err(e) => Err(e),
-        };
+        let logged = self.dep.submit_own(&event, &self.key).await;
         match logged {
             Ok(index) => {
                 let mut r = problem(
@@ -278,10 +281,8 @@ impl Gateway {
     /// Logs `access.released` (durably); the answer waits for it.
     async fn log_release(&self, release: AccessReleased) -> Result<u64, Response> {
         let event = Event::AccessReleased(release);
-        let env =
-            sign_event(&event, &self.key_id, &self.key).map_err(|e| unavailable(&e.to_string()))?;
         self.dep
-            .submit(env)
+            .submit_own(&event, &self.key)
             .await
             .map_err(|e| unavailable(&e.to_string()))
     }

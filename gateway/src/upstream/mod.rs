@@ -28,7 +28,7 @@ pub const GATEWAY_KEY_ID: &str = "gateway";
 pub const PARTICIPANT_HEADER: &str = "consentry-participant";
 pub const DECISION_HEADER: &str = "consentry-decision";
 pub const RELEASED_HEADER: &str = "consentry-released";
-const NONCES_MAX: usize = 100_000;
+const NONCES_MAX: usize = 500_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holder {
