@@ -80,7 +80,7 @@ impl Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(32)
+            .pool_max_idle_per_host(1024)
             .build(connector);
         Self {
             client,
