@@ -25,7 +25,9 @@
 //! - An entry is the exact bytes its author signed; the log stores them
 //!   verbatim and never re-encodes them. Leaf = SHA-256(0x00 ‖ entry).
 //! - Only a [`VerifiedEntry`] can be appended, and only
-//!   [`Envelope::verify`] (or batch verification) makes one.
+//!   [`Envelope::verify`] (or [`entry::verify_batch`], the same check for
+//!   many) makes one, or [`Envelope::sign_verified`] for an entry signed
+//!   just now with a key the registry binds to its key id.
 //! - An append is acknowledged only with an index that is durable: after
 //!   the `fdatasync` of the segment holding its batch returned. Readers
 //!   see only the durable prefix; a checkpoint is stored and synced before
