@@ -224,6 +224,54 @@ mod tests {
         assert!(ids(&f).is_empty());
     }
 
+    /// Every code a generated resource may carry.
+    const CODES: &[&str] = &[
+        "health",
+        "health.sud",
+        "health.sud.treatment",
+        "health.mental",
+        "social",
+        "social.housing",
+        "justice",
+        "healthy",
+    ];
+
+    proptest::proptest! {
+        /// Nothing leaves that is unlabelled or carries a label outside
+        /// what was released; whatever the input, no panic.
+        #[test]
+        fn releases_only_covered_resources(
+            resources in proptest::collection::vec(proptest::collection::vec(0..CODES.len(), 0..4), 0..12),
+            released in proptest::collection::vec(0..CODES.len(), 0..4),
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let released: Vec<String> = released.iter().map(|&i| CODES[i].to_string()).collect();
+            let rs: Vec<Value> = resources
+                .iter()
+                .enumerate()
+                .map(|(n, ls)| {
+                    let ls: Vec<&str> = ls.iter().map(|&i| CODES[i]).collect();
+                    res("Observation", &format!("r{n}"), &ls)
+                })
+                .collect();
+            let f = filter(&bundle(rs), &released).unwrap();
+            let out: Value = serde_json::from_slice(&f.body).unwrap();
+            let mut kept = 0u32;
+            for e in out["entry"].as_array().unwrap() {
+                let ls = labels(&e["resource"]);
+                proptest::prop_assert!(!ls.is_empty());
+                for l in ls {
+                    proptest::prop_assert!(released.iter().any(|r| covers(r, l)));
+                }
+                kept += 1;
+            }
+            let dropped: u32 = f.dropped.values().sum();
+            proptest::prop_assert_eq!(kept + dropped, resources.len() as u32);
+            proptest::prop_assert_eq!(f.kept.values().sum::<u32>(), kept);
+            let _ = filter(&noise, &released);
+        }
+    }
+
     #[test]
     fn covers_respects_code_boundaries() {
         assert!(covers("health", "health.sud"));
