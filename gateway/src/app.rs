@@ -68,6 +68,37 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
             limits.request_timeout,
         ))
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
+        .layer(middleware::map_response(as_problem))
+}
+
+/// Answers from the limit layers (413, 408) and axum's own rejections
+/// come as plain text; every error this gateway gives is an RFC 9457
+/// problem document.
+async fn as_problem(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let (kind, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "the request body is over the limit"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took longer than the limit"),
+        StatusCode::NOT_FOUND => ("not-found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method-not-allowed", "this route does not take that method")
+        }
+        _ => ("error", "the request could not be served"),
+    };
+    let mut out = problem(status, kind, detail, serde_json::Value::Null);
+    for (name, value) in resp.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Serves `app` on `listener`, holding at most `connections_max`

@@ -297,6 +297,8 @@ async fn oversized_body_and_headers_are_refused_and_the_server_stays_up() {
     big.body = vec![b'x'; 200 * 1024];
     let a = send(net.addr, &sign(net.addr, &big, &key, NOW)).await;
     assert_eq!(a.status, 413);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    assert_eq!(a.json()["status"], 413);
     let mut raw = sign(
         net.addr,
         &housing_ask("p-0000", "health.sud.treatment"),
@@ -307,6 +309,17 @@ async fn oversized_body_and_headers_are_refused_and_the_server_stays_up() {
         .push(("x-padding".into(), "y".repeat(20 * 1024)));
     let a = send(net.addr, &raw).await;
     assert_eq!(a.status, 431);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    // An unknown route is a problem document too.
+    let nowhere = net::Raw {
+        method: "GET".into(),
+        target: "/v2/nothing".into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    let a = send(net.addr, &nowhere).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
     let a = ask(&net, &housing_ask("p-0000", "health.sud.treatment")).await;
     assert_eq!(a.status, 200);
 }
