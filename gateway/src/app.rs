@@ -214,13 +214,15 @@ fn entry_refused(e: &SubmitError) -> Response {
             &p.to_string(),
             none,
         ),
-        SubmitError::Log(_) | SubmitError::Stopped | SubmitError::Busy | SubmitError::Replay(_) => {
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "log-unavailable",
-                &e.to_string(),
-                none,
-            )
-        }
+        SubmitError::Log(_)
+        | SubmitError::Stopped
+        | SubmitError::Busy
+        | SubmitError::Replay(_)
+        | SubmitError::BadTrust(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log-unavailable",
+            &e.to_string(),
+            none,
+        ),
     }
 }

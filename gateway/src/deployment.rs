@@ -34,6 +34,8 @@ pub enum SubmitError {
     Stopped,
     #[error("the log's queue is full; try again")]
     Busy,
+    #[error("the trust roots' gateway key {0:?} is not an ed25519 public key")]
+    BadTrust(String),
     #[error("replay failed: {0}")]
     Replay(#[from] crate::audit::ReplayError),
 }
@@ -55,6 +57,9 @@ pub struct Deployment {
     /// a decision taken under the read lock is still the one `decide` gives
     /// at the enqueue position if this did not move in between.
     changes: AtomicU64,
+    /// The trust root's gateway key, decoded once: it signs every access
+    /// record, and the trust roots never change while the log is open.
+    gateway: (String, StaticKeys),
 }
 
 /// An `access.decided` entry, durable.
@@ -116,8 +121,15 @@ impl Deployment {
             Arc::new(FieldIndexer::consentry()),
             LogConfig::default(),
         )?;
+        let gateway_key = decode_key(&trust.gateway_public_key)
+            .ok_or_else(|| SubmitError::BadTrust(trust.gateway_key_id.clone()))?;
+        let gateway = (
+            trust.gateway_key_id.clone(),
+            StaticKeys::default().with(&trust.gateway_key_id, gateway_key),
+        );
         let state = replay(&log, trust, log.size())?;
         Ok(Self {
+            gateway,
             log,
             state: Arc::new(std::sync::RwLock::new(state)),
             failed: AtomicBool::new(false),
@@ -177,18 +189,51 @@ impl Deployment {
         let verified = envelope.verify(&keys)?;
         let signers: Vec<String> = verified.signers().map(str::to_string).collect();
         let refs: Vec<&str> = signers.iter().map(String::as_str).collect();
-        let prepared = self.log.prepare(verified);
-        // Room in the queue is taken before the lock, so that holding the
-        // lock never waits on the disk.
+        self.append(&event, self.log.prepare(verified), &refs).await
+    }
+
+    /// The shared tail of every write: room in the queue before the lock
+    /// (so that holding it never waits on the disk), then under the write
+    /// lock check, enqueue and apply, then wait for durability outside it.
+    async fn append(
+        &self,
+        event: &Event,
+        prepared: ledger::Prepared,
+        signers: &[&str],
+    ) -> Result<u64, SubmitError> {
         let reservation = self.log.reserve().await?;
         let pending = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            state.check(&event, &refs)?;
-            let pending = reservation.enqueue(prepared)?;
-            self.apply_enqueued(&mut state, pending.index(), &event, &refs)?;
-            pending
+            self.enqueue_locked(&mut state, reservation, prepared, event, signers)?
         };
         self.durable(pending).await
+    }
+
+    /// Check, enqueue (fixing the index) and apply, under the write lock.
+    fn enqueue_locked(
+        &self,
+        state: &mut ConsentState,
+        reservation: ledger::Reservation<'_>,
+        prepared: ledger::Prepared,
+        event: &Event,
+        signers: &[&str],
+    ) -> Result<ledger::Pending, SubmitError> {
+        state.check(event, signers)?;
+        let pending = reservation.enqueue(prepared)?;
+        self.apply_enqueued(state, pending.index(), event, signers)?;
+        Ok(pending)
+    }
+
+    /// An entry the gateway signs with `key`, which must be the trust
+    /// root's gateway key, ready to enqueue (see `Envelope::sign_verified`).
+    fn sign_own(
+        &self,
+        event: &Event,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<ledger::Prepared, SubmitError> {
+        let (key_id, own) = &self.gateway;
+        let verified = Envelope::sign_verified(event.to_json()?, key_id, key, own)?;
+        Ok(self.log.prepare(verified))
     }
 
     /// Appends an entry the gateway itself signs (`access.refused`,
@@ -203,27 +248,9 @@ impl Deployment {
         if !self.is_healthy() {
             return Err(SubmitError::Stopped);
         }
-        let (key_id, own) = {
-            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            let trust = state.trust();
-            let own = StaticKeys::default().with(
-                &trust.gateway_key_id,
-                decode_key(&trust.gateway_public_key).ok_or(SubmitError::Stopped)?,
-            );
-            (trust.gateway_key_id.clone(), own)
-        };
-        let verified = Envelope::sign_verified(event.to_json()?, &key_id, key, &own)?;
-        let prepared = self.log.prepare(verified);
-        let reservation = self.log.reserve().await?;
-        let signers = [key_id.as_str()];
-        let pending = {
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            state.check(event, &signers)?;
-            let pending = reservation.enqueue(prepared)?;
-            self.apply_enqueued(&mut state, pending.index(), event, &signers)?;
-            pending
-        };
-        self.durable(pending).await
+        let prepared = self.sign_own(event, key)?;
+        self.append(event, prepared, &[self.gateway.0.as_str()])
+            .await
     }
 
     /// Applies an entry just enqueued at `index`, under the write lock.
@@ -303,11 +330,6 @@ impl Deployment {
         r2: ledger::Reservation<'_>,
     ) -> Result<Option<(Decision, Vec<ledger::Pending>)>, SubmitError> {
         let build = |state: &ConsentState| -> Result<_, SubmitError> {
-            let trust = state.trust();
-            let own = StaticKeys::default().with(
-                &trust.gateway_key_id,
-                decode_key(&trust.gateway_public_key).ok_or(SubmitError::Stopped)?,
-            );
             let decision = decide(state, d.request, d.now);
             let mut entries = Vec::with_capacity(2);
             let decided = Event::AccessDecided(access_decided(
@@ -329,14 +351,13 @@ impl Deployment {
             }
             let mut prepared = Vec::with_capacity(2);
             for event in entries {
-                let env =
-                    Envelope::sign_verified(event.to_json()?, &trust.gateway_key_id, d.key, &own)?;
-                prepared.push((event, self.log.prepare(env)));
+                let prep = self.sign_own(&event, d.key)?;
+                prepared.push((event, prep));
             }
-            Ok((decision, prepared, trust.gateway_key_id.clone()))
+            Ok((decision, prepared))
         };
         let write = || self.state.write().unwrap_or_else(|p| p.into_inner());
-        let (mut state, (decision, prepared, gateway)) = if locked {
+        let (mut state, (decision, prepared)) = if locked {
             let state = write();
             let built = build(&state)?;
             (state, built)
@@ -352,13 +373,10 @@ impl Deployment {
             }
             (state, built)
         };
-        let signers = [gateway.as_str()];
+        let signers = [self.gateway.0.as_str()];
         let mut pendings = Vec::with_capacity(2);
         for ((event, prep), r) in prepared.into_iter().zip([r1, r2]) {
-            state.check(&event, &signers)?;
-            let pending = r.enqueue(prep)?;
-            self.apply_enqueued(&mut state, pending.index(), &event, &signers)?;
-            pendings.push(pending);
+            pendings.push(self.enqueue_locked(&mut state, r, prep, &event, &signers)?);
         }
         Ok(Some((decision, pendings)))
     }
