@@ -17,8 +17,9 @@ use tower::limit::ConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::agency::{self, problem, Gateway};
+use crate::agency::{self, Gateway};
 use crate::deployment::SubmitError;
+use crate::problem::problem;
 
 /// The limits of the HTTP surface.
 #[derive(Clone, Debug)]

@@ -18,7 +18,8 @@
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530
 //!   `Content-Digest`, with a bounded nonce replay cache.
 //! - [`server`]: health and the public auditor read routes.
-//! - [`listener`], [`clock`]: bounded connections, injected time.
+//! - [`listener`], [`clock`], [`problem`]: bounded connections, injected
+//!   time, RFC 9457 problem documents.
 //! - [`demo`]: the ready-made sample deployment.
 //!
 //! **Invariants**
@@ -49,5 +50,6 @@ pub mod deployment;
 pub mod httpsig;
 pub mod listener;
 pub mod logview;
+pub mod problem;
 pub mod server;
 pub mod upstream;

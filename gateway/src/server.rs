@@ -37,12 +37,7 @@ pub fn routes() -> Router<Arc<Deployment>> {
 }
 
 fn problem(status: StatusCode, detail: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        Json(json!({"type": "about:blank", "title": status.canonical_reason(), "status": status.as_u16(), "detail": detail})),
-    )
-        .into_response()
+    crate::problem::blank(status, &detail)
 }
 
 async fn healthz(State(dep): State<Arc<Deployment>>) -> Response {

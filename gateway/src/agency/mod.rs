@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::deployment::{decode_key, Deciding, Deployment};
 use crate::httpsig::{self, HttpSigError, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
+pub use crate::problem::problem;
 use forward::{ForwardError, Forwarder, Outgoing};
 use metrics::Metrics;
 use policy::{
@@ -156,28 +157,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An RFC 9457 problem document.
-pub fn problem(status: StatusCode, kind: &str, detail: &str, extra: serde_json::Value) -> Response {
-    let mut body = serde_json::json!({
-        "type": format!("https://consentry.dev/problems/{kind}"),
-        "title": status.canonical_reason(),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    if let (Some(b), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        b.extend(extra);
-    }
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 fn decision_header(id: &str, index: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("{id}; index={index}"))
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// `r` with the `Consentry-Decision` header naming the decision and the
+/// log index of its entry.
+fn with_decision(mut r: Response, id: &str, index: u64) -> Response {
+    r.headers_mut()
+        .insert(DECISION_HEADER, decision_header(id, index));
+    r
 }
 
 /// The agency an (enrolled, current, not retired) agency key belongs to.
@@ -263,17 +253,16 @@ impl Gateway {
         self.metrics.refused(reason);
         let logged = self.dep.submit_own(&event, &self.key).await;
         match logged {
-            Ok(index) => {
-                let mut r = problem(
+            Ok(index) => with_decision(
+                problem(
                     StatusCode::UNAUTHORIZED,
                     "unauthenticated",
                     "the request's signature was not accepted",
                     serde_json::json!({ "reason": reason }),
-                );
-                r.headers_mut()
-                    .insert(DECISION_HEADER, decision_header(&id, index));
-                r
-            }
+                ),
+                &id,
+                index,
+            ),
             Err(e) => unavailable(&e.to_string()),
         }
     }
@@ -408,15 +397,16 @@ pub async fn records(
         policy::Decision::Allow(a) => a.clone(),
         policy::Decision::Deny(_) => {
             let reasons: Vec<&str> = view.reasons.iter().map(|r| r.code()).collect();
-            let mut r = problem(
-                StatusCode::FORBIDDEN,
-                "denied",
-                "this request is not covered by a consent the gateway can act on",
-                serde_json::json!({ "reasons": reasons }),
+            return with_decision(
+                problem(
+                    StatusCode::FORBIDDEN,
+                    "denied",
+                    "this request is not covered by a consent the gateway can act on",
+                    serde_json::json!({ "reasons": reasons }),
+                ),
+                &decision_id,
+                logged.index,
             );
-            r.headers_mut()
-                .insert(DECISION_HEADER, decision_header(&decision_id, logged.index));
-            return r;
         }
     };
 
@@ -497,15 +487,16 @@ pub async fn records(
                 Ok(i) => i,
                 Err(r) => return r,
             };
-            let mut r = problem(
-                status,
-                "upstream",
-                "the holder's record system gave nothing that could be released",
-                serde_json::json!({ "reason": reason }),
-            );
-            r.headers_mut()
-                .insert(DECISION_HEADER, decision_header(&decision_id, index));
-            r
+            with_decision(
+                problem(
+                    status,
+                    "upstream",
+                    "the holder's record system gave nothing that could be released",
+                    serde_json::json!({ "reason": reason }),
+                ),
+                &decision_id,
+                index,
+            )
         }
         Ok((upstream_status, f)) => {
             let release = AccessReleased {
@@ -520,14 +511,17 @@ pub async fn records(
                 return r;
             }
             g.metrics.released(true);
-            let mut r = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/fhir+json")],
-                f.body,
-            )
-                .into_response();
+            let mut r = with_decision(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/fhir+json")],
+                    f.body,
+                )
+                    .into_response(),
+                &decision_id,
+                logged.index,
+            );
             let h = r.headers_mut();
-            h.insert(DECISION_HEADER, decision_header(&decision_id, logged.index));
             h.insert(NOTICE_HEADER, HeaderValue::from_static(REDISCLOSURE_NOTICE));
             if let Ok(v) = HeaderValue::from_str(&released_categories.join(", ")) {
                 h.insert("consentry-released", v);

@@ -76,13 +76,7 @@ pub fn router(
 }
 
 fn refuse(status: StatusCode, detail: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        json!({"title": status.canonical_reason(), "status": status.as_u16(), "detail": detail})
-            .to_string(),
-    )
-        .into_response()
+    crate::problem::blank(status, detail)
 }
 
 async fn answer(State(up): State<Arc<Upstream>>, req: Request) -> Response {
