@@ -132,10 +132,7 @@ impl Config {
 
     pub fn trust(&self) -> Result<Trust, ConfigError> {
         let path = self.path(&self.trust);
-        crate::demo::read_trust(&path).map_err(|e| ConfigError::Parse {
-            path,
-            err: e.to_string(),
-        })
+        read_trust(&path)
     }
 }
 
@@ -151,6 +148,64 @@ pub fn read_key(path: &Path) -> Result<SigningKey, ConfigError> {
         .and_then(|r| r.try_into().ok())
         .ok_or_else(|| ConfigError::BadKey { path: path.into() })?;
     Ok(SigningKey::from_bytes(&raw))
+}
+
+/// The key at `path`, created (owner-only) if there is none yet.
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, ConfigError> {
+    if path.exists() {
+        return read_key(path);
+    }
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    write_secret(path, &key)?;
+    Ok(key)
+}
+
+/// The trust roots of a deployment: its governance and gateway keys.
+pub fn trust_roots(governance: &SigningKey, gateway: &SigningKey) -> Trust {
+    Trust {
+        governance_key_id: "governance".into(),
+        governance_public_key: B64.encode(governance.verifying_key().as_bytes()),
+        gateway_key_id: "gateway".into(),
+        gateway_public_key: B64.encode(gateway.verifying_key().as_bytes()),
+    }
+}
+
+/// The public trust roots' file in a deployment folder, for tools that
+/// must not read private keys.
+pub const TRUST_FILE: &str = "keys/trust.json";
+
+pub fn write_trust(path: &Path, t: &Trust) -> Result<(), ConfigError> {
+    let json = serde_json::json!({
+        "governance_key_id": t.governance_key_id,
+        "governance_public_key": t.governance_public_key,
+        "gateway_key_id": t.gateway_key_id,
+        "gateway_public_key": t.gateway_public_key,
+    });
+    write(path, &format!("{json:#}\n"))
+}
+
+/// Reads the public trust roots written by [`write_trust`].
+pub fn read_trust(path: &Path) -> Result<Trust, ConfigError> {
+    let text = std::fs::read(path).map_err(|err| ConfigError::Read {
+        path: path.into(),
+        err,
+    })?;
+    let parse = |err: String| ConfigError::Parse {
+        path: path.into(),
+        err,
+    };
+    let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| parse(e.to_string()))?;
+    let field = |k: &str| {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| parse(format!("no string {k:?}")))
+    };
+    Ok(Trust {
+        governance_key_id: field("governance_key_id")?,
+        governance_public_key: field("governance_public_key")?,
+        gateway_key_id: field("gateway_key_id")?,
+        gateway_public_key: field("gateway_public_key")?,
+    })
 }
 
 /// Writes a new secret, readable by the owner only; never overwrites.
@@ -208,18 +263,8 @@ pub async fn init(
     let signer = ledger::NoteSigner::new(origin, gateway.clone())
         .map_err(|e| ConfigError::Invalid(format!("origin {origin:?}: {e}")))?;
     write(&keys.join("log.vkey"), &format!("{}\n", signer.verifier()))?;
-    let trust = Trust {
-        governance_key_id: "governance".into(),
-        governance_public_key: B64.encode(governance.verifying_key().as_bytes()),
-        gateway_key_id: "gateway".into(),
-        gateway_public_key: B64.encode(gateway.verifying_key().as_bytes()),
-    };
-    crate::demo::write_trust(&keys.join("trust.json"), &trust).map_err(|err| {
-        ConfigError::Write {
-            path: keys.join("trust.json"),
-            err,
-        }
-    })?;
+    let trust = trust_roots(&governance, &gateway);
+    write_trust(&dir.join(TRUST_FILE), &trust)?;
     write(
         &dir.join("vocabulary.toml"),
         policy::vocab::DEFAULT_VOCABULARY_TOML,

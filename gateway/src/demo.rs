@@ -15,6 +15,7 @@ use policy::{
     AgencyEnrolled, ConsentGranted, Event, Language, ParticipantEnrolled, Parties, Role, Trust, V1,
 };
 
+use crate::config::{load_or_create_key, trust_roots, write_trust, ConfigError, TRUST_FILE};
 use crate::deployment::{sign_event, Deployment, SubmitError};
 
 pub const ORIGIN: &str = "demo.consentry.local/log";
@@ -24,40 +25,10 @@ pub struct DemoKeys {
     pub gateway: NoteSigner,
 }
 
-/// Loads a 32-byte seed from `path`, creating it (mode 0600) if absent.
-fn seed_file(path: &Path) -> std::io::Result<SigningKey> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        let raw: [u8; 32] = B64
-            .decode(text.trim())
-            .ok()
-            .and_then(|r| r.try_into().ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not a base64 ed25519 seed", path.display()),
-                )
-            })?;
-        return Ok(SigningKey::from_bytes(&raw));
-    }
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    write_secret(path, &B64.encode(key.to_bytes()))?;
-    Ok(key)
-}
-
-fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    writeln!(f, "{text}")
-}
-
 pub fn keys(dir: &Path) -> anyhow::Result<DemoKeys> {
     std::fs::create_dir_all(dir.join("keys"))?;
-    let governance = seed_file(&dir.join("keys/governance.key"))?;
-    let gateway = NoteSigner::new(ORIGIN, seed_file(&dir.join("keys/gateway.key"))?)?;
+    let governance = load_or_create_key(&dir.join("keys/governance.key"))?;
+    let gateway = NoteSigner::new(ORIGIN, load_or_create_key(&dir.join("keys/gateway.key"))?)?;
     std::fs::write(
         dir.join("keys/log.vkey"),
         format!("{}\n", gateway.verifier()),
@@ -70,42 +41,8 @@ pub fn keys(dir: &Path) -> anyhow::Result<DemoKeys> {
     Ok(k)
 }
 
-/// The public trust roots, for tools that must not read private keys.
-pub const TRUST_FILE: &str = "keys/trust.json";
-
-pub fn write_trust(path: &Path, t: &Trust) -> std::io::Result<()> {
-    let json = serde_json::json!({
-        "governance_key_id": t.governance_key_id,
-        "governance_public_key": t.governance_public_key,
-        "gateway_key_id": t.gateway_key_id,
-        "gateway_public_key": t.gateway_public_key,
-    });
-    std::fs::write(path, format!("{json:#}\n"))
-}
-
-/// Reads the public trust roots written by [`write_trust`].
-pub fn read_trust(path: &Path) -> anyhow::Result<Trust> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
-    let field = |k: &str| -> anyhow::Result<String> {
-        v[k].as_str()
-            .map(str::to_string)
-            .ok_or_else(|| anyhow::anyhow!("{} has no string {k:?}", path.display()))
-    };
-    Ok(Trust {
-        governance_key_id: field("governance_key_id")?,
-        governance_public_key: field("governance_public_key")?,
-        gateway_key_id: field("gateway_key_id")?,
-        gateway_public_key: field("gateway_public_key")?,
-    })
-}
-
 pub fn trust(k: &DemoKeys) -> Trust {
-    Trust {
-        governance_key_id: "governance".into(),
-        governance_public_key: B64.encode(k.governance.verifying_key().as_bytes()),
-        gateway_key_id: "gateway".into(),
-        gateway_public_key: B64.encode(k.gateway.signing_key().verifying_key().as_bytes()),
-    }
+    trust_roots(&k.governance, k.gateway.signing_key())
 }
 
 /// (id, name, classes, upstream path)
@@ -164,7 +101,7 @@ pub async fn seed(
     let mut written = Vec::new();
     for (id, name, classes) in AGENCIES {
         let path = dir.join(format!("keys/{id}.key"));
-        let key = seed_file(&path).map_err(SeedError::Io)?;
+        let key = load_or_create_key(&path)?;
         written.push(path);
         let e = Event::AgencyEnrolled(AgencyEnrolled {
             v: V1,
@@ -182,7 +119,7 @@ pub async fn seed(
     }
     for p in ["p-0001", "p-0002"] {
         let path = dir.join(format!("keys/{p}.key"));
-        let key = seed_file(&path).map_err(SeedError::Io)?;
+        let key = load_or_create_key(&path)?;
         written.push(path);
         let key_id = format!("{p}:1");
         let e = Event::ParticipantEnrolled(ParticipantEnrolled {
@@ -218,8 +155,8 @@ pub async fn seed(
 pub enum SeedError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
-    #[error("cannot write a demo key: {0}")]
-    Io(std::io::Error),
+    #[error("demo key: {0}")]
+    Key(#[from] ConfigError),
 }
 
 /// The gateway's address as the demo last served it, for `consentry

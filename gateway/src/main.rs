@@ -364,10 +364,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Fsck { dir, trust, vkey } => {
             // Public keys only, and a read-only store: a check never needs a
             // secret and never changes what it checks.
-            let trust = gateway::demo::read_trust(
-                &trust.unwrap_or_else(|| dir.join(gateway::demo::TRUST_FILE)),
-            )
-            .context("reading the trust roots")?;
+            let trust = gateway::config::read_trust(
+                &trust.unwrap_or_else(|| dir.join(gateway::config::TRUST_FILE)),
+            )?;
             let vkey_path = vkey.unwrap_or_else(|| dir.join("keys/log.vkey"));
             let vkey = ledger::NoteVerifier::parse(
                 std::fs::read_to_string(&vkey_path)
