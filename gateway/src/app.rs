@@ -116,6 +116,28 @@ pub async fn run(
         .await
 }
 
+/// Runs `gw` on `listener` until Ctrl-C, as `serve` and `demo` do:
+/// a checkpoint every second while the log grows, and a last one at the
+/// end so that it covers everything served.
+pub async fn serve_until_interrupted(
+    listener: tokio::net::TcpListener,
+    gw: Arc<Gateway>,
+    limits: &HttpLimits,
+) -> std::io::Result<()> {
+    let dep = gw.dep.clone();
+    let publisher = tokio::spawn(publish_checkpoints(dep.clone(), Duration::from_secs(1)));
+    let served = run(listener, limits.connections_max, app(gw, limits), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    publisher.abort();
+    served?;
+    dep.log
+        .publish_checkpoint()
+        .map(|_| ())
+        .map_err(std::io::Error::other)
+}
+
 /// Publishes a checkpoint whenever the log grew, every `every`: on a
 /// cadence, not per append, so that witnesses can cosign a stable head.
 pub async fn publish_checkpoints(dep: Arc<crate::deployment::Deployment>, every: Duration) {

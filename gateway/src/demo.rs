@@ -232,26 +232,11 @@ pub async fn run(dir: &Path, listen: std::net::SocketAddr, fresh: bool) -> anyho
         )
         .map_err(anyhow::Error::msg)?,
     );
-    tokio::spawn(crate::app::publish_checkpoints(
-        dep.clone(),
-        std::time::Duration::from_secs(1),
-    ));
     print!(
         "{}",
         walkthrough(dir, &url, dep.log.size(), &upstream_urls, written.len())
     );
-    let limits = crate::app::HttpLimits::default();
-    crate::app::run(
-        listener,
-        limits.connections_max,
-        crate::app::app(gw, &limits),
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-    )
-    .await?;
-    // A last checkpoint, so that it covers everything served.
-    dep.log.publish_checkpoint()?;
+    crate::app::serve_until_interrupted(listener, gw, &crate::app::HttpLimits::default()).await?;
     Ok(())
 }
 

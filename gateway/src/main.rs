@@ -32,19 +32,11 @@ enum Cmd {
     },
     /// Ask for a participant's records, as an agency (RFC 9421-signed).
     Request {
-        /// A demo folder: the key is DIR/keys/AGENCY.key and the gateway
-        /// the one the demo serves.
-        #[arg(long)]
-        dir: Option<PathBuf>,
+        #[command(flatten)]
+        who: Signer,
         /// The asking agency, with --dir.
         #[arg(long = "as")]
         agency: Option<String>,
-        #[arg(long)]
-        gateway: Option<String>,
-        #[arg(long)]
-        key: Option<PathBuf>,
-        #[arg(long)]
-        key_id: Option<String>,
         #[arg(long)]
         holder: String,
         #[arg(long)]
@@ -63,14 +55,8 @@ enum Cmd {
     },
     /// Revoke a consent, signed with the participant's own key.
     Revoke {
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        #[arg(long)]
-        gateway: Option<String>,
-        #[arg(long)]
-        key: Option<PathBuf>,
-        #[arg(long)]
-        key_id: Option<String>,
+        #[command(flatten)]
+        who: Signer,
         #[arg(long)]
         participant: String,
         #[arg(long)]
@@ -133,6 +119,21 @@ enum Cmd {
     },
 }
 
+/// Who signs and where to send: explicit flags, or a demo folder.
+#[derive(clap::Args)]
+struct Signer {
+    /// A demo folder: the key is DIR/keys/WHO.key and the gateway the one
+    /// the demo serves.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long)]
+    gateway: Option<String>,
+    #[arg(long)]
+    key: Option<PathBuf>,
+    #[arg(long)]
+    key_id: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum LogCmd {
     /// The recent entries in plain words (works while the gateway runs).
@@ -177,11 +178,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Request {
-            dir,
+            who,
             agency,
-            gateway,
-            key,
-            key_id,
             holder,
             participant,
             purpose,
@@ -189,8 +187,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             path,
             json,
         } => {
-            let (gw, key, key_id) =
-                identity(dir.as_deref(), agency.as_deref(), gateway, key, key_id)?;
+            let (gw, key, key_id) = identity(who, agency.as_deref())?;
             let client = gateway::client::AgencyClient::new(&gw, &key_id, key)?;
             let ask = gateway::client::Ask {
                 holder,
@@ -228,15 +225,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             })
         }
         Cmd::Revoke {
-            dir,
-            gateway,
-            key,
-            key_id,
+            who,
             participant,
             consent,
         } => {
-            let (gw, key, key_id) =
-                identity(dir.as_deref(), Some(&participant), gateway, key, key_id)?;
+            let (gw, key, key_id) = identity(who, Some(&participant))?;
             let event = policy::Event::ConsentRevoked(policy::ConsentRevoked {
                 v: policy::V1,
                 consent_id: consent.clone(),
@@ -277,11 +270,13 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             let ready = match target.as_str() {
                 "gateway" => {
                     let (_, key, key_id) = identity(
-                        Some(&dir),
+                        Signer {
+                            dir: Some(dir.clone()),
+                            gateway: Some(url.clone()),
+                            key: None,
+                            key_id: None,
+                        },
                         Some("riverside-housing"),
-                        Some(url.clone()),
-                        None,
-                        None,
                     )?;
                     let client = gateway::client::AgencyClient::new(&url, &key_id, key)?;
                     let ask = gateway::client::Ask {
@@ -387,12 +382,16 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
 /// The gateway URL, key and key id to act with: explicit flags, or those
 /// of `who` in a demo folder.
 fn identity(
-    dir: Option<&std::path::Path>,
+    signer: Signer,
     who: Option<&str>,
-    gateway: Option<String>,
-    key: Option<PathBuf>,
-    key_id: Option<String>,
 ) -> anyhow::Result<(String, ed25519_dalek::SigningKey, String)> {
+    let Signer {
+        dir,
+        gateway,
+        key,
+        key_id,
+    } = signer;
+    let dir = dir.as_deref();
     let gateway = match (gateway, dir) {
         (Some(g), _) => g,
         (None, Some(d)) => std::fs::read_to_string(d.join(gateway::demo::GATEWAY_URL_FILE))
@@ -472,25 +471,11 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         )
         .map_err(anyhow::Error::msg)?,
     );
-    tokio::spawn(gateway::app::publish_checkpoints(
-        dep.clone(),
-        std::time::Duration::from_secs(1),
-    ));
     println!(
         "consentry serving log {} ({} entries) on {bound}, public url {public_url}",
         c.origin,
         dep.log.size()
     );
-    gateway::app::run(
-        listener,
-        c.limits.connections_max,
-        gateway::app::app(gw, &c.limits.http()),
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-    )
-    .await?;
-    // A last checkpoint, so that it covers everything served.
-    dep.log.publish_checkpoint()?;
+    gateway::app::serve_until_interrupted(listener, gw, &c.limits.http()).await?;
     Ok(())
 }
