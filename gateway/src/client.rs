@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt, Full, Limited};
@@ -81,13 +79,6 @@ fn header(h: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<()
     Ok(())
 }
 
-/// A fresh nonce: 16 random bytes.
-fn nonce() -> String {
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    B64.encode(b)
-}
-
 impl AgencyClient {
     pub fn new(gateway: &str, key_id: &str, key: SigningKey) -> Result<Self, ClientError> {
         let gateway = gateway.trim_end_matches('/').to_string();
@@ -125,7 +116,7 @@ impl AgencyClient {
             .map_err(|e| ClientError::Sign(e.to_string()))?;
         let params = SignatureParams {
             expires: Some(now + SIGNATURE_LIFETIME_SECS),
-            nonce: Some(nonce()),
+            nonce: Some(httpsig::fresh_nonce()),
             include_alg: true,
             ..SignatureParams::new(
                 vec![

@@ -1064,6 +1064,13 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A fresh nonce for a signature: 16 random bytes, base64.
+pub fn fresh_nonce() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    STANDARD.encode(b)
+}
+
 // ---------------------------------------------------------------------------
 // Content-Digest (RFC 9530)
 // ---------------------------------------------------------------------------

@@ -150,11 +150,9 @@ pub fn sign_forward(
     set(&mut headers, "accept", "application/fhir+json")?;
     let msg = OwnedMessage::from_parts("GET", &out.url, &headers)
         .map_err(|e| ForwardError::Sign(e.to_string()))?;
-    let mut nonce = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
     let params = SignatureParams {
         expires: Some(out.now + SIGNATURE_LIFETIME_SECS),
-        nonce: Some(nonce.iter().map(|b| format!("{b:02x}")).collect()),
+        nonce: Some(httpsig::fresh_nonce()),
         include_alg: true,
         ..SignatureParams::new(forward_policy().required_components, out.now, key_id)
     };

@@ -149,8 +149,7 @@ impl Gateway {
 pub fn new_decision_id() -> String {
     let mut b = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("d-{hex}")
+    format!("d-{}", hex(&b))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -226,16 +225,24 @@ impl Gateway {
         )
         .map_err(|e| e.code())?;
         let state = self.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        // The agency is noted when its key is looked up, not looked up twice.
+        let agency = std::cell::RefCell::new(None);
         let verified = httpsig::verify(
             &msg.view(body),
             LabelPolicy::First,
-            |kid| agency_key(&state, kid).map(|(_, k)| k),
+            |kid| {
+                agency_key(&state, kid).map(|(a, k)| {
+                    *agency.borrow_mut() = Some(a);
+                    k
+                })
+            },
             now,
             &VerifyPolicy::gateway(),
         )
         .map_err(|e| e.code())?;
-        let (agency, _) =
-            agency_key(&state, verified.keyid()).ok_or(HttpSigError::UnknownKeyId.code())?;
+        let agency = agency
+            .into_inner()
+            .ok_or(HttpSigError::UnknownKeyId.code())?;
         Ok((verified, agency))
     }
 
