@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use ed25519_dalek::VerifyingKey;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ledger::{
@@ -91,18 +90,13 @@ const DECIDE_RETRIES_MAX: usize = 4;
 /// verifying every signature against the registry as it stood at each
 /// position: the state a restart gives, and the one an auditor rebuilds.
 pub fn replay(log: &Log, trust: Trust, size: u64) -> Result<ConsentState, SubmitError> {
-    replay_store(log.store().as_ref(), trust, size.min(log.size()), |_, _| {})
-}
-
-/// [`replay`] straight from a store (e.g. one opened read-only), telling
-/// `on_key` every (key id, public key) that verified an entry.
-pub fn replay_store(
-    store: &dyn Store,
-    trust: Trust,
-    size: u64,
-    on_key: impl FnMut(&str, VerifyingKey),
-) -> Result<ConsentState, SubmitError> {
-    Ok(crate::audit::replay_store(store, trust, size, on_key)?)
+    let store = log.store().as_ref();
+    Ok(crate::audit::replay_store(
+        store,
+        trust,
+        size.min(log.size()),
+        |_, _| {},
+    )?)
 }
 
 impl Deployment {
