@@ -16,6 +16,8 @@
 //!   recovery); the only file an acknowledgement waits for.
 //! - [`store`]: the narrow [`Store`] trait and [`SledStore`] (the segment
 //!   plus sled for derived data, checkpoints and cosignatures).
+//! - `derived`: the derived data's way into sled: held in memory, moved in
+//!   large batches by a background thread.
 //! - [`log`]: [`Log`], the two-step append (enqueue fixes the position,
 //!   `durable` waits for the sync), the group-commit sequencer and the read
 //!   side.
@@ -32,8 +34,9 @@
 //!   the `fdatasync` of the segment holding its batch returned. Readers
 //!   see only the durable prefix; a checkpoint is stored and synced before
 //!   it is served.
-//! - Every complete subtree hash is stored when it is created, so proofs
-//!   need O(log n) reads and the log is never rehashed.
+//! - Every complete subtree hash of level 3 and above is stored when it is
+//!   created (in memory, then sled), so proofs need O(log n) reads and the
+//!   log is never rehashed.
 //! - Hashes, positions and secondary indexes are derived data: written
 //!   after the entries are durable, never ahead of them, and rebuilt from
 //!   the entries on open where a crash left them behind.
@@ -44,6 +47,7 @@
 
 #![forbid(unsafe_code)]
 
+mod derived;
 pub mod entry;
 pub mod fsck;
 pub mod log;

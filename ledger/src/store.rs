@@ -12,9 +12,10 @@
 //! a crash the derived data may lag the segment, never lead it, and
 //! [`crate::Log::open`] rebuilds the lagging tail from the entries. Where
 //! each entry lies is kept in memory, found by scanning the segment on open
-//! (which checks every frame's checksum): sled writes on the append path
-//! are only the index keys and the stored hash levels, since the sled write
-//! was the measured bottleneck.
+//! (which checks every frame's checksum). The index keys and stored hash
+//! levels reach sled through `DerivedTree`: held in memory, moved into
+//! sled in large batches by a background thread, since the sled write was
+//! the measured bottleneck of the append path.
 //! Checkpoints and cosignatures are synced (sled's flush, then
 //! `fdatasync` of sled's data file) before they are served or acknowledged.
 
@@ -26,6 +27,8 @@ use std::sync::{Mutex, RwLock};
 
 use thiserror::Error;
 
+use crate::derived::{be_u64 as be_u64_derived, DerivedError, DerivedTree};
+pub use crate::derived::{KEY_HASH, KEY_INDEX};
 use crate::merkle::{Hash, NodeSource, ProofError};
 use crate::segment::{RecordPos, Segment};
 
@@ -37,11 +40,6 @@ pub const SLED_DIR: &str = "sled";
 pub const TREE_DERIVED: &str = "derived";
 pub const TREE_CHECKPOINTS: &str = "checkpoints";
 pub const TREE_COSIGS: &str = "cosigs";
-/// Key prefixes inside the derived tree. One tree, so that one sled batch
-/// (atomic) carries a whole append's derived data.
-pub const KEY_HASH: u8 = b'h';
-pub const KEY_INDEX: u8 = b'i';
-const KEY_META: &[u8] = b"m";
 /// Checkpoints kept for witnesses to cosign; older ones (and their
 /// cosignatures) are pruned.
 pub const CHECKPOINTS_KEPT_MAX: usize = 1024;
@@ -69,6 +67,16 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Io(e.to_string())
+    }
+}
+
+impl From<DerivedError> for StoreError {
+    fn from(e: DerivedError) -> Self {
+        match e {
+            DerivedError::Corrupt(what) => StoreError::Corrupt(what.into()),
+            DerivedError::OutOfOrder { got, size } => StoreError::OutOfOrder { got, size },
+            other => StoreError::Io(other.to_string()),
+        }
     }
 }
 
@@ -132,42 +140,8 @@ pub trait Store: Send + Sync {
     fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError>;
 }
 
-fn hash_key(level: u8, index: u64) -> [u8; 10] {
-    let mut k = [0u8; 10];
-    k[0] = KEY_HASH;
-    k[1] = level;
-    k[2..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
-fn index_key(kind: &str, key: &str, index: u64) -> Vec<u8> {
-    let mut k = index_prefix(kind, key);
-    k.extend_from_slice(&index.to_be_bytes());
-    k
-}
-
-fn index_prefix(kind: &str, key: &str) -> Vec<u8> {
-    // NUL separators: kinds and keys are printable, so prefixes never collide.
-    let mut k = Vec::with_capacity(kind.len() + key.len() + 11);
-    k.push(KEY_INDEX);
-    k.extend_from_slice(kind.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k.push(0);
-    k
-}
-
 fn be_u64(b: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(b)
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt("bad integer".into()))
-}
-
-fn read_meta(tree: &sled::Tree) -> Result<u64, StoreError> {
-    match tree.get(KEY_META)? {
-        Some(v) => be_u64(&v),
-        None => Ok(0),
-    }
+    Ok(be_u64_derived(b)?)
 }
 
 /// A private copy of the sled directory, removed on drop: sled 0.34 has no
@@ -186,10 +160,9 @@ pub struct SledStore {
     db: sled::Db,
     /// sled's data file, for the `fdatasync` that sled's own flush lacks.
     db_file: File,
-    derived: sled::Tree,
+    derived: DerivedTree,
     checkpoints: sled::Tree,
     cosigs: sled::Tree,
-    derived_size: AtomicU64,
     /// Where each entry lies, from the scan on open plus every append: 8
     /// bytes an entry, and no write per entry on the append path.
     positions: RwLock<Vec<u64>>,
@@ -212,11 +185,15 @@ pub struct AppendTimings {
 const LOCK_WAIT_MS_MAX: u64 = 5_000;
 
 /// Opens sled, waiting briefly for its file lock: after a `Db` is dropped,
-/// sled's background flusher releases the lock a moment later.
+/// sled's threads release the lock a moment later.
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let mut waited_ms = 0;
     loop {
-        match sled::Config::new().path(path).open() {
+        // No background flush: everything in sled is either rebuilt from
+        // the segment on open (derived data) or flushed and synced before it
+        // is served (checkpoints, cosignatures), so the flusher's periodic
+        // writes bought nothing.
+        match sled::Config::new().path(path).flush_every_ms(None).open() {
             Err(sled::Error::Io(e))
                 if e.kind() == std::io::ErrorKind::WouldBlock && waited_ms < LOCK_WAIT_MS_MAX =>
             {
@@ -281,10 +258,10 @@ impl SledStore {
         let db = open_db(sled_dir)?;
         let db_file = File::open(sled_dir.join("db"))
             .map_err(|e| StoreError::Io(format!("cannot open sled's data file: {e}")))?;
-        let derived = db.open_tree(TREE_DERIVED)?;
+        let derived = DerivedTree::open(db.open_tree(TREE_DERIVED)?)?;
         let checkpoints = db.open_tree(TREE_CHECKPOINTS)?;
         let cosigs = db.open_tree(TREE_COSIGS)?;
-        let derived_size = read_meta(&derived)?;
+        let derived_size = derived.size();
         let scan = segment.recover(0, 0)?;
         if segment.size() < derived_size {
             return Err(StoreError::Lost {
@@ -318,7 +295,6 @@ impl SledStore {
             derived,
             checkpoints,
             cosigs,
-            derived_size: AtomicU64::new(derived_size),
             positions: RwLock::new(positions),
             kept: Mutex::new(kept),
             timings: AppendTimings::default(),
@@ -333,6 +309,9 @@ impl SledStore {
     /// Makes every sled write so far durable: sled's flush ends in
     /// `sync_file_range`, which is no barrier against power loss.
     fn sync_sled(&self) -> Result<(), StoreError> {
+        // Derived data first: then sled's meta reaches this checkpoint and
+        // a restart rebuilds less.
+        self.derived.move_now()?;
         self.db.flush()?;
         self.db_file
             .sync_data()
@@ -340,20 +319,20 @@ impl SledStore {
     }
 
     fn write_derived(&self, d: &Derived) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
-        for (level, idx, hash) in &d.hashes {
-            b.insert(&hash_key(*level, *idx), &hash[..]);
+        Ok(self
+            .derived
+            .add(d.first, d.count, &d.hashes, &d.index_keys)?)
+    }
+}
+
+impl Drop for SledStore {
+    /// Moves the derived data held in memory into sled and flushes it, so
+    /// that the next open has less to rebuild; nothing depends on it (the
+    /// rebuild covers a crash).
+    fn drop(&mut self) {
+        if self.derived.close().is_ok() {
+            let _ = self.db.flush();
         }
-        for (kind, key, idx) in &d.index_keys {
-            b.insert(index_key(kind, key, *idx), &[][..]);
-        }
-        let size = d.first + d.count;
-        b.insert(KEY_META, &size.to_be_bytes());
-        // One batch on one tree is atomic: after a crash sled has all of
-        // it or none, and the meta never claims data it lacks.
-        self.derived.apply_batch(b)?;
-        self.derived_size.store(size, Ordering::Release);
-        Ok(())
     }
 }
 
@@ -382,7 +361,7 @@ impl Store for SledStore {
     }
 
     fn derived_size(&self) -> Result<u64, StoreError> {
-        Ok(self.derived_size.load(Ordering::Acquire))
+        Ok(self.derived.size())
     }
 
     fn append(&self, batch: &AppendBatch) -> Result<(), StoreError> {
@@ -438,27 +417,11 @@ impl Store for SledStore {
     }
 
     fn hash(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
-        match self.derived.get(hash_key(level, index))? {
-            Some(v) => Hash::try_from(&v[..])
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into())),
-            None => Ok(None),
-        }
+        Ok(self.derived.hash(level, index)?)
     }
 
     fn hashes_from_level(&self, level_min: u8) -> Result<Vec<(u8, u64, Hash)>, StoreError> {
-        let mut out = Vec::new();
-        let end: &[u8] = &[KEY_HASH + 1];
-        for kv in self.derived.range(&hash_key(level_min, 0)[..]..end) {
-            let (k, v) = kv?;
-            if k.len() != 10 {
-                return Err(StoreError::Corrupt("bad hash key".into()));
-            }
-            let h = Hash::try_from(&v[..])
-                .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))?;
-            out.push((k[1], be_u64(&k[2..])?, h));
-        }
-        Ok(out)
+        Ok(self.derived.hashes_from_level(level_min)?)
     }
 
     fn lookup(
@@ -468,29 +431,11 @@ impl Store for SledStore {
         before: u64,
         limit: usize,
     ) -> Result<Vec<u64>, StoreError> {
-        let start = index_prefix(kind, key);
-        let end = index_key(kind, key, before);
-        let mut out = Vec::new();
-        for kv in self.derived.range(start.clone()..end).rev() {
-            let (k, _) = kv?;
-            out.push(be_u64(&k[start.len()..])?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        Ok(self.derived.lookup(kind, key, before, limit)?)
     }
 
     fn replace_index(&self, keys: &[(String, String, u64)]) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
-        for kv in self.derived.scan_prefix([KEY_INDEX]) {
-            b.remove(kv?.0);
-        }
-        for (kind, key, idx) in keys {
-            b.insert(index_key(kind, key, *idx), &[][..]);
-        }
-        self.derived.apply_batch(b)?;
-        Ok(())
+        Ok(self.derived.replace_index(keys)?)
     }
 
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
