@@ -145,7 +145,12 @@ pub async fn publish_checkpoints(dep: Arc<crate::deployment::Deployment>, every:
     loop {
         tokio::time::sleep(every).await;
         let size = dep.log.size();
-        if size != last && dep.log.publish_checkpoint().is_ok() {
+        if size == last {
+            continue;
+        }
+        // Signing and syncing block: off the workers that serve requests.
+        let d = dep.clone();
+        if let Ok(Ok(_)) = tokio::task::spawn_blocking(move || d.log.publish_checkpoint()).await {
             last = size;
         }
     }

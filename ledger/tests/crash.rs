@@ -75,7 +75,7 @@ fn crash_child_writer() {
                 tokio::spawn(async move {
                     for n in 0u64.. {
                         let bytes =
-                            format!(r#"{{"type":"crash","v":1,"run":{run},"w":{w},"n":{n}}}"#)
+                            format!(r#"{{"type":"crash","v":1,"run":{run},"w":{w},"n":{n},"participant":"p{w}"}}"#)
                                 .into_bytes();
                         let e = Envelope::sign(bytes.clone(), "author", &author())
                             .verify(&keys())
@@ -166,6 +166,27 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         drop(store);
         // Appends continue, then the whole log verifies.
         let log = open(&db);
+        // The index (derived, partly lost with the child's memory) is
+        // rebuilt on open: every acknowledged entry is found by its key.
+        let mut by_participant: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for (idx, bytes) in &acks {
+            let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            let p = v["participant"].as_str().unwrap().to_string();
+            by_participant.entry(p).or_default().push(*idx);
+        }
+        for (p, acked) in &by_participant {
+            let found: std::collections::BTreeSet<u64> = log
+                .lookup("participant", p, u64::MAX, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .collect();
+            for idx in acked {
+                assert!(
+                    found.contains(idx),
+                    "round {round}: acknowledged entry {idx} of {p} is missing from the index"
+                );
+            }
+        }
         let e = Envelope::sign(
             format!(r#"{{"type":"after-crash","v":1,"round":{round}}}"#).into_bytes(),
             "author",
