@@ -37,7 +37,7 @@ pub const MOVE_ENTRIES_MIN: u64 = 1024;
 /// Entries held in memory at most: past this (sled has fallen far behind
 /// or failed to keep up), an append moves them itself, so the backlog
 /// slows appends rather than growing without bound.
-pub const HELD_ENTRIES_MAX: u64 = 8 * MOVE_ENTRIES_MIN;
+pub const HELD_ENTRIES_MAX: u64 = 64 * MOVE_ENTRIES_MIN;
 
 #[derive(Debug, Error)]
 pub enum DerivedError {
