@@ -128,8 +128,13 @@ pub async fn seed(
             key_id: key_id.clone(),
             public_key: B64.encode(key.verifying_key().as_bytes()),
             at: now,
+            enrolled_by: "hope-clinic".into(),
         });
-        dep.submit(sign_event(&e, &key_id, &key)?).await?;
+        // Enrolled at Hope Recovery Clinic's intake: the clinic co-signs.
+        let clinic = load_or_create_key(&dir.join("keys/hope-clinic.key"))?;
+        let mut env = sign_event(&e, &key_id, &key)?;
+        env.add_signature("hope-clinic:1", &clinic);
+        dep.submit(env).await?;
         if p == "p-0001" {
             let c = Event::ConsentGranted(ConsentGranted {
                 v: V1,

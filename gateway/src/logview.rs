@@ -81,7 +81,29 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
             format!("{} rotated its key to {}", name(&e.agency), e.key_id)
         }
         Event::AgencyRetired(e) => format!("governance retired {}", name(&e.agency)),
-        Event::ParticipantEnrolled(e) => format!("participant {} enrolled", e.participant),
+        Event::ParticipantEnrolled(e) => format!(
+            "participant {} enrolled at {}",
+            e.participant,
+            name(&e.enrolled_by)
+        ),
+        Event::ParticipantKeyRotated(e) => format!(
+            "participant {} has a new key {} (in person at {})",
+            e.participant,
+            e.key_id,
+            name(&e.assisted_by)
+        ),
+        Event::GrievanceFiled(e) => format!(
+            "{} filed grievance {} about {}: {}",
+            e.participant,
+            e.grievance_id,
+            e.decision_id,
+            e.reason.code()
+        ),
+        Event::GrievanceResolved(e) => format!(
+            "governance resolved grievance {}: {}",
+            e.grievance_id,
+            e.outcome.code()
+        ),
         Event::ConsentGranted(e) => format!(
             "{} granted consent {}: {} may receive {} from {} for {}",
             e.participant,

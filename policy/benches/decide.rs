@@ -123,11 +123,9 @@ fn build() -> World {
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut state = ConsentState::new(trust);
     let mut index = 0u64;
-    let mut apply = |state: &mut ConsentState, e: &Event, signer: &str| {
+    let mut apply = |state: &mut ConsentState, e: &Event, signers: &[&str]| {
         index += 1;
-        state
-            .apply(index, e, &[signer])
-            .expect("bench event applies");
+        state.apply(index, e, signers).expect("bench event applies");
     };
     for i in 0..AGENCIES {
         let e = Event::AgencyEnrolled(AgencyEnrolled {
@@ -141,8 +139,9 @@ fn build() -> World {
             roles: vec![Role::Agency],
             at: T0,
         });
-        apply(&mut state, &e, "gov");
+        apply(&mut state, &e, &["gov"]);
     }
+    let intake = format!("k-{}", agency_id(0));
     for p in 0..PARTICIPANTS {
         let e = Event::ParticipantEnrolled(ParticipantEnrolled {
             v: V1,
@@ -150,8 +149,13 @@ fn build() -> World {
             key_id: format!("k-{}", participant_id(p)),
             public_key: KEY.into(),
             at: T0,
+            enrolled_by: agency_id(0),
         });
-        apply(&mut state, &e, &format!("k-{}", participant_id(p)));
+        apply(
+            &mut state,
+            &e,
+            &[&format!("k-{}", participant_id(p)), &intake],
+        );
     }
     // Measured before the bench's own copies of the consents exist.
     let registry_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
@@ -207,7 +211,7 @@ fn build() -> World {
     for spec in &specs {
         let signer = format!("k-{}", spec.participant);
         let e = Event::ConsentGranted(spec.clone());
-        apply(&mut state, &e, &signer);
+        apply(&mut state, &e, &[&signer]);
     }
     // Revoke 5% so that decisions meet revoked consents too.
     for n in (0..CONSENTS).step_by(20) {
@@ -219,7 +223,7 @@ fn build() -> World {
             at: T0,
             assisted_by: None,
         });
-        apply(&mut state, &e, &format!("k-{}", spec.participant));
+        apply(&mut state, &e, &[&format!("k-{}", spec.participant)]);
     }
     let after = LIVE_BYTES.load(Ordering::Relaxed);
     for spec in specs {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::limits::{MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use crate::rules::Rules;
 use crate::vocab::{is_valid_code, Vocabulary};
-use crate::words::{Language, Outcome, Reason};
+use crate::words::{GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
 
 /// Why bytes are not a valid entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,7 +133,9 @@ pub struct AgencyRetired {
     pub at: i64,
 }
 
-/// `participant.enrolled`, signed by the very key it enrols.
+/// `participant.enrolled`, signed by the very key it enrols and co-signed
+/// by the enrolling agency: so that the agency can link the pseudonym to
+/// its own intake record, and nobody enrols a stranger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantEnrolled {
@@ -141,6 +143,45 @@ pub struct ParticipantEnrolled {
     pub participant: String,
     pub key_id: String,
     pub public_key: String,
+    pub at: i64,
+    /// The enrolled agency whose intake this was; its current key co-signs.
+    pub enrolled_by: String,
+}
+
+/// `participant.key_rotated`, for a lost or leaked key: signed by the new
+/// key and co-signed by an enrolled agency that saw the person. From this
+/// entry on, the old key signs nothing that is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantKeyRotated {
+    pub v: V1,
+    pub participant: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub at: i64,
+    pub assisted_by: String,
+}
+
+/// `grievance.filed`, signed by the participant: a decision they dispute,
+/// and why, as a code (no free text enters the log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrievanceFiled {
+    pub v: V1,
+    pub grievance_id: String,
+    pub participant: String,
+    pub decision_id: String,
+    pub reason: GrievanceReason,
+    pub at: i64,
+}
+
+/// `grievance.resolved`, signed by the governance key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrievanceResolved {
+    pub v: V1,
+    pub grievance_id: String,
+    pub outcome: GrievanceOutcome,
     pub at: i64,
 }
 
@@ -237,6 +278,9 @@ pub struct AccessReleased {
     pub v: V1,
     /// The `access.decided` entry this release follows.
     pub decision_id: String,
+    /// Whose records: so that the participant finds every release about
+    /// them by the same index as the decisions.
+    pub participant: String,
     pub at: i64,
     /// The upstream's HTTP status; 0 when it could not be reached.
     pub upstream_status: u16,
@@ -293,9 +337,15 @@ pub enum Event {
     AccessReleased(AccessReleased),
     #[serde(rename = "participant.notice")]
     ParticipantNotice(ParticipantNotice),
+    #[serde(rename = "participant.key_rotated")]
+    ParticipantKeyRotated(ParticipantKeyRotated),
+    #[serde(rename = "grievance.filed")]
+    GrievanceFiled(GrievanceFiled),
+    #[serde(rename = "grievance.resolved")]
+    GrievanceResolved(GrievanceResolved),
 }
 
-const EVENT_TYPES: [&str; 11] = [
+const EVENT_TYPES: [&str; 14] = [
     "governance.rules",
     "agency.enrolled",
     "agency.key_rotated",
@@ -307,6 +357,9 @@ const EVENT_TYPES: [&str; 11] = [
     "access.refused",
     "access.released",
     "participant.notice",
+    "participant.key_rotated",
+    "grievance.filed",
+    "grievance.resolved",
 ];
 
 #[derive(Deserialize)]
@@ -437,6 +490,9 @@ impl Event {
             Event::AccessRefused(_) => 8,
             Event::AccessReleased(_) => 9,
             Event::ParticipantNotice(_) => 10,
+            Event::ParticipantKeyRotated(_) => 11,
+            Event::GrievanceFiled(_) => 12,
+            Event::GrievanceResolved(_) => 13,
         };
         EVENT_TYPES.get(i).copied().unwrap_or("unknown")
     }
@@ -455,15 +511,20 @@ impl Event {
             Event::AccessRefused(e) => e.at,
             Event::AccessReleased(e) => e.at,
             Event::ParticipantNotice(e) => e.at,
+            Event::ParticipantKeyRotated(e) => e.at,
+            Event::GrievanceFiled(e) => e.at,
+            Event::GrievanceResolved(e) => e.at,
         }
     }
 
-    /// For a self-signed entry (`participant.enrolled`), the key id and
-    /// public key its signature must verify under: the state cannot know
-    /// that key before the entry is applied.
+    /// For a self-signed entry (`participant.enrolled`,
+    /// `participant.key_rotated`), the key id and public key its signature
+    /// must verify under: the state cannot know that key before the entry
+    /// is applied.
     pub fn self_signing_key(&self) -> Option<(&str, &str)> {
         match self {
             Event::ParticipantEnrolled(e) => Some((&e.key_id, &e.public_key)),
+            Event::ParticipantKeyRotated(e) => Some((&e.key_id, &e.public_key)),
             _ => None,
         }
     }
@@ -497,8 +558,21 @@ impl Event {
             Event::ParticipantEnrolled(e) => {
                 check_id("participant", &e.participant)?;
                 check_id("key_id", &e.key_id)?;
-                check_key("public_key", &e.public_key)
+                check_key("public_key", &e.public_key)?;
+                check_id("enrolled_by", &e.enrolled_by)
             }
+            Event::ParticipantKeyRotated(e) => {
+                check_id("participant", &e.participant)?;
+                check_id("key_id", &e.key_id)?;
+                check_key("public_key", &e.public_key)?;
+                check_id("assisted_by", &e.assisted_by)
+            }
+            Event::GrievanceFiled(e) => {
+                check_id("grievance_id", &e.grievance_id)?;
+                check_id("participant", &e.participant)?;
+                check_id("decision_id", &e.decision_id)
+            }
+            Event::GrievanceResolved(e) => check_id("grievance_id", &e.grievance_id),
             Event::ConsentGranted(e) => {
                 check_id("consent_id", &e.consent_id)?;
                 check_id("participant", &e.participant)?;
@@ -544,6 +618,7 @@ impl Event {
             }
             Event::AccessReleased(e) => {
                 check_id("decision_id", &e.decision_id)?;
+                check_id("participant", &e.participant)?;
                 let hex_ok = e.released_sha256.is_empty()
                     || (e.released_sha256.len() == 64
                         && e.released_sha256

@@ -75,16 +75,17 @@ pub use decision::{
 pub use event::{
     is_valid_id, parse_event, AccessDecided, AccessRefused, AccessReleased, AgencyEnrolled,
     AgencyKeyRotated, AgencyRetired, CategoryCount, ConsentGranted, ConsentRevoked, Event,
-    GovernanceRules, ParseError, ParticipantEnrolled, ParticipantNotice, Parties, Role, V1,
+    GovernanceRules, GrievanceFiled, GrievanceResolved, ParseError, ParticipantEnrolled,
+    ParticipantKeyRotated, ParticipantNotice, Parties, Role, V1,
 };
 pub use explain::{consent_summary, decision_summary, format_date};
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
-    AgencyInfo, ApplyError, ConsentState, ConsentStatus, ConsentView, KeyInfo, KeyOwner,
-    Revocation, Trust,
+    AgencyInfo, ApplyError, ConsentState, ConsentStatus, ConsentView, GrievanceView, KeyInfo,
+    KeyOwner, Revocation, Trust, GRIEVANCES_PER_PARTICIPANT_MAX,
 };
 pub use vocab::{Kind, Term, Vocabulary, VocabularyError};
-pub use words::{Language, Outcome, Reason};
+pub use words::{GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
 
 /// The modules in dependency order: each may import only those before it.
 #[cfg(test)]

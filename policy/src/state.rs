@@ -13,11 +13,16 @@ use std::ops::Range;
 
 use crate::event::{
     AgencyEnrolled, AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event,
-    GovernanceRules, ParseError, ParticipantEnrolled, Parties, Role, V1,
+    GovernanceRules, GrievanceFiled, GrievanceResolved, ParseError, ParticipantEnrolled,
+    ParticipantKeyRotated, Parties, Role, V1,
 };
 use crate::rules::{Rules, RulesError};
 use crate::vocab::{parent_code, Kind, Vocabulary};
 use crate::words::Language;
+
+/// Grievances one participant may have on file: bounds what one key can
+/// make the state hold.
+pub const GRIEVANCES_PER_PARTICIPANT_MAX: usize = 256;
 
 /// "No such item" in the u32 links below.
 const NONE: u32 = u32::MAX;
@@ -187,8 +192,14 @@ pub enum ApplyError {
     UnknownConsent(String),
     #[error("consent {0:?} is already revoked")]
     AlreadyRevoked(String),
-    #[error("too many consents for one deployment")]
+    #[error("too many items for one deployment or one participant")]
     Capacity,
+    #[error("grievance id {0:?} is already used")]
+    GrievanceExists(String),
+    #[error("unknown grievance {0:?}")]
+    UnknownGrievance(String),
+    #[error("grievance {0:?} is already resolved")]
+    GrievanceResolved(String),
 }
 
 /// Interns codes to u32 ids, keeping each code's parent so that "covers" is
@@ -265,6 +276,20 @@ struct ParticipantRec {
     id: Box<str>,
     key_id: Box<str>,
     consents: Vec<u32>,
+    /// The agency whose intake enrolled them.
+    enrolled_by: u32,
+    /// Indexes into `ConsentState::grievances`.
+    grievances: Vec<u32>,
+}
+
+/// A grievance as the participant and the auditor read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrievanceView {
+    pub filed: GrievanceFiled,
+    /// Ledger index of the `grievance.filed` entry.
+    pub filed_index: u64,
+    /// The answer, with the ledger index of its entry.
+    pub resolution: Option<(GrievanceResolved, u64)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -354,6 +379,8 @@ pub struct ConsentState {
     by_recipient: HashMap<u64, u32>,
     postings: Vec<Posting>,
     revocations: HashMap<u32, (u64, i64, Option<u32>)>,
+    grievances: Vec<GrievanceView>,
+    grievance_index: HashMap<Box<str>, u32>,
     last_index: Option<u64>,
 }
 
@@ -417,6 +444,8 @@ impl ConsentState {
             by_recipient: HashMap::new(),
             postings: Vec::new(),
             revocations: HashMap::new(),
+            grievances: Vec::new(),
+            grievance_index: HashMap::new(),
             last_index: None,
         }
     }
@@ -482,6 +511,20 @@ impl ConsentState {
                 self.live_agency(&e.agency).map(|_| ())
             }
             Event::ParticipantEnrolled(e) => self.validate_participant(e, signers),
+            Event::ParticipantKeyRotated(e) => self.validate_participant_rotation(e, signers),
+            Event::GrievanceFiled(e) => self.validate_grievance(e, signers),
+            Event::GrievanceResolved(e) => {
+                governance()?;
+                match self.grievance_index.get(e.grievance_id.as_str()) {
+                    None => Err(ApplyError::UnknownGrievance(e.grievance_id.clone())),
+                    Some(&i) => match self.grievances.get(i as usize) {
+                        Some(g) if g.resolution.is_some() => {
+                            Err(ApplyError::GrievanceResolved(e.grievance_id.clone()))
+                        }
+                        _ => Ok(()),
+                    },
+                }
+            }
             Event::ConsentGranted(e) => self.validate_grant(e, signers),
             Event::ConsentRevoked(e) => self.validate_revoke(e, signers).map(|_| ()),
             Event::AccessDecided(_)
@@ -564,6 +607,14 @@ impl ConsentState {
                 e.key_id
             )));
         }
+        // Nobody enrols a stranger: the intake agency vouches for the
+        // person by co-signing.
+        if self.signing_agency(&e.enrolled_by, signers).is_none() {
+            return Err(ApplyError::NotSignedBy(format!(
+                "the current key of the enrolling agency {:?}",
+                e.enrolled_by
+            )));
+        }
         // One refusal for a taken participant id and a taken key id, naming
         // neither: the enrolling agency must not learn that a person is
         // already enrolled (ids are random; a collision is a probe).
@@ -571,6 +622,40 @@ impl ConsentState {
             || self.keys.contains_key(e.key_id.as_str())
         {
             return Err(ApplyError::EnrolmentRefused);
+        }
+        Ok(())
+    }
+
+    /// A new key for a lost or leaked one: signed by the new key, and by
+    /// an enrolled agency that saw the person. An unknown participant gets
+    /// the same refusal as one the signatures do not cover.
+    fn validate_participant_rotation(
+        &self,
+        e: &ParticipantKeyRotated,
+        signers: &[&str],
+    ) -> Result<(), ApplyError> {
+        if !signed_by(signers, &e.key_id)
+            || self.signing_agency(&e.assisted_by, signers).is_none()
+            || !self.participant_index.contains_key(e.participant.as_str())
+        {
+            return Err(ApplyError::NotAuthorised);
+        }
+        self.key_free(&e.key_id)
+    }
+
+    fn validate_grievance(&self, e: &GrievanceFiled, signers: &[&str]) -> Result<(), ApplyError> {
+        let Some(p) = self.signing_participant(&e.participant, signers) else {
+            return Err(ApplyError::NotAuthorised);
+        };
+        if self.grievance_index.contains_key(e.grievance_id.as_str()) {
+            return Err(ApplyError::GrievanceExists(e.grievance_id.clone()));
+        }
+        let filed = self
+            .participants
+            .get(p as usize)
+            .map_or(0, |r| r.grievances.len());
+        if filed >= GRIEVANCES_PER_PARTICIPANT_MAX {
+            return Err(ApplyError::Capacity);
         }
         Ok(())
     }
@@ -777,10 +862,13 @@ impl ConsentState {
             Event::ParticipantEnrolled(e) => {
                 let id =
                     u32::try_from(self.participants.len()).map_err(|_| ApplyError::Capacity)?;
+                let enrolled_by = self.live_agency(&e.enrolled_by)?;
                 self.participants.push(ParticipantRec {
                     id: e.participant.as_str().into(),
                     key_id: e.key_id.as_str().into(),
                     consents: Vec::new(),
+                    enrolled_by,
+                    grievances: Vec::new(),
                 });
                 self.participant_index
                     .insert(e.participant.as_str().into(), id);
@@ -806,6 +894,57 @@ impl ConsentState {
                     rec.revoked = true;
                 }
                 self.revocations.insert(consent, (index, e.at, assisted));
+            }
+            Event::ParticipantKeyRotated(e) => {
+                let id = self
+                    .participant_index
+                    .get(e.participant.as_str())
+                    .copied()
+                    .ok_or(ApplyError::NotAuthorised)?;
+                let rec = self
+                    .participants
+                    .get_mut(id as usize)
+                    .ok_or(ApplyError::NotAuthorised)?;
+                if let Some(old) = self.keys.get_mut(&rec.key_id) {
+                    old.current = false;
+                }
+                rec.key_id = e.key_id.as_str().into();
+                self.keys.insert(
+                    e.key_id.as_str().into(),
+                    KeyRec {
+                        public_key: e.public_key.as_str().into(),
+                        owner: OwnerRec::Participant(id),
+                        current: true,
+                    },
+                );
+            }
+            Event::GrievanceFiled(e) => {
+                let p = self
+                    .participant_index
+                    .get(e.participant.as_str())
+                    .copied()
+                    .ok_or(ApplyError::NotAuthorised)?;
+                let g = u32::try_from(self.grievances.len()).map_err(|_| ApplyError::Capacity)?;
+                self.grievances.push(GrievanceView {
+                    filed: e.clone(),
+                    filed_index: index,
+                    resolution: None,
+                });
+                self.grievance_index
+                    .insert(e.grievance_id.as_str().into(), g);
+                if let Some(rec) = self.participants.get_mut(p as usize) {
+                    rec.grievances.push(g);
+                }
+            }
+            Event::GrievanceResolved(e) => {
+                let g = self
+                    .grievance_index
+                    .get(e.grievance_id.as_str())
+                    .copied()
+                    .ok_or_else(|| ApplyError::UnknownGrievance(e.grievance_id.clone()))?;
+                if let Some(view) = self.grievances.get_mut(g as usize) {
+                    view.resolution = Some((e.clone(), index));
+                }
             }
             Event::AccessDecided(_)
             | Event::AccessRefused(_)
@@ -1125,6 +1264,29 @@ impl ConsentState {
     /// The participant's current key id.
     pub fn participant_key_id(&self, id: &str) -> Option<&str> {
         self.participant_rec(id).map(|p| &*p.key_id)
+    }
+
+    /// The agency whose intake enrolled `id`.
+    pub fn participant_enrolled_by(&self, id: &str) -> Option<&str> {
+        let p = self.participant_rec(id)?;
+        self.agencies.get(p.enrolled_by as usize).map(|a| &*a.id)
+    }
+
+    /// Every grievance `participant` filed, oldest first.
+    pub fn grievances_of(&self, participant: &str) -> Vec<GrievanceView> {
+        self.participant_rec(participant)
+            .map(|p| {
+                p.grievances
+                    .iter()
+                    .filter_map(|&g| self.grievances.get(g as usize).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every grievance, oldest first (for the auditor's report).
+    pub fn grievances(&self) -> &[GrievanceView] {
+        &self.grievances
     }
 
     fn view(&self, index: u32) -> Option<ConsentView> {

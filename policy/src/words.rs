@@ -212,3 +212,115 @@ impl Reason {
         }
     }
 }
+
+/// Why a participant disputes a disclosure or a denial: a closed set of
+/// codes, so that no free text (which could name a person or a condition)
+/// enters the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrievanceReason {
+    /// "I never agreed to this sharing."
+    NotConsented,
+    /// "It was shared for a purpose I did not agree to."
+    WrongPurpose,
+    /// "It went to an agency I did not agree to."
+    WrongRecipient,
+    /// "More was shared than I agreed to."
+    TooMuchReleased,
+    /// "There was no real emergency."
+    EmergencyNotJustified,
+    /// "This should have been allowed: my care was held up."
+    WronglyDenied,
+    /// "Something else; please contact me through my agency."
+    Other,
+}
+
+impl GrievanceReason {
+    pub const ALL: [GrievanceReason; 7] = [
+        GrievanceReason::NotConsented,
+        GrievanceReason::WrongPurpose,
+        GrievanceReason::WrongRecipient,
+        GrievanceReason::TooMuchReleased,
+        GrievanceReason::EmergencyNotJustified,
+        GrievanceReason::WronglyDenied,
+        GrievanceReason::Other,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            GrievanceReason::NotConsented => "not-consented",
+            GrievanceReason::WrongPurpose => "wrong-purpose",
+            GrievanceReason::WrongRecipient => "wrong-recipient",
+            GrievanceReason::TooMuchReleased => "too-much-released",
+            GrievanceReason::EmergencyNotJustified => "emergency-not-justified",
+            GrievanceReason::WronglyDenied => "wrongly-denied",
+            GrievanceReason::Other => "other",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<GrievanceReason> {
+        GrievanceReason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The participant's words for it.
+    pub fn sentence(self, language: Language) -> &'static str {
+        use Language::{En, Es};
+        match (self, language) {
+            (GrievanceReason::NotConsented, En) => "I never agreed to this sharing.",
+            (GrievanceReason::NotConsented, Es) => "Nunca acepté que se compartiera esto.",
+            (GrievanceReason::WrongPurpose, En) => {
+                "It was shared for a purpose I did not agree to."
+            }
+            (GrievanceReason::WrongPurpose, Es) => "Se compartió para un propósito que no acepté.",
+            (GrievanceReason::WrongRecipient, En) => "It went to an agency I did not agree to.",
+            (GrievanceReason::WrongRecipient, Es) => "Llegó a una agencia que no acepté.",
+            (GrievanceReason::TooMuchReleased, En) => "More was shared than I agreed to.",
+            (GrievanceReason::TooMuchReleased, Es) => "Se compartió más de lo que acepté.",
+            (GrievanceReason::EmergencyNotJustified, En) => "There was no real emergency.",
+            (GrievanceReason::EmergencyNotJustified, Es) => "No hubo una emergencia real.",
+            (GrievanceReason::WronglyDenied, En) => {
+                "This should have been allowed: my care was held up."
+            }
+            (GrievanceReason::WronglyDenied, Es) => {
+                "Esto debió permitirse: mi atención se retrasó."
+            }
+            (GrievanceReason::Other, En) => "Something else; please contact me through my agency.",
+            (GrievanceReason::Other, Es) => {
+                "Otro motivo; por favor contácteme a través de mi agencia."
+            }
+        }
+    }
+}
+
+/// How the governance body answered a grievance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrievanceOutcome {
+    /// The participant was right; the body acted on it.
+    Upheld,
+    /// Looked into; the sharing (or denial) followed the consent and rules.
+    NotUpheld,
+}
+
+impl GrievanceOutcome {
+    pub fn code(self) -> &'static str {
+        match self {
+            GrievanceOutcome::Upheld => "upheld",
+            GrievanceOutcome::NotUpheld => "not-upheld",
+        }
+    }
+
+    pub fn sentence(self, language: Language) -> &'static str {
+        use Language::{En, Es};
+        match (self, language) {
+            (GrievanceOutcome::Upheld, En) => "Upheld: you were right, and it was acted on.",
+            (GrievanceOutcome::Upheld, Es) => "Aceptada: tenía razón y se actuó en consecuencia.",
+            (GrievanceOutcome::NotUpheld, En) => {
+                "Not upheld: the sharing followed your consent and the rules."
+            }
+            (GrievanceOutcome::NotUpheld, Es) => {
+                "No aceptada: se siguió su consentimiento y las reglas."
+            }
+        }
+    }
+}

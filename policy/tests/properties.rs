@@ -401,8 +401,9 @@ proptest! {
         for (i, event) in live.log.iter().enumerate() {
             let bytes = event.to_json().unwrap();
             let parsed = parse_event(&bytes).unwrap();
-            let signer = signer_of(&parsed);
-            replay.apply(i as u64 + 1, &parsed, &[&signer]).unwrap();
+            let signers = signers_of(&parsed);
+            let refs: Vec<&str> = signers.iter().map(String::as_str).collect();
+            replay.apply(i as u64 + 1, &parsed, &refs).unwrap();
         }
         for (n, spec) in reqs.iter().enumerate() {
             let req = spec.request();

@@ -8,18 +8,21 @@ use policy::explain::unix_from_civil;
 use policy::*;
 
 /// One example of every entry type, as the ledger stores it.
-const EXAMPLES: [&str; 11] = [
+const EXAMPLES: [&str; 14] = [
     r#"{"type":"governance.rules","v":1,"version":1,"vocabulary":{"categories":[{"code":"health","en":"your health records","es":"sus expedientes de salud"}],"purposes":[{"code":"treatment","en":"to treat you","es":"para darle tratamiento"},{"code":"medical-emergency","en":"in a medical emergency","es":"en una emergencia médica"}],"classes":[{"code":"clinic","en":"any clinic","es":"cualquier clínica"}]},"rules":{"forbidden_purposes":[],"consent_duration_days_max":365,"allow_until_revoked":false,"specific_recipient_categories":[],"break_glass":{"purpose":"medical-emergency","agencies":[],"classes":["clinic"],"categories":["health"]}},"at":1775001600}"#,
     r#"{"type":"agency.enrolled","v":1,"agency":"riverside-housing","name":"Riverside Housing","key_id":"k-riverside-1","public_key":"GwP2yLc9Q3nqXvV0v6zEuHh7I2w8Jx3rDqJ0zmsJq1U=","upstream":"https://records.riverside.example/api","classes":["housing"],"roles":["agency"],"at":1775001600}"#,
     r#"{"type":"agency.key_rotated","v":1,"agency":"riverside-housing","key_id":"k-riverside-2","public_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","at":1775088000}"#,
     r#"{"type":"agency.retired","v":1,"agency":"riverside-housing","at":1775174400}"#,
-    r#"{"type":"participant.enrolled","v":1,"participant":"p-7f3a9c","key_id":"k-p-7f3a9c","public_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","at":1775001600}"#,
+    r#"{"type":"participant.enrolled","v":1,"participant":"p-7f3a9c","key_id":"k-p-7f3a9c","public_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","at":1775001600,"enrolled_by":"harbor-clinic"}"#,
     r#"{"type":"consent.granted","v":1,"consent_id":"c-2026-0001","participant":"p-7f3a9c","holders":{"agencies":["harbor-clinic"],"classes":[]},"recipients":{"agencies":["riverside-housing"],"classes":[]},"categories":["social.housing","health.sud.treatment"],"purposes":["housing-placement"],"effective_at":1775001600,"expires_at":1806451200,"signed_at":1775001600,"language":"en"}"#,
     r#"{"type":"consent.revoked","v":1,"consent_id":"c-2026-0001","participant":"p-7f3a9c","at":1775088000,"assisted_by":null}"#,
     r#"{"type":"access.decided","v":1,"decision_id":"d-01HZX","at":1775005200,"requester":"riverside-housing","holder":"harbor-clinic","participant":"p-7f3a9c","categories":["social.housing","health.mental"],"purpose":"housing-placement","outcome":"allow","released":["social.housing"],"consents":["c-2026-0001"],"reasons":["category-not-covered"],"break_glass":false,"rules_version":0,"request_digest":"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"}"#,
     r#"{"type":"access.refused","v":1,"decision_id":"d-01HZY","at":1775005300,"reason":"bad-signature","request_digest":"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:","claimed_key_id":"k-riverside-1"}"#,
-    r#"{"type":"access.released","v":1,"decision_id":"d-01HZX","at":1775005201,"upstream_status":502,"released_sha256":"","released_bytes":0,"kept":[],"dropped":[],"problem":"upstream-error"}"#,
+    r#"{"type":"access.released","v":1,"decision_id":"d-01HZX","participant":"p-7f3a9c","at":1775005201,"upstream_status":502,"released_sha256":"","released_bytes":0,"kept":[],"dropped":[],"problem":"upstream-error"}"#,
     r#"{"type":"participant.notice","v":1,"participant":"p-0001","at":1775005201,"kind":"break-glass","decision_id":"d-01HZX"}"#,
+    r#"{"type":"participant.key_rotated","v":1,"participant":"p-7f3a9c","key_id":"k-p-7f3a9c-2","public_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","at":1775088000,"assisted_by":"harbor-clinic"}"#,
+    r#"{"type":"grievance.filed","v":1,"grievance_id":"g-01","participant":"p-7f3a9c","decision_id":"d-01HZX","reason":"wrong-purpose","at":1775090000}"#,
+    r#"{"type":"grievance.resolved","v":1,"grievance_id":"g-01","outcome":"upheld","at":1775190000}"#,
 ];
 
 #[test]
@@ -36,6 +39,9 @@ fn every_example_parses_and_round_trips() {
         "access.refused",
         "access.released",
         "participant.notice",
+        "participant.key_rotated",
+        "grievance.filed",
+        "grievance.resolved",
     ]) {
         let event = parse_event(text.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(event.kind(), kind);
@@ -334,7 +340,7 @@ fn validity_table() {
                 if let Event::ParticipantEnrolled(p) = &mut e {
                     p.key_id = GOV.into();
                 }
-                w.apply_signed(e, &[GOV]).unwrap_err()
+                w.apply_signed(e, &[GOV, "k-harbor-clinic"]).unwrap_err()
             },
             |e| *e == ApplyError::EnrolmentRefused,
         ),
@@ -540,4 +546,99 @@ fn a_consent_view_embeds_the_grant_as_applied() {
         w.state.consent("c2").unwrap().granted.categories,
         strings(&["social.housing", "social"])
     );
+}
+
+#[test]
+fn enrolment_needs_the_intake_agency_and_a_rotation_retires_the_old_key() {
+    let mut w = World::new();
+    // Self-signed alone: refused; a retired or unknown agency cannot vouch.
+    let e = participant_event("p9");
+    assert!(matches!(
+        w.apply_signed(e.clone(), &["k-p9"]).unwrap_err(),
+        ApplyError::NotSignedBy(_)
+    ));
+    w.apply_signed(e, &["k-p9", "k-harbor-clinic"]).unwrap();
+    assert_eq!(w.state.participant_enrolled_by("p9"), Some("harbor-clinic"));
+
+    let rotated = Event::ParticipantKeyRotated(ParticipantKeyRotated {
+        v: V1,
+        participant: "p9".into(),
+        key_id: "k-p9-2".into(),
+        public_key: KEY.into(),
+        at: t0(),
+        assisted_by: "jobs-centre".into(),
+    });
+    // Without the agency in person, or for someone not enrolled: one refusal.
+    assert_eq!(
+        w.apply_signed(rotated.clone(), &["k-p9-2"]).unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+    let mut stranger = rotated.clone();
+    if let Event::ParticipantKeyRotated(r) = &mut stranger {
+        r.participant = "p-nobody".into();
+    }
+    assert_eq!(
+        w.apply_signed(stranger, &["k-p9-2", "k-jobs-centre"])
+            .unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+    w.apply_signed(rotated, &["k-p9-2", "k-jobs-centre"])
+        .unwrap();
+    assert_eq!(w.state.participant_key_id("p9"), Some("k-p9-2"));
+
+    // The old key now signs nothing that is accepted; the new one does.
+    let g = Grant::new("c-p9", "p9")
+        .holders(Parties::agencies(&["harbor-clinic"]))
+        .recipients(Parties::agencies(&["riverside-housing"]))
+        .categories(&["social.housing"])
+        .purposes(&["housing-placement"]);
+    assert_eq!(
+        w.apply_signed(g.event(), &["k-p9"]).unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+    w.apply_signed(g.event(), &["k-p9-2"]).unwrap();
+}
+
+#[test]
+fn grievances_are_filed_by_their_participant_and_resolved_once_by_governance() {
+    let mut w = World::new();
+    let filed = Event::GrievanceFiled(GrievanceFiled {
+        v: V1,
+        grievance_id: "g-1".into(),
+        participant: "p1".into(),
+        decision_id: "d-1".into(),
+        reason: GrievanceReason::WrongPurpose,
+        at: t0(),
+    });
+    assert_eq!(
+        w.apply_signed(filed.clone(), &["k-p2"]).unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+    w.apply(filed.clone()).unwrap();
+    assert!(matches!(
+        w.apply(filed).unwrap_err(),
+        ApplyError::GrievanceExists(_)
+    ));
+    let resolved = Event::GrievanceResolved(GrievanceResolved {
+        v: V1,
+        grievance_id: "g-1".into(),
+        outcome: GrievanceOutcome::Upheld,
+        at: t0() + DAY,
+    });
+    assert!(matches!(
+        w.apply_signed(resolved.clone(), &["k-p1"]).unwrap_err(),
+        ApplyError::NotSignedBy(_)
+    ));
+    w.apply(resolved.clone()).unwrap();
+    assert!(matches!(
+        w.apply(resolved).unwrap_err(),
+        ApplyError::GrievanceResolved(_)
+    ));
+    let mine = w.state.grievances_of("p1");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        mine[0].resolution.as_ref().map(|(r, _)| r.outcome),
+        Some(GrievanceOutcome::Upheld)
+    );
+    assert!(w.state.grievances_of("p2").is_empty());
 }

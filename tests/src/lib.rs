@@ -76,16 +76,29 @@ pub mod fixture {
             out.push(sign_event(&e, "governance", &governance())?);
         }
         for p in 0..participants {
-            let e = Event::ParticipantEnrolled(ParticipantEnrolled {
-                v: V1,
-                participant: participant_id(p),
-                key_id: participant_key_id(p),
-                public_key: B64.encode(participant_key(p).verifying_key().as_bytes()),
-                at: NOW,
-            });
-            out.push(sign_event(&e, &participant_key_id(p), &participant_key(p))?);
+            out.push(enrolment(p, AGENCIES[0], &agency_key(0))?);
         }
         Ok(out)
+    }
+
+    /// Participant `p`'s enrolment at `agency`'s intake: signed by the
+    /// participant's key, co-signed by the agency's (`{agency}:1`).
+    pub fn enrolment(
+        p: u32,
+        agency: &str,
+        agency_key: &SigningKey,
+    ) -> Result<Envelope, SubmitError> {
+        let e = Event::ParticipantEnrolled(ParticipantEnrolled {
+            v: V1,
+            participant: participant_id(p),
+            key_id: participant_key_id(p),
+            public_key: B64.encode(participant_key(p).verifying_key().as_bytes()),
+            at: NOW,
+            enrolled_by: agency.to_string(),
+        });
+        let mut env = sign_event(&e, &participant_key_id(p), &participant_key(p))?;
+        env.add_signature(&format!("{agency}:1"), agency_key);
+        Ok(env)
     }
 
     /// Submits the registry to an empty deployment.
@@ -278,11 +291,8 @@ pub mod net {
                 .await
                 .unwrap();
         }
-        for env in fixture::registry(PARTICIPANTS)
-            .unwrap()
-            .into_iter()
-            .skip(fixture::AGENCIES.len())
-        {
+        for p in 0..PARTICIPANTS {
+            let env = fixture::enrolment(p, "hope-clinic", &agency_key("hope-clinic")).unwrap();
             dep.submit(env).await.unwrap();
         }
         dep.submit(consent(

@@ -81,18 +81,20 @@ async fn refused_entries_change_nothing() {
     .unwrap();
     let reused_id = fixture::grant(0, "c-first").unwrap();
     let revoke_unknown = fixture::revoke(1, "c-never-granted").unwrap();
-    let re_enrol = sign_event(
+    let mut re_enrol = sign_event(
         &Event::ParticipantEnrolled(ParticipantEnrolled {
             v: V1,
             participant: fixture::participant_id(1),
             key_id: "p-0001:2".into(),
             public_key: B64.encode(fixture::participant_key(9).verifying_key().as_bytes()),
             at: fixture::NOW,
+            enrolled_by: fixture::AGENCIES[0].into(),
         }),
         "p-0001:2",
         &fixture::participant_key(9),
     )
     .unwrap();
+    re_enrol.add_signature("hope-clinic:1", &fixture::agency_key(0));
 
     let cases: Vec<(&str, Envelope)> = vec![
         ("bad signature", bad_sig),

@@ -430,6 +430,7 @@ pub async fn records(
     let release_base = AccessReleased {
         v: V1,
         decision_id: decision_id.clone(),
+        participant: participant.clone(),
         at: now,
         upstream_status: 0,
         released_sha256: String::new(),

@@ -50,6 +50,7 @@ pub fn participant_event(id: &str) -> Event {
         key_id: format!("k-{id}"),
         public_key: KEY.into(),
         at: t0() - 50 * DAY,
+        enrolled_by: ENROLLING_AGENCY.into(),
     })
 }
 
@@ -139,14 +140,31 @@ pub fn revoke_event(consent: &str, participant: &str, assisted_by: Option<&str>)
     })
 }
 
+/// The agency whose intake co-signs every participant's enrolment.
+pub const ENROLLING_AGENCY: &str = "harbor-clinic";
+
 /// Who signs an event in a well-behaved deployment.
-pub fn signer_of(event: &Event) -> String {
+pub fn signers_of(event: &Event) -> Vec<String> {
+    match event {
+        Event::ParticipantEnrolled(e) => vec![e.key_id.clone(), format!("k-{}", e.enrolled_by)],
+        Event::ParticipantKeyRotated(e) => {
+            vec![e.key_id.clone(), format!("k-{}", e.assisted_by)]
+        }
+        other => vec![signer_of(other)],
+    }
+}
+
+/// The one signer of an event that has one.
+fn signer_of(event: &Event) -> String {
     match event {
         Event::GovernanceRules(_)
         | Event::AgencyEnrolled(_)
         | Event::AgencyKeyRotated(_)
         | Event::AgencyRetired(_) => GOV.into(),
         Event::ParticipantEnrolled(e) => e.key_id.clone(),
+        Event::ParticipantKeyRotated(e) => e.key_id.clone(),
+        Event::GrievanceFiled(e) => format!("k-{}", e.participant),
+        Event::GrievanceResolved(_) => GOV.into(),
         Event::ConsentGranted(e) => format!("k-{}", e.participant),
         Event::ConsentRevoked(e) => match &e.assisted_by {
             Some(a) => format!("k-{a}"),
@@ -202,8 +220,9 @@ impl World {
 
     /// Applies with the right signer.
     pub fn apply(&mut self, event: Event) -> Result<(), ApplyError> {
-        let signer = signer_of(&event);
-        self.apply_signed(event, &[&signer])
+        let signers = signers_of(&event);
+        let refs: Vec<&str> = signers.iter().map(String::as_str).collect();
+        self.apply_signed(event, &refs)
     }
 
     pub fn apply_signed(&mut self, event: Event, signers: &[&str]) -> Result<(), ApplyError> {
