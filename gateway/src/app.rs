@@ -58,6 +58,7 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         )
         .route("/v1/entries", post(post_entry))
         .route("/metrics", get(metrics))
+        .merge(crate::participant::routes())
         .with_state(g.clone())
         .merge(crate::server::routes().with_state(g.dep.clone()))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -196,6 +197,11 @@ async fn post_entry(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
             )
         }
     };
+    // The language a refusal is told in: the consent's own, for a grant.
+    let language = match policy::parse_event(&env.entry) {
+        Ok(policy::Event::ConsentGranted(c)) => Some(c.language),
+        _ => None,
+    };
     match g.dep.submit(env).await {
         Ok(index) => (
             StatusCode::CREATED,
@@ -203,6 +209,34 @@ async fn post_entry(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
             serde_json::json!({ "index": index }).to_string(),
         )
             .into_response(),
+        // Revoking what is already revoked changes nothing and is no
+        // error for the person: a clear no-op answer, nothing appended.
+        Err(SubmitError::Policy(policy::ApplyError::AlreadyRevoked(id))) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({
+                "noop": true,
+                "status": "already-revoked",
+                "consent_id": id,
+                "detail": "this consent was already revoked; nothing changed",
+            })
+            .to_string(),
+        )
+            .into_response(),
+        Err(SubmitError::Policy(policy::ApplyError::ForbiddenPurpose { purpose })) => {
+            let reason = policy::Reason::PurposeForbidden;
+            let lang = language.unwrap_or(policy::Language::En);
+            problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refused-by-policy",
+                reason.sentence(lang),
+                serde_json::json!({
+                    "reason": reason.code(),
+                    "purpose": purpose,
+                    "language": lang.code(),
+                }),
+            )
+        }
         Err(e) => entry_refused(&e),
     }
 }

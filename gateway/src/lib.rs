@@ -50,6 +50,7 @@ pub mod deployment;
 pub mod httpsig;
 pub mod listener;
 pub mod logview;
+pub mod participant;
 pub mod problem;
 pub mod server;
 pub mod upstream;

@@ -88,6 +88,8 @@ pub struct Gateway {
     nonces: Mutex<HashMap<String, Arc<NonceCache>>>,
     limits: Limits,
     pub metrics: Metrics,
+    /// Participants' sign-in challenges and sessions.
+    pub sessions: crate::participant::session::Sessions,
 }
 
 impl Gateway {
@@ -123,7 +125,13 @@ impl Gateway {
             nonces: Mutex::new(HashMap::new()),
             limits,
             metrics: Metrics::default(),
+            sessions: crate::participant::session::Sessions::new(Default::default()),
         })
+    }
+
+    /// `scheme://authority`, as agencies and participants sign it.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
     }
 
     fn nonce_share(&self, agency: &str) -> Option<Arc<NonceCache>> {

@@ -1,0 +1,279 @@
+//! The participant's side (`consentry participant …`, and the tests): sign
+//! in with the key, read one's own pages, sign entries, and check every
+//! proof the gateway sends against its signed checkpoint before believing
+//! a word of it.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use ed25519_dalek::{Signer, SigningKey};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::rt::TokioExecutor;
+use ledger::{Checkpoint, Envelope, NoteVerifier};
+use serde_json::{json, Value};
+
+use crate::client::{ClientError, ANSWER_BYTES_MAX};
+
+/// An answer: status and JSON body (a problem document when not 2xx).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a page's proofs do not hold.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("the checkpoint does not verify under the log's key: {0}")]
+    Checkpoint(String),
+    #[error("item {0} carries no proof")]
+    Missing(usize),
+    #[error("the proof of entry {index} does not verify against the checkpoint: {reason}")]
+    Inclusion { index: u64, reason: String },
+}
+
+pub struct ParticipantClient {
+    gateway: String,
+    pub participant: String,
+    key_id: String,
+    key: SigningKey,
+    token: Option<String>,
+    http: Hyper<HttpConnector, Full<Bytes>>,
+    pub timeout: Duration,
+}
+
+impl ParticipantClient {
+    pub fn new(
+        gateway: &str,
+        participant: &str,
+        key_id: &str,
+        key: SigningKey,
+    ) -> Result<Self, ClientError> {
+        let gateway = gateway.trim_end_matches('/').to_string();
+        let uri: http::Uri = gateway
+            .parse()
+            .map_err(|_| ClientError::BadUrl(gateway.clone()))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(ClientError::BadUrl(gateway));
+        }
+        Ok(Self {
+            gateway,
+            participant: participant.to_string(),
+            key_id: key_id.to_string(),
+            key,
+            token: None,
+            http: Hyper::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Uses `token` as the session (e.g. to show an expired one is refused).
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    async fn exchange(&self, req: http::Request<Full<Bytes>>) -> Result<Answer, ClientError> {
+        let go = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url: self.gateway.clone(),
+                    reason: std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| e.to_string()),
+                })?;
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), ANSWER_BYTES_MAX)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Malformed(e.to_string()))?
+                .to_bytes();
+            let body = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|e| ClientError::Malformed(format!("not json: {e}")))?
+            };
+            Ok(Answer { status, body })
+        };
+        tokio::time::timeout(self.timeout, go)
+            .await
+            .map_err(|_| ClientError::Timeout(self.gateway.clone(), self.timeout))?
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.gateway));
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        b.body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Answer, ClientError> {
+        self.exchange(self.request("GET", path, None)?).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Answer, ClientError> {
+        self.exchange(self.request("POST", path, Some(body.to_string().into_bytes()))?)
+            .await
+    }
+
+    /// A challenge, signed; returns the sign-in answer without keeping it.
+    pub async fn try_sign_in(&self, key: &SigningKey) -> Result<(Answer, String), ClientError> {
+        let c = self
+            .post_json(
+                "/v1/participant/challenge",
+                &json!({"participant": self.participant}),
+            )
+            .await?;
+        let (Some(challenge), Some(message)) =
+            (c.body["challenge"].as_str(), c.body["sign"].as_str())
+        else {
+            return Err(ClientError::Malformed(format!(
+                "no challenge in the answer ({})",
+                c.status
+            )));
+        };
+        // Sign what we expect, not merely what we are told to: the message
+        // must name this gateway and this person.
+        let expected = super::session::signin_message(&self.origin(), &self.participant, challenge);
+        if message != expected {
+            return Err(ClientError::Malformed(
+                "the gateway asked to sign something other than a sign-in for this gateway and person".into(),
+            ));
+        }
+        let signature = B64.encode(key.sign(expected.as_bytes()).to_bytes());
+        let a = self
+            .post_json(
+                "/v1/participant/session",
+                &json!({"participant": self.participant, "challenge": challenge, "signature": signature}),
+            )
+            .await?;
+        Ok((a, challenge.to_string()))
+    }
+
+    /// Signs in with the client's key and keeps the session.
+    pub async fn sign_in(&mut self) -> Result<Answer, ClientError> {
+        let (a, _) = self.try_sign_in(&self.key.clone()).await?;
+        if a.ok() {
+            self.token = a.body["token"].as_str().map(str::to_string);
+        }
+        Ok(a)
+    }
+
+    fn origin(&self) -> String {
+        self.gateway.clone()
+    }
+
+    /// Signs `event` with the participant's key (plus `cosigners`) and
+    /// posts it to `/v1/entries`.
+    pub async fn submit(
+        &self,
+        event: &policy::Event,
+        cosigners: &[(&str, &SigningKey)],
+    ) -> Result<Answer, ClientError> {
+        let bytes = event
+            .to_json()
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        let mut env = Envelope::sign(bytes, &self.key_id, &self.key);
+        for (id, k) in cosigners {
+            env.add_signature(id, k);
+        }
+        let req = http::Request::post(format!("{}/v1/entries", self.gateway))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(env.to_json())))
+            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
+        self.exchange(req).await
+    }
+}
+
+/// Checks a page from `/v1/me/consents` or `/v1/me/disclosures`: the
+/// checkpoint under the log's key, then every item's entry in it. Returns
+/// the checkpoint's size.
+pub fn verify_page(page: &Value, log_key: &NoteVerifier) -> Result<u64, ProofError> {
+    let note = page["checkpoint"].as_str().unwrap_or_default();
+    // Cosignature lines after the log's own are for witnesses; the log's
+    // signature is what this checks.
+    let cp = Checkpoint::open(note, log_key).map_err(|e| ProofError::Checkpoint(e.to_string()))?;
+    let empty = Vec::new();
+    for (n, item) in page["items"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
+        let proofs: Vec<&Value> = if item.get("grant").is_some() {
+            let mut v = vec![&item["grant"]];
+            if let Some(p) = item["revocation"].get("proof") {
+                v.push(p);
+            }
+            v
+        } else {
+            vec![&item["proof"]]
+        };
+        for p in proofs {
+            verify_item(p, &cp).map_err(|e| match e {
+                None => ProofError::Missing(n),
+                Some(e) => e,
+            })?;
+        }
+    }
+    Ok(cp.size)
+}
+
+fn verify_item(p: &Value, cp: &Checkpoint) -> Result<(), Option<ProofError>> {
+    let index = p["index"].as_u64().ok_or(None)?;
+    let entry = p["entry"]
+        .as_str()
+        .and_then(|e| B64.decode(e).ok())
+        .ok_or(None)?;
+    let hashes: Option<Vec<ledger::Hash>> = p["inclusion"]
+        .as_array()
+        .ok_or(None)?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|h| B64.decode(h).ok())
+                .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        })
+        .collect();
+    let hashes = hashes.ok_or(None)?;
+    let leaf = ledger::merkle::leaf_hash(&entry);
+    ledger::merkle::verify_inclusion(&leaf, index, cp.size, &hashes, &cp.root).map_err(|e| {
+        Some(ProofError::Inclusion {
+            index,
+            reason: e.to_string(),
+        })
+    })
+}

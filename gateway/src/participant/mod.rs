@@ -1,0 +1,714 @@
+//! The participant's API: sign in with a key, then read (only) one's own
+//! consents, disclosures and grievances, each with the log index and an
+//! inclusion proof against the signed checkpoint, so that the device can
+//! check that what it is shown is in the audited log; export a consent as
+//! FHIR R4 and as a consent receipt.
+//!
+//! Reading needs a session; changing anything (grant, revoke, grievance)
+//! is an entry the participant's key signs, posted to `POST /v1/entries`.
+//! Every route takes the participant from the session, never from the
+//! request, and a consent that is not the caller's is answered exactly as
+//! one that does not exist.
+//!
+//! Routes (JSON; README, "The participant's API"):
+//! - `POST /v1/participant/challenge` `{"participant"}` → `{"challenge", "expires_at"}`
+//! - `POST /v1/participant/session` `{"participant", "challenge", "signature"}` → `{"token", "expires_at"}` and an HttpOnly SameSite=Strict cookie
+//! - `DELETE /v1/participant/session` signs out
+//! - `GET /v1/me`, `/v1/me/consents`, `/v1/me/disclosures`, `/v1/me/grievances`
+//! - `GET /v1/me/consents/{id}/fhir`, `/v1/me/consents/{id}/receipt`
+
+pub mod client;
+pub mod fhir;
+pub mod recovery;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::agency::Gateway;
+use crate::deployment::decode_key;
+use crate::problem::problem;
+use policy::{ConsentState, ConsentStatus, Event, Kind, Language, Outcome};
+
+pub const SESSION_COOKIE: &str = "consentry_session";
+/// Most items one page of disclosures holds.
+pub const PAGE_ITEMS_MAX: usize = 100;
+/// Most index entries one page may look at to fill itself (the index also
+/// holds the participant's own consents and grievances).
+const PAGE_SCAN_MAX: usize = 1000;
+
+/// A fresh pseudonymous participant id: `p-` and 26 base32 letters, 130
+/// random bits, so that nobody can find an enrolled person by trying ids.
+pub fn new_participant_id() -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut b = [0u8; 26];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let tail: String = b
+        .iter()
+        .map(|x| ALPHABET[(x & 31) as usize] as char)
+        .collect();
+    format!("p-{tail}")
+}
+
+pub fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/v1/participant/challenge", post(challenge))
+        .route("/v1/participant/session", post(sign_in).delete(sign_out))
+        .route("/v1/me", get(me))
+        .route("/v1/me/consents", get(consents))
+        .route("/v1/me/consents/{id}/fhir", get(consent_fhir))
+        .route("/v1/me/consents/{id}/receipt", get(consent_receipt))
+        .route("/v1/me/disclosures", get(disclosures))
+        .route("/v1/me/grievances", get(grievances))
+}
+
+fn bad_request(detail: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "malformed-request",
+        detail,
+        Value::Null,
+    )
+}
+
+fn unauthenticated() -> Response {
+    problem(
+        StatusCode::UNAUTHORIZED,
+        "not-signed-in",
+        "sign in first: this needs a live session",
+        Value::Null,
+    )
+}
+
+fn no_such_consent() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "no-such-consent",
+        "you have no consent with that id",
+        Value::Null,
+    )
+}
+
+/// Why a read could not be answered.
+enum ApiError {
+    NotSignedIn,
+    Unavailable(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::NotSignedIn => unauthenticated(),
+            ApiError::Unavailable(d) => unavailable(&d),
+        }
+    }
+}
+
+fn gone(detail: impl ToString) -> ApiError {
+    ApiError::Unavailable(detail.to_string())
+}
+
+fn unavailable(detail: &str) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log-unavailable",
+        detail,
+        Value::Null,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeBody {
+    participant: String,
+}
+
+async fn challenge(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+    let Ok(b) = serde_json::from_slice::<ChallengeBody>(&body) else {
+        return bad_request("want {\"participant\": \"<your id>\"}");
+    };
+    if !policy::is_valid_id(&b.participant) {
+        return bad_request("that is not a participant id");
+    }
+    match g.sessions.challenge(&b.participant, g.clock.now()) {
+        Ok((c, expires_at)) => Json(json!({
+            "challenge": c,
+            "expires_at": expires_at,
+            "sign": session::signin_message(&g.origin(), &b.participant, &c),
+        }))
+        .into_response(),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            &e.to_string(),
+            Value::Null,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    participant: String,
+    challenge: String,
+    /// Base64 Ed25519 signature over [`session::signin_message`].
+    signature: String,
+}
+
+/// One answer for every failed sign-in: unknown person, wrong key, a
+/// challenge used, expired or issued to someone else.
+fn sign_in_refused() -> Response {
+    problem(
+        StatusCode::UNAUTHORIZED,
+        "sign-in-refused",
+        "the signature, the challenge or the id was not accepted; ask for a new challenge",
+        Value::Null,
+    )
+}
+
+async fn sign_in(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+    let Ok(b) = serde_json::from_slice::<SignInBody>(&body) else {
+        return bad_request("want {\"participant\", \"challenge\", \"signature\"}");
+    };
+    let now = g.clock.now();
+    // Redeemed first: a challenge is single use whatever follows.
+    if !g.sessions.redeem(&b.challenge, &b.participant, now) {
+        return sign_in_refused();
+    }
+    let key = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .participant_key_id(&b.participant)
+            .and_then(|kid| state.key(kid))
+            .filter(|k| k.current)
+            .and_then(|k| decode_key(&k.public_key))
+    };
+    let signature = B64
+        .decode(b.signature.as_bytes())
+        .ok()
+        .and_then(|s| <[u8; 64]>::try_from(s.as_slice()).ok())
+        .map(|s| ed25519_dalek::Signature::from_bytes(&s));
+    let message = session::signin_message(&g.origin(), &b.participant, &b.challenge);
+    let ok = match (key, signature) {
+        (Some(k), Some(sig)) => k.verify_strict(message.as_bytes(), &sig).is_ok(),
+        _ => false,
+    };
+    if !ok {
+        return sign_in_refused();
+    }
+    match g.sessions.open(&b.participant, now) {
+        Ok((token, expires_at)) => {
+            let secure = if g.origin().starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                g.sessions.limits().session_secs
+            );
+            let mut r = Json(json!({
+                "participant": b.participant,
+                "token": token,
+                "expires_at": expires_at,
+            }))
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            &e.to_string(),
+            Value::Null,
+        ),
+    }
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        return v
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(|t| t.trim().to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(SESSION_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        })
+}
+
+/// The participant a request's session belongs to.
+fn signed_in(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
+    token_of(headers)
+        .and_then(|t| g.sessions.participant(&t, g.clock.now()))
+        .ok_or(ApiError::NotSignedIn)
+}
+
+async fn sign_out(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Some(t) = token_of(&headers) {
+        g.sessions.close(&t);
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "consentry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        ),
+    );
+    r
+}
+
+#[derive(Deserialize, Default)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// `?lang=` first, then the browser's first choice, then English.
+fn language(q: &LangQuery, headers: &HeaderMap) -> Language {
+    if let Some(l) = q.lang.as_deref().and_then(Language::from_code) {
+        return l;
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim_start().to_ascii_lowercase().starts_with("es") {
+        Language::Es
+    } else {
+        Language::En
+    }
+}
+
+/// The signed checkpoint the proofs of `indexes` are against: the latest,
+/// or a fresh one when an index is newer than it.
+async fn checkpoint_covering(g: &Gateway, newest: Option<u64>) -> Result<(String, u64), ApiError> {
+    let latest = |g: &Gateway| -> Result<(String, u64), ApiError> {
+        let (note, _) = g.dep.log.checkpoint_with_cosignatures().map_err(gone)?;
+        let size = ledger::note::split_note(&note)
+            .ok()
+            .and_then(|(text, _)| ledger::Checkpoint::parse(text).ok())
+            .map(|c| c.size)
+            .ok_or_else(|| gone("the stored checkpoint does not parse"))?;
+        Ok((note, size))
+    };
+    let (note, size) = latest(g)?;
+    match newest {
+        Some(i) if i >= size => {
+            let dep = g.dep.clone();
+            // Signing and syncing block: off the request workers.
+            tokio::task::spawn_blocking(move || dep.log.publish_checkpoint())
+                .await
+                .map_err(gone)?
+                .map_err(gone)?;
+            latest(g)
+        }
+        _ => Ok((note, size)),
+    }
+}
+
+/// The entry at `index` with its inclusion proof in a tree of `size`.
+fn proven(g: &Gateway, index: u64, size: u64) -> Result<(Vec<u8>, Value), ApiError> {
+    let env = g
+        .dep
+        .log
+        .entry(index)
+        .map_err(gone)?
+        .ok_or_else(|| gone("an indexed entry is missing"))?;
+    let proof = g.dep.log.inclusion_proof(index, size).map_err(gone)?;
+    let value = json!({
+        "index": index,
+        "entry": B64.encode(&env.entry),
+        "inclusion": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+    });
+    Ok((env.entry, value))
+}
+
+fn agency_name(state: &ConsentState, id: &str) -> String {
+    state
+        .agency(id)
+        .map_or_else(|| id.to_string(), |a| a.enrolled.name)
+}
+
+async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let me = match signed_in(&g, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    let enrolled_by = state.participant_enrolled_by(&me).map(str::to_string);
+    Json(json!({
+        "participant": me,
+        "key_id": state.participant_key_id(&me),
+        "enrolled_by": enrolled_by,
+        "enrolled_at_name": enrolled_by.as_deref().map(|a| agency_name(&state, a)),
+    }))
+    .into_response()
+}
+
+fn status_code(s: ConsentStatus) -> &'static str {
+    s.code()
+}
+
+async fn consents(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    q: Query<LangQuery>,
+) -> Response {
+    let me = match signed_in(&g, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let lang = language(&q, &headers);
+    let now = g.clock.now();
+    let views = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .consents_of(&me, now)
+            .into_iter()
+            .map(|(v, s)| {
+                let summary = policy::consent_summary(&state, &v, lang);
+                (v, s, summary)
+            })
+            .collect::<Vec<_>>()
+    };
+    let newest = views
+        .iter()
+        .map(|(v, _, _)| {
+            v.revocation
+                .as_ref()
+                .map_or(v.granted_index, |r| r.index.max(v.granted_index))
+        })
+        .max();
+    let (note, size) = match checkpoint_covering(&g, newest).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let mut items = Vec::new();
+    for (v, s, summary) in views {
+        let grant = match proven(&g, v.granted_index, size) {
+            Ok((_, p)) => p,
+            Err(e) => return e.into_response(),
+        };
+        let revocation = match &v.revocation {
+            Some(r) => match proven(&g, r.index, size) {
+                Ok((_, p)) => Some(json!({"at": r.at, "assisted_by": r.assisted_by, "proof": p})),
+                Err(e) => return e.into_response(),
+            },
+            None => None,
+        };
+        items.push(json!({
+            "consent_id": v.granted.consent_id,
+            "status": status_code(s),
+            "summary": summary,
+            "effective_at": v.granted.effective_at,
+            "ends_at": v.ends_at,
+            "grant": grant,
+            "revocation": revocation,
+        }));
+    }
+    Json(json!({
+        "participant": me,
+        "language": lang.code(),
+        "checkpoint": note,
+        "items": items,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    before: Option<u64>,
+    limit: Option<usize>,
+    lang: Option<String>,
+}
+
+/// A decision, release or notice in the participant's words.
+fn describe(state: &ConsentState, event: &Event, lang: Language) -> Option<(&'static str, String)> {
+    let vocab = state.vocabulary();
+    let cats = |codes: &[String]| -> String {
+        codes
+            .iter()
+            .map(|c| vocab.label(Kind::Category, c, lang).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let when = |at: i64| policy::format_date(at, lang);
+    Some(match event {
+        Event::AccessDecided(e) => {
+            let who = agency_name(state, &e.requester);
+            let from = agency_name(state, &e.holder);
+            let why = vocab.label(Kind::Purpose, &e.purpose, lang).to_string();
+            let reasons = e
+                .reasons
+                .iter()
+                .map(|r| r.sentence(lang))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let kind = match (e.outcome, e.break_glass) {
+                (Outcome::Allow, true) => "emergency",
+                (Outcome::Allow, false) => "allowed",
+                (Outcome::Deny, _) => "denied",
+            };
+            let text = match (lang, kind) {
+                (Language::En, "emergency") => format!(
+                    "{}: EMERGENCY — {who} got your {} from {from} without your consent, {why}. {reasons}",
+                    when(e.at), cats(&e.released)
+                ),
+                (Language::Es, "emergency") => format!(
+                    "{}: EMERGENCIA — {who} obtuvo {} de {from} sin su consentimiento, {why}. {reasons}",
+                    when(e.at), cats(&e.released)
+                ),
+                (Language::En, "allowed") => format!(
+                    "{}: {who} asked {from} for {}, {why}: allowed ({}).",
+                    when(e.at), cats(&e.categories), cats(&e.released)
+                ),
+                (Language::Es, "allowed") => format!(
+                    "{}: {who} pidió a {from} {}, {why}: permitido ({}).",
+                    when(e.at), cats(&e.categories), cats(&e.released)
+                ),
+                (Language::En, _) => format!(
+                    "{}: {who} asked {from} for {}, {why}: denied. {reasons}",
+                    when(e.at), cats(&e.categories)
+                ),
+                (Language::Es, _) => format!(
+                    "{}: {who} pidió a {from} {}, {why}: denegado. {reasons}",
+                    when(e.at), cats(&e.categories)
+                ),
+            };
+            (kind, text)
+        }
+        Event::AccessReleased(e) => {
+            let kept: u32 = e.kept.iter().map(|c| c.count).sum();
+            let dropped: u32 = e.dropped.iter().map(|c| c.count).sum();
+            let text = match lang {
+                Language::En => format!(
+                    "{}: {kept} record(s) released for decision {}, {dropped} withheld.",
+                    when(e.at),
+                    e.decision_id
+                ),
+                Language::Es => format!(
+                    "{}: {kept} registro(s) entregados por la decisión {}, {dropped} retenidos.",
+                    when(e.at),
+                    e.decision_id
+                ),
+            };
+            ("released", text)
+        }
+        Event::ParticipantNotice(e) => {
+            let text = match lang {
+                Language::En => format!(
+                    "{}: notice — your records were reached in an emergency (decision {}).",
+                    when(e.at),
+                    e.decision_id
+                ),
+                Language::Es => format!(
+                    "{}: aviso — se accedió a sus expedientes en una emergencia (decisión {}).",
+                    when(e.at),
+                    e.decision_id
+                ),
+            };
+            ("notice", text)
+        }
+        _ => return None,
+    })
+}
+
+async fn disclosures(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    q: Query<PageQuery>,
+) -> Response {
+    let me = match signed_in(&g, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let lang = language(
+        &LangQuery {
+            lang: q.lang.clone(),
+        },
+        &headers,
+    );
+    let limit = q.limit.unwrap_or(20).clamp(1, PAGE_ITEMS_MAX);
+    let mut before = q.before.unwrap_or(u64::MAX);
+    let mut found: Vec<(u64, Event, Vec<u8>)> = Vec::new();
+    let mut scanned = 0usize;
+    let mut exhausted = false;
+    while found.len() < limit && scanned < PAGE_SCAN_MAX {
+        let idx = match g.dep.log.lookup("participant", &me, before, 64) {
+            Ok(i) => i,
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        if idx.is_empty() {
+            exhausted = true;
+            break;
+        }
+        for i in idx {
+            scanned += 1;
+            before = i;
+            let env = match g.dep.log.entry(i) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(e) => return unavailable(&e.to_string()),
+            };
+            let Ok(event) = policy::parse_event(&env.entry) else {
+                continue;
+            };
+            if matches!(
+                event,
+                Event::AccessDecided(_) | Event::AccessReleased(_) | Event::ParticipantNotice(_)
+            ) {
+                found.push((i, event, env.entry));
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    let (note, size) = match checkpoint_covering(&g, found.first().map(|f| f.0)).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let mut items = Vec::new();
+    {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        for (i, event, entry) in &found {
+            let Some((kind, text)) = describe(&state, event, lang) else {
+                continue;
+            };
+            let proof = match g.dep.log.inclusion_proof(*i, size) {
+                Ok(p) => p,
+                Err(e) => return unavailable(&e.to_string()),
+            };
+            let mut item = json!({
+                "kind": kind,
+                "text": text,
+                "event": serde_json::from_slice::<Value>(entry).unwrap_or(Value::Null),
+                "proof": {
+                    "index": i,
+                    "entry": B64.encode(entry),
+                    "inclusion": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+                },
+            });
+            if let Event::AccessDecided(e) = event {
+                item["requester_name"] = json!(agency_name(&state, &e.requester));
+                item["holder_name"] = json!(agency_name(&state, &e.holder));
+                item["decision_id"] = json!(e.decision_id);
+            }
+            items.push(item);
+        }
+    }
+    let next_before = (!exhausted && found.len() >= limit)
+        .then(|| found.last().map(|f| f.0))
+        .flatten();
+    Json(json!({
+        "participant": me,
+        "language": lang.code(),
+        "checkpoint": note,
+        "items": items,
+        "next_before": next_before,
+    }))
+    .into_response()
+}
+
+async fn grievances(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    q: Query<LangQuery>,
+) -> Response {
+    let me = match signed_in(&g, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let lang = language(&q, &headers);
+    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    let items: Vec<Value> = state
+        .grievances_of(&me)
+        .into_iter()
+        .map(|v| {
+            json!({
+                "grievance_id": v.filed.grievance_id,
+                "decision_id": v.filed.decision_id,
+                "reason": v.filed.reason.code(),
+                "reason_text": v.filed.reason.sentence(lang),
+                "filed_at": v.filed.at,
+                "filed_index": v.filed_index,
+                "status": if v.resolution.is_some() { "resolved" } else { "open" },
+                "outcome": v.resolution.as_ref().map(|(r, _)| r.outcome.code()),
+                "outcome_text": v.resolution.as_ref().map(|(r, _)| r.outcome.sentence(lang)),
+                "resolved_index": v.resolution.as_ref().map(|(_, i)| i),
+            })
+        })
+        .collect();
+    Json(json!({"participant": me, "language": lang.code(), "items": items})).into_response()
+}
+
+/// The caller's own consent `id`, or the answer an unknown id gets.
+fn own_consent(
+    g: &Gateway,
+    headers: &HeaderMap,
+    id: &str,
+    render: impl FnOnce(&ConsentState, &policy::ConsentView) -> Value,
+) -> Response {
+    let me = match signed_in(g, headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    match state.consent(id) {
+        Some(v) if v.granted.participant == me => Json(render(&state, &v)).into_response(),
+        _ => no_such_consent(),
+    }
+}
+
+async fn consent_fhir(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let now = g.clock.now();
+    let mut r = own_consent(&g, &headers, &id, |state, v| {
+        fhir::consent_resource(state, v, now)
+    });
+    if r.status().is_success() {
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+json"),
+        );
+    }
+    r
+}
+
+async fn consent_receipt(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Query<LangQuery>,
+) -> Response {
+    let now = g.clock.now();
+    let lang = language(&q, &headers);
+    let origin = g.origin();
+    own_consent(&g, &headers, &id, |state, v| {
+        fhir::receipt(state, v, now, &origin, lang)
+    })
+}
