@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod participant_cli;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -64,6 +66,12 @@ enum Cmd {
         participant: String,
         #[arg(long)]
         consent: String,
+    },
+    /// The participant's side: enrol, restore, consents, disclosures,
+    /// grant, revoke, export, grievance.
+    Participant {
+        #[command(subcommand)]
+        cmd: participant_cli::ParticipantCmd,
     },
     /// Load generator for bench/run.sh: pre-signed requests, fresh nonces.
     Bench {
@@ -176,6 +184,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     match cmd {
+        Cmd::Participant { cmd } => participant_cli::run(cmd).await,
         Cmd::Demo { dir, listen, fresh } => {
             gateway::demo::run(&dir, listen, fresh).await?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,559 @@
+//! `consentry participant …`: the participant's command line. Readable
+//! by default, `--json` for scripts. The key stays in its file (owner-only);
+//! a profile beside it (`KEY.json`) says whose it is and which gateway and
+//! log key to use. Every page read is checked against the signed
+//! checkpoint before it is shown.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use clap::Subcommand;
+use ed25519_dalek::SigningKey;
+use gateway::participant::client::{verify_page, ParticipantClient};
+use gateway::participant::{new_participant_id, recovery};
+use policy::{Event, Kind, Language, Parties, Vocabulary, V1};
+use serde_json::{json, Value};
+
+#[derive(Subcommand)]
+pub enum ParticipantCmd {
+    /// Enrol at an agency's intake: a new key (written owner-only to --key),
+    /// a random pseudonymous id, the agency co-signing; prints the
+    /// recovery code once.
+    Enrol {
+        #[command(flatten)]
+        at: Where,
+        /// The enrolling agency (its key co-signs: --agency-key, or the
+        /// demo folder's).
+        #[arg(long = "at")]
+        agency: String,
+        #[arg(long)]
+        agency_key: Option<PathBuf>,
+    },
+    /// Restore the key on a new device from the recovery code.
+    Restore {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        participant: String,
+        /// The recovery code, as printed (spaces and case do not matter).
+        #[arg(long)]
+        code: String,
+    },
+    /// My consents, in plain words, each checked in the log.
+    Consents {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Every decision about my records, newest first, each checked in the log.
+    Disclosures {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        before: Option<u64>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Grant a consent built from vocabulary codes; shows the sentence
+    /// first and signs only with --yes.
+    Grant {
+        #[command(flatten)]
+        at: Where,
+        /// Who may share (agency ids, comma-separated).
+        #[arg(long)]
+        holders: String,
+        /// Who may receive (agency ids, comma-separated).
+        #[arg(long)]
+        recipients: String,
+        #[arg(long)]
+        categories: String,
+        #[arg(long)]
+        purposes: String,
+        /// How long it lasts.
+        #[arg(long, default_value_t = 180)]
+        days: i64,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Take a consent back: effective on the very next request.
+    Revoke {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        consent: String,
+    },
+    /// A consent as FHIR R4 Consent (default) or as a consent receipt.
+    Export {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        consent: String,
+        /// fhir or receipt.
+        #[arg(long, default_value = "fhir")]
+        format: String,
+    },
+    /// Dispute a decision (a reason code; see --help for the list), or
+    /// with no --decision list my grievances and their answers.
+    Grievance {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        decision: Option<String>,
+        /// not-consented, wrong-purpose, wrong-recipient, too-much-released,
+        /// emergency-not-justified, wrongly-denied, other.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Where the key, the gateway and the log key are.
+#[derive(clap::Args)]
+pub struct Where {
+    /// The key file (its profile is KEY.json beside it).
+    #[arg(long)]
+    key: PathBuf,
+    /// The gateway (default: the profile's, or the demo's with --dir).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// A demo folder: its gateway url and log key.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The log's verifier key file (default: the profile's, or DIR/keys/log.vkey).
+    #[arg(long)]
+    vkey: Option<PathBuf>,
+    /// en or es.
+    #[arg(long, default_value = "en")]
+    lang: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn profile_path(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".json");
+    PathBuf::from(p)
+}
+
+struct Resolved {
+    gateway: String,
+    vkey: PathBuf,
+    lang: Language,
+    json: bool,
+}
+
+fn resolve(w: &Where, profile: Option<&Value>) -> anyhow::Result<Resolved> {
+    let gateway = match (
+        &w.gateway,
+        &w.dir,
+        profile.and_then(|p| p["gateway"].as_str()),
+    ) {
+        (Some(g), _, _) => g.clone(),
+        (None, Some(d), _) => std::fs::read_to_string(d.join(gateway::demo::GATEWAY_URL_FILE))
+            .with_context(|| format!("no gateway url in {} (is the demo running?)", d.display()))?
+            .trim()
+            .to_string(),
+        (None, None, Some(g)) => g.to_string(),
+        _ => bail!("name the gateway: --gateway URL (or --dir DEMO)"),
+    };
+    let vkey = match (&w.vkey, &w.dir, profile.and_then(|p| p["vkey"].as_str())) {
+        (Some(v), _, _) => v.clone(),
+        (None, Some(d), _) => d.join("keys/log.vkey"),
+        (None, None, Some(v)) => PathBuf::from(v),
+        _ => bail!("name the log's key: --vkey FILE (or --dir DEMO)"),
+    };
+    let lang = Language::from_code(&w.lang).context("--lang is en or es")?;
+    Ok(Resolved {
+        gateway,
+        vkey,
+        lang,
+        json: w.json,
+    })
+}
+
+fn log_key(path: &Path) -> anyhow::Result<ledger::NoteVerifier> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ledger::NoteVerifier::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The signed-in client for the key at `w.key`.
+async fn signed_in(w: &Where) -> anyhow::Result<(ParticipantClient, Resolved)> {
+    let profile: Value = serde_json::from_str(
+        &std::fs::read_to_string(profile_path(&w.key)).with_context(|| {
+            format!(
+                "no profile beside {} (enrol or restore first)",
+                w.key.display()
+            )
+        })?,
+    )
+    .context("the profile is not json")?;
+    let r = resolve(w, Some(&profile))?;
+    let key = gateway::config::read_key(&w.key)?;
+    let (Some(id), Some(key_id)) = (profile["participant"].as_str(), profile["key_id"].as_str())
+    else {
+        bail!("the profile names no participant or key id");
+    };
+    let mut c = ParticipantClient::new(&r.gateway, id, key_id, key)?;
+    let a = c.sign_in().await?;
+    if !a.ok() {
+        bail!(
+            "sign-in refused: {}",
+            a.body["detail"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok((c, r))
+}
+
+fn write_profile(key: &Path, id: &str, key_id: &str, r: &Resolved) -> anyhow::Result<()> {
+    let vkey = std::fs::canonicalize(&r.vkey).unwrap_or_else(|_| r.vkey.clone());
+    let text = json!({
+        "participant": id,
+        "key_id": key_id,
+        "gateway": r.gateway,
+        "vkey": vkey,
+    });
+    std::fs::write(profile_path(key), format!("{text:#}\n"))
+        .with_context(|| format!("writing {}", profile_path(key).display()))
+}
+
+fn print_code(id: &str, seed: &[u8; 32]) {
+    println!("Your participant id: {id}");
+    println!("Your recovery code (write it down, keep it safe, show it to no one):");
+    println!();
+    for line in recovery::encode(seed)
+        .split('-')
+        .collect::<Vec<_>>()
+        .chunks(7)
+    {
+        println!("    {}", line.join("-"));
+    }
+    println!();
+    println!("With the id and this code you can restore your key on a new device:");
+    println!(
+        "  consentry participant restore --participant {id} --code '…' --key FILE --gateway URL"
+    );
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn problem_line(a: &gateway::participant::client::Answer) -> String {
+    format!(
+        "refused ({}): {}",
+        a.status,
+        a.body["detail"].as_str().unwrap_or("no reason given")
+    )
+}
+
+pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let now = crate::now();
+    match cmd {
+        ParticipantCmd::Enrol {
+            at,
+            agency,
+            agency_key,
+        } => {
+            let r = resolve(&at, None)?;
+            let agency_key = match (agency_key, &at.dir) {
+                (Some(k), _) => k,
+                (None, Some(d)) => d.join(format!("keys/{agency}.key")),
+                (None, None) => bail!("the enrolling agency co-signs: --agency-key FILE"),
+            };
+            let agency_key = gateway::config::read_key(&agency_key)?;
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let id = new_participant_id();
+            let key_id = format!("{id}:1");
+            gateway::config::write_secret(&at.key, &key)?;
+            let c = ParticipantClient::new(&r.gateway, &id, &key_id, key.clone())?;
+            let e = Event::ParticipantEnrolled(policy::ParticipantEnrolled {
+                v: V1,
+                participant: id.clone(),
+                key_id: key_id.clone(),
+                public_key: B64.encode(key.verifying_key().as_bytes()),
+                at: now,
+                enrolled_by: agency.clone(),
+            });
+            let a = c
+                .submit(&e, &[(&format!("{agency}:1"), &agency_key)])
+                .await?;
+            if !a.ok() {
+                let _ = std::fs::remove_file(&at.key);
+                bail!("enrolment {}", problem_line(&a));
+            }
+            write_profile(&at.key, &id, &key_id, &r)?;
+            if r.json {
+                println!(
+                    "{}",
+                    json!({"participant": id, "key_id": key_id, "index": a.body["index"], "recovery_code": recovery::encode(&key.to_bytes())})
+                );
+            } else {
+                println!("Enrolled at {agency} (log index {}).", a.body["index"]);
+                print_code(&id, &key.to_bytes());
+                println!(
+                    "Your key is in {} (readable by you only).",
+                    at.key.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Restore {
+            at,
+            participant,
+            code,
+        } => {
+            let r = resolve(&at, None)?;
+            let seed = recovery::decode(&code)?;
+            let key = SigningKey::from_bytes(&seed);
+            let mut c = ParticipantClient::new(&r.gateway, &participant, "unknown", key.clone())?;
+            let a = c.sign_in().await?;
+            if !a.ok() {
+                bail!("this code does not sign in as {participant}: it is not their current key");
+            }
+            let me = c.get("/v1/me").await?;
+            let key_id = me.body["key_id"]
+                .as_str()
+                .context("no key id in /v1/me")?
+                .to_string();
+            gateway::config::write_secret(&at.key, &key)?;
+            write_profile(&at.key, &participant, &key_id, &r)?;
+            println!(
+                "Restored: {} signs as {participant} ({key_id}).",
+                at.key.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Consents { at } => {
+            let (c, r) = signed_in(&at).await?;
+            let page = c
+                .get(&format!("/v1/me/consents?lang={}", r.lang.code()))
+                .await?;
+            if !page.ok() {
+                bail!("{}", problem_line(&page));
+            }
+            let size = verify_page(&page.body, &log_key(&r.vkey)?)?;
+            if r.json {
+                println!("{}", page.body);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let items = page.body["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!("You have no consents.");
+            }
+            for i in items {
+                println!(
+                    "{} [{}] {}",
+                    i["consent_id"].as_str().unwrap_or(""),
+                    i["status"].as_str().unwrap_or(""),
+                    i["summary"].as_str().unwrap_or("")
+                );
+            }
+            println!("(every item checked against the signed checkpoint of {size} entries)");
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Disclosures { at, before, limit } => {
+            let (c, r) = signed_in(&at).await?;
+            let mut path = format!("/v1/me/disclosures?lang={}&limit={limit}", r.lang.code());
+            if let Some(b) = before {
+                path.push_str(&format!("&before={b}"));
+            }
+            let page = c.get(&path).await?;
+            if !page.ok() {
+                bail!("{}", problem_line(&page));
+            }
+            let size = verify_page(&page.body, &log_key(&r.vkey)?)?;
+            if r.json {
+                println!("{}", page.body);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let items = page.body["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!("Nobody has asked for your records.");
+            }
+            for i in items {
+                let mark = if i["kind"] == "emergency" { "!! " } else { "" };
+                println!(
+                    "#{} {mark}{}",
+                    i["proof"]["index"],
+                    i["text"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(n) = page.body["next_before"].as_u64() {
+                println!("(older: --before {n})");
+            }
+            println!("(every item checked against the signed checkpoint of {size} entries)");
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Grant {
+            at,
+            holders,
+            recipients,
+            categories,
+            purposes,
+            days,
+            yes,
+        } => {
+            let vocab = Vocabulary::default_recovery();
+            let lang = Language::from_code(&at.lang).context("--lang is en or es")?;
+            let (categories, purposes) = (split(&categories), split(&purposes));
+            for c in &categories {
+                if !vocab.contains(Kind::Category, c) {
+                    bail!("{c:?} is not a data category");
+                }
+            }
+            for p in &purposes {
+                if !vocab.contains(Kind::Purpose, p) {
+                    bail!("{p:?} is not a purpose");
+                }
+            }
+            let label = |k: Kind, c: &String| vocab.label(k, c, lang).to_string();
+            let what: Vec<String> = categories
+                .iter()
+                .map(|c| label(Kind::Category, c))
+                .collect();
+            let why: Vec<String> = purposes.iter().map(|p| label(Kind::Purpose, p)).collect();
+            let until = policy::format_date(now + days * 86_400, lang);
+            let sentence = match lang {
+                Language::En => format!(
+                    "{} may give {} {}, {}, until {until}.",
+                    holders,
+                    recipients,
+                    what.join(", "),
+                    why.join(", ")
+                ),
+                Language::Es => format!(
+                    "{} puede dar a {} {}, {}, hasta el {until}.",
+                    holders,
+                    recipients,
+                    what.join(", "),
+                    why.join(", ")
+                ),
+            };
+            println!("{sentence}");
+            if !yes {
+                println!("Nothing signed. Add --yes to sign and send this consent.");
+                return Ok(ExitCode::from(2));
+            }
+            let (c, _) = signed_in(&at).await?;
+            let consent_id = format!("c-{}", &new_participant_id()[2..14]);
+            let e = Event::ConsentGranted(policy::ConsentGranted {
+                v: V1,
+                consent_id: consent_id.clone(),
+                participant: c.participant.clone(),
+                holders: Parties {
+                    agencies: split(&holders),
+                    classes: Vec::new(),
+                },
+                recipients: Parties {
+                    agencies: split(&recipients),
+                    classes: Vec::new(),
+                },
+                categories,
+                purposes,
+                effective_at: now,
+                expires_at: Some(now + days * 86_400),
+                signed_at: now,
+                language: lang,
+            });
+            let a = c.submit(&e, &[]).await?;
+            if !a.ok() {
+                bail!("{}", problem_line(&a));
+            }
+            println!("Granted {consent_id} (log index {}).", a.body["index"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Revoke { at, consent } => {
+            let (c, _) = signed_in(&at).await?;
+            let e = Event::ConsentRevoked(policy::ConsentRevoked {
+                v: V1,
+                consent_id: consent.clone(),
+                participant: c.participant.clone(),
+                at: now,
+                assisted_by: None,
+            });
+            let a = c.submit(&e, &[]).await?;
+            match (a.status, a.body["noop"].as_bool()) {
+                (200, Some(true)) => println!("{consent} was already revoked; nothing changed."),
+                (201, _) => println!(
+                    "Revoked {consent} (log index {}): the next request is denied.",
+                    a.body["index"]
+                ),
+                _ => bail!("{}", problem_line(&a)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Export {
+            at,
+            consent,
+            format,
+        } => {
+            let (c, r) = signed_in(&at).await?;
+            let what = match format.as_str() {
+                "fhir" => "fhir",
+                "receipt" => "receipt",
+                _ => bail!("--format is fhir or receipt"),
+            };
+            let a = c
+                .get(&format!(
+                    "/v1/me/consents/{consent}/{what}?lang={}",
+                    r.lang.code()
+                ))
+                .await?;
+            if !a.ok() {
+                bail!("{}", problem_line(&a));
+            }
+            println!("{:#}", a.body);
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Grievance {
+            at,
+            decision,
+            reason,
+        } => {
+            let (c, r) = signed_in(&at).await?;
+            if let Some(decision) = decision {
+                let reason = reason.as_deref().unwrap_or("other");
+                let reason = policy::GrievanceReason::from_code(reason)
+                    .with_context(|| format!("{reason:?} is not a grievance reason"))?;
+                let id = format!("g-{}", &new_participant_id()[2..14]);
+                let e = Event::GrievanceFiled(policy::GrievanceFiled {
+                    v: V1,
+                    grievance_id: id.clone(),
+                    participant: c.participant.clone(),
+                    decision_id: decision,
+                    reason,
+                    at: now,
+                });
+                let a = c.submit(&e, &[]).await?;
+                if !a.ok() {
+                    bail!("{}", problem_line(&a));
+                }
+                println!("Filed {id}: {}", reason.sentence(r.lang));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let g = c
+                .get(&format!("/v1/me/grievances?lang={}", r.lang.code()))
+                .await?;
+            if r.json {
+                println!("{}", g.body);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for i in g.body["items"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "{} about {}: {} [{}] {}",
+                    i["grievance_id"].as_str().unwrap_or(""),
+                    i["decision_id"].as_str().unwrap_or(""),
+                    i["reason_text"].as_str().unwrap_or(""),
+                    i["status"].as_str().unwrap_or(""),
+                    i["outcome_text"].as_str().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
