@@ -31,6 +31,22 @@ pub enum ParticipantCmd {
         #[arg(long)]
         agency_key: Option<PathBuf>,
     },
+    /// A new key for a lost or leaked one, at an agency in person (it
+    /// co-signs): the old key signs nothing accepted afterwards. Writes the
+    /// new key to --new-key and prints its recovery code.
+    Rotate {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long = "at")]
+        agency: String,
+        #[arg(long)]
+        agency_key: Option<PathBuf>,
+        #[arg(long)]
+        participant: String,
+        /// The current key id, e.g. p-…:1 (the new one is the next number).
+        #[arg(long)]
+        key_id: String,
+    },
     /// Restore the key on a new device from the recovery code.
     Restore {
         #[command(flatten)]
@@ -300,6 +316,52 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
                     at.key.display()
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::Rotate {
+            at,
+            agency,
+            agency_key,
+            participant,
+            key_id,
+        } => {
+            let r = resolve(&at, None)?;
+            let agency_key = match (agency_key, &at.dir) {
+                (Some(k), _) => k,
+                (None, Some(d)) => d.join(format!("keys/{agency}.key")),
+                (None, None) => bail!("the agency co-signs: --agency-key FILE"),
+            };
+            let agency_key = gateway::config::read_key(&agency_key)?;
+            let next = key_id
+                .rsplit_once(':')
+                .and_then(|(_, n)| n.parse::<u32>().ok())
+                .map_or(2, |n| n + 1);
+            let new_id = format!("{participant}:{next}");
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            gateway::config::write_secret(&at.key, &key)?;
+            let c = ParticipantClient::new(&r.gateway, &participant, &new_id, key.clone())?;
+            let e = Event::ParticipantKeyRotated(policy::ParticipantKeyRotated {
+                v: V1,
+                participant: participant.clone(),
+                key_id: new_id.clone(),
+                public_key: B64.encode(key.verifying_key().as_bytes()),
+                at: now,
+                assisted_by: agency.clone(),
+            });
+            let a = c
+                .submit(&e, &[(&format!("{agency}:1"), &agency_key)])
+                .await?;
+            if !a.ok() {
+                let _ = std::fs::remove_file(&at.key);
+                bail!("rotation {}", problem_line(&a));
+            }
+            write_profile(&at.key, &participant, &new_id, &r)?;
+            println!(
+                "New key {new_id} in {} (log index {}); the old key is retired.",
+                at.key.display(),
+                a.body["index"]
+            );
+            print_code(&participant, &key.to_bytes());
             Ok(ExitCode::SUCCESS)
         }
         ParticipantCmd::Restore {

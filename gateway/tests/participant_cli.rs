@@ -215,4 +215,33 @@ fn a_participant_manages_their_consent_from_the_command_line() {
     let (code, out) = consentry(&["participant", "consents", "--key", new.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("{consent} [revoked]")), "{out}");
+
+    // The key is lost: a new one, at an agency in person; the old one
+    // then cannot even sign in.
+    let rotated = tmp.path().join("rotated.key");
+    let (code, out) = consentry(&[
+        "participant",
+        "rotate",
+        "--dir",
+        d,
+        "--at",
+        "riverside-housing",
+        "--participant",
+        &id,
+        "--key-id",
+        &format!("{id}:1"),
+        "--key",
+        rotated.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = consentry(&[
+        "participant",
+        "consents",
+        "--key",
+        rotated.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = consentry(&["participant", "consents", "--key", k]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("sign-in refused"), "{out}");
 }
