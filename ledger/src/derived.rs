@@ -38,6 +38,12 @@ pub const MOVE_ENTRIES_MIN: u64 = 1024;
 /// or failed to keep up), an append moves them itself, so the backlog
 /// slows appends rather than growing without bound.
 pub const HELD_ENTRIES_MAX: u64 = 64 * MOVE_ENTRIES_MIN;
+/// A batch this large moves into sled at once, on the appending thread:
+/// its sled batch's own cost is spread over many entries, and under such
+/// load a background mover starved of CPU fell behind (the ledger bench
+/// with 256 writers). Small batches (the gateway's, a few entries each)
+/// are where one sled batch apiece was the bottleneck; they wait in memory.
+pub const INLINE_BATCH_ENTRIES_MIN: u64 = 64;
 
 #[derive(Debug, Error)]
 pub enum DerivedError {
@@ -195,7 +201,7 @@ impl DerivedTree {
             p.fresh.size = first + count;
             p.fresh.entries
         };
-        if held >= HELD_ENTRIES_MAX {
+        if held >= HELD_ENTRIES_MAX || count >= INLINE_BATCH_ENTRIES_MIN {
             self.move_now()
         } else {
             if held >= MOVE_ENTRIES_MIN {
