@@ -59,6 +59,7 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         .route("/v1/entries", post(post_entry))
         .route("/metrics", get(metrics))
         .merge(crate::participant::routes())
+        .merge(crate::participant::portal::routes())
         .with_state(g.clone())
         .merge(crate::server::routes().with_state(g.dep.clone()))
         .layer(middleware::from_fn(move |req: Request, next: Next| {

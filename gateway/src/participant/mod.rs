@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod fhir;
+pub mod portal;
 pub mod recovery;
 pub mod session;
 
@@ -263,6 +264,11 @@ fn signed_in(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
     token_of(headers)
         .and_then(|t| g.sessions.participant(&t, g.clock.now()))
         .ok_or(ApiError::NotSignedIn)
+}
+
+/// The participant of a request's live session, if any (for the portal).
+pub fn session_participant(g: &Gateway, headers: &HeaderMap) -> Option<String> {
+    signed_in(g, headers).ok()
 }
 
 async fn sign_out(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {

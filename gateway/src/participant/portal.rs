@@ -1,0 +1,300 @@
+//! The participant's web portal: server-rendered pages in English and
+//! Spanish, every string from a message catalog (`gateway/portal/messages`),
+//! every asset served by the gateway itself, and a Content-Security-Policy
+//! that allows no inline script. The pages read through the same session
+//! as the API (its HttpOnly cookie); every change stays an entry the
+//! participant's key signs, in the browser.
+//!
+//! This is the portal's first part: layout, language, sign-in page and the
+//! consents page. Key handling in the browser, the other pages and the
+//! browser tests come next (issue 14).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup, DOCTYPE};
+use policy::{ConsentStatus, Language};
+
+use crate::agency::Gateway;
+
+/// The language cookie: the choice is remembered across visits.
+pub const LANG_COOKIE: &str = "consentry_lang";
+
+/// No inline script or style, nothing from elsewhere, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const EN: &str = include_str!("../../portal/messages/en.toml");
+const ES: &str = include_str!("../../portal/messages/es.toml");
+const CSS: &str = include_str!("../../portal/static/portal.css");
+
+/// One language's messages.
+pub struct Catalog(BTreeMap<String, String>);
+
+impl Catalog {
+    fn parse(text: &str) -> Catalog {
+        // The catalogs are part of the binary and checked by a test; an
+        // unreadable one shows keys rather than stopping the gateway.
+        Catalog(toml::from_str(text).unwrap_or_default())
+    }
+
+    /// The message for `key`, or the key itself, visibly, if missing.
+    pub fn t<'a>(&'a self, key: &'a str) -> &'a str {
+        self.0.get(key).map_or(key, String::as_str)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+pub fn catalog(lang: Language) -> &'static Catalog {
+    static CATALOGS: OnceLock<(Catalog, Catalog)> = OnceLock::new();
+    let (en, es) = CATALOGS.get_or_init(|| (Catalog::parse(EN), Catalog::parse(ES)));
+    match lang {
+        Language::En => en,
+        Language::Es => es,
+    }
+}
+
+pub fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/portal", get(root))
+        .route("/portal/", get(root))
+        .route("/portal/static/portal.css", get(css))
+        .route("/portal/{lang}/", get(home))
+        .route("/portal/{lang}/signin", get(signin))
+}
+
+fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+fn cookie_lang(headers: &HeaderMap) -> Option<Language> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
+        .and_then(Language::from_code)
+}
+
+/// The remembered language, else the browser's first choice, else English.
+async fn root(headers: HeaderMap) -> Response {
+    let lang = cookie_lang(&headers).unwrap_or_else(|| {
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept.trim_start().to_ascii_lowercase().starts_with("es") {
+            Language::Es
+        } else {
+            Language::En
+        }
+    });
+    Redirect::to(&format!("/portal/{}/", lang.code())).into_response()
+}
+
+async fn css() -> Response {
+    secure(([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response())
+}
+
+fn page(lang: Language, here: &str, title_key: &str, signed_in: bool, main: Markup) -> Response {
+    let t = catalog(lang);
+    let other = match lang {
+        Language::En => Language::Es,
+        Language::Es => Language::En,
+    };
+    let body = html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (t.t(title_key)) " · " (t.t("site_name")) }
+                link rel="stylesheet" href="/portal/static/portal.css";
+            }
+            body {
+                a class="skip" href="#main" { (t.t("skip_to_content")) }
+                header {
+                    p class="site" { (t.t("site_name")) }
+                    nav aria-label=(t.t("nav_label")) {
+                        ul {
+                            @if signed_in {
+                                li { a href={ "/portal/" (lang.code()) "/" } { (t.t("nav_consents")) } }
+                            } @else {
+                                li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
+                            }
+                            li {
+                                a href={ "/portal/" (other.code()) "/" (here) } lang=(other.code()) hreflang=(other.code()) {
+                                    (t.t("switch_language"))
+                                }
+                            }
+                        }
+                    }
+                }
+                main id="main" tabindex="-1" {
+                    h1 { (t.t(title_key)) }
+                    (main)
+                }
+            }
+        }
+    };
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body.into_string(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LANG_COOKIE}={}; Path=/portal; SameSite=Strict; Max-Age=31536000",
+        lang.code()
+    )) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    secure(r)
+}
+
+fn language(code: &str) -> Option<Language> {
+    Language::from_code(code)
+}
+
+fn not_found() -> Response {
+    secure(crate::problem::blank(StatusCode::NOT_FOUND, "no such page"))
+}
+
+fn status_key(s: ConsentStatus) -> &'static str {
+    match s {
+        ConsentStatus::Active => "status_active",
+        ConsentStatus::NotYetEffective => "status_not_yet_effective",
+        ConsentStatus::Expired => "status_expired",
+        ConsentStatus::Revoked => "status_revoked",
+    }
+}
+
+/// Signed in: the consents as plain-language cards; else how to sign in.
+async fn home(
+    State(g): State<Arc<Gateway>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(lang) = language(&code) else {
+        return not_found();
+    };
+    let t = catalog(lang);
+    let me = super::session_participant(&g, &headers);
+    let Some(me) = me else {
+        let main = html! {
+            h2 { (t.t("signed_out_title")) }
+            p { (t.t("signed_out_body")) }
+            p { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
+        };
+        return page(lang, "", "site_name", false, main);
+    };
+    let now = g.clock.now();
+    let cards: Vec<(String, ConsentStatus, String)> = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .consents_of(&me, now)
+            .into_iter()
+            .map(|(v, s)| {
+                let summary = policy::consent_summary(&state, &v, lang);
+                (v.granted.consent_id, s, summary)
+            })
+            .collect()
+    };
+    let main = html! {
+        @if cards.is_empty() {
+            p { (t.t("consents_empty")) }
+        } @else {
+            ul class="cards" {
+                @for (id, status, summary) in &cards {
+                    li class={ "card " (status.code()) } id={ "consent-" (id) } {
+                        p class="summary" { (summary) }
+                        p class="status" {
+                            span class="label" { (t.t("consents_status_label")) ": " }
+                            // The status is said in words, never by colour alone.
+                            strong { (t.t(status_key(*status))) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(lang, "", "consents_title", true, main)
+}
+
+async fn signin(Path(code): Path<String>) -> Response {
+    let Some(lang) = language(&code) else {
+        return not_found();
+    };
+    let t = catalog(lang);
+    let main = html! {
+        p { (t.t("signin_intro")) }
+        form id="signin" method="post" action="/v1/participant/session" novalidate {
+            div class="field" {
+                label for="participant" { (t.t("signin_id_label")) }
+                p id="participant-hint" class="hint" { (t.t("signin_id_hint")) }
+                input id="participant" name="participant" type="text" autocomplete="username"
+                    spellcheck="false" autocapitalize="none" required
+                    aria-describedby="participant-hint participant-error";
+                p id="participant-error" class="error" role="alert" hidden { (t.t("signin_no_key")) }
+            }
+            button type="submit" { (t.t("signin_button")) }
+        }
+        noscript { p class="error" { (t.t("signin_needs_js")) } }
+    };
+    page(lang, "signin", "signin_title", false, main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogs_have_the_same_keys_and_every_key_used_exists() {
+        let en: Vec<&str> = catalog(Language::En).keys().collect();
+        let es: Vec<&str> = catalog(Language::Es).keys().collect();
+        assert!(!en.is_empty(), "the English catalog parses");
+        assert_eq!(en, es, "the same keys in both languages");
+        // Every t("…") in this file names a key the catalogs have.
+        let src = include_str!("portal.rs");
+        let mut rest = src;
+        let mut used = 0;
+        while let Some(i) = rest.find("t.t(\"") {
+            let after = &rest[i + 5..];
+            let key = &after[..after.find('"').unwrap()];
+            assert!(en.contains(&key), "unknown message key {key:?}");
+            used += 1;
+            rest = after;
+        }
+        assert!(used > 10, "found the keys used ({used})");
+        for key in [
+            "status_active",
+            "status_not_yet_effective",
+            "status_expired",
+            "status_revoked",
+        ] {
+            assert!(en.contains(&key));
+        }
+    }
+}
