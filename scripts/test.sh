@@ -10,8 +10,11 @@ need_apt=()
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need_apt+=(golang-golang-x-mod-dev)
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]} for the Go interop and sync-order tests"
+  echo "installing ${need_apt[*]} for the Go interop, sync-order and browser tests"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -20,5 +23,15 @@ fi
 # The RFC 6962 vectors live in shared/ beside the repository; the vector
 # test fails without them.
 export CONSENTRY_MERKLE_VECTORS="${CONSENTRY_MERKLE_VECTORS:-$(pwd)/../shared/testdata/merkle}"
+
+# axe-core for the portal's accessibility tests, pinned by
+# tests/browser/package-lock.json; the browser test fails without it.
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "installing axe-core for the browser tests"
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
+fi
+export CONSENTRY_AXE_JS="${CONSENTRY_AXE_JS:-$(pwd)/tests/browser/node_modules/axe-core/axe.min.js}"
+export CONSENTRY_CHROMIUM="${CONSENTRY_CHROMIUM:-$(command -v chromium)}"
+export CONSENTRY_CHROMEDRIVER="${CONSENTRY_CHROMEDRIVER:-$(command -v chromedriver)}"
 
 cargo test --workspace --release "$@"
