@@ -114,6 +114,32 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
     )
     .unwrap();
 
+    // Something to see: an allowed request and an emergency access.
+    let a = net::ask(
+        &net,
+        &net::Ask::new(
+            "riverside-housing",
+            "hope-clinic",
+            &fixture::participant_id(0),
+            "housing-placement",
+            "health.sud.treatment",
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let a = net::ask(
+        &net,
+        &net::Ask::new(
+            "st-marys-er",
+            "hope-clinic",
+            &fixture::participant_id(0),
+            "medical-emergency",
+            "health.sud",
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+
     let (_driver, c) = browser().await;
     let mut checked = 0;
     for signed_in in [false, true] {
@@ -156,7 +182,11 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
             assert_eq!(status, json!(200));
         }
         for lang in ["en", "es"] {
-            let pages: &[&str] = if signed_in { &[""] } else { &["", "signin"] };
+            let pages: &[&str] = if signed_in {
+                &["", "disclosures"]
+            } else {
+                &["", "signin"]
+            };
             for page in pages {
                 for width in [360u32, 1280] {
                     c.set_window_size(width, 900).await.unwrap();
@@ -185,16 +215,29 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
                         json!(false),
                         "{url} scrolls sideways at {width} px"
                     );
-                    if signed_in {
-                        let text = c.source().await.unwrap();
-                        assert!(text.contains("consent-c-housing"), "{url}: the card");
+                    let text = c.source().await.unwrap();
+                    match (signed_in, *page) {
+                        (true, "") => {
+                            assert!(text.contains("consent-c-housing"), "{url}: the card")
+                        }
+                        (true, _) => {
+                            let word = gateway::participant::portal::catalog(
+                                policy::Language::from_code(lang).unwrap(),
+                            )
+                            .t("kind_emergency");
+                            assert!(
+                                text.contains("class=\"event emergency\"") && text.contains(word),
+                                "{url}: the emergency, marked in words"
+                            );
+                        }
+                        _ => {}
                     }
                     checked += 1;
                 }
             }
         }
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 16);
     c.close().await.unwrap();
     net.stop().await;
 }

@@ -540,6 +540,75 @@ fn describe(state: &ConsentState, event: &Event, lang: Language) -> Option<(&'st
     })
 }
 
+/// A decision, release or notice about a participant: its log index, the
+/// event and the exact entry bytes.
+pub type Disclosure = (u64, Event, Vec<u8>);
+
+/// Up to `limit` disclosures about `me` below `before`, newest first, and
+/// whether the index has nothing older.
+fn collect_disclosures(
+    g: &Gateway,
+    me: &str,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<Disclosure>, bool), ApiError> {
+    let mut before = before.unwrap_or(u64::MAX);
+    let mut found: Vec<Disclosure> = Vec::new();
+    let mut scanned = 0usize;
+    let mut exhausted = false;
+    while found.len() < limit && scanned < PAGE_SCAN_MAX {
+        let idx = g
+            .dep
+            .log
+            .lookup("participant", me, before, 64)
+            .map_err(gone)?;
+        if idx.is_empty() {
+            exhausted = true;
+            break;
+        }
+        for i in idx {
+            scanned += 1;
+            before = i;
+            let Some(env) = g.dep.log.entry(i).map_err(gone)? else {
+                continue;
+            };
+            let Ok(event) = policy::parse_event(&env.entry) else {
+                continue;
+            };
+            if matches!(
+                event,
+                Event::AccessDecided(_) | Event::AccessReleased(_) | Event::ParticipantNotice(_)
+            ) {
+                found.push((i, event, env.entry));
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok((found, exhausted))
+}
+
+/// The participant's recent disclosures in their words, newest first, for
+/// the portal: (log index, kind, sentence).
+pub fn recent_disclosures(
+    g: &Gateway,
+    me: &str,
+    lang: Language,
+    limit: usize,
+) -> Option<Vec<(u64, &'static str, String)>> {
+    // `None` when the log cannot be read: the page must not say "nobody
+    // asked" when it does not know.
+    let (found, _) = collect_disclosures(g, me, None, limit.clamp(1, PAGE_ITEMS_MAX)).ok()?;
+    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    Some(
+        found
+            .iter()
+            .filter_map(|(i, e, _)| describe(&state, e, lang).map(|(k, t)| (*i, k, t)))
+            .collect(),
+    )
+}
+
 async fn disclosures(
     State(g): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -556,41 +625,10 @@ async fn disclosures(
         &headers,
     );
     let limit = q.limit.unwrap_or(20).clamp(1, PAGE_ITEMS_MAX);
-    let mut before = q.before.unwrap_or(u64::MAX);
-    let mut found: Vec<(u64, Event, Vec<u8>)> = Vec::new();
-    let mut scanned = 0usize;
-    let mut exhausted = false;
-    while found.len() < limit && scanned < PAGE_SCAN_MAX {
-        let idx = match g.dep.log.lookup("participant", &me, before, 64) {
-            Ok(i) => i,
-            Err(e) => return unavailable(&e.to_string()),
-        };
-        if idx.is_empty() {
-            exhausted = true;
-            break;
-        }
-        for i in idx {
-            scanned += 1;
-            before = i;
-            let env = match g.dep.log.entry(i) {
-                Ok(Some(e)) => e,
-                Ok(None) => continue,
-                Err(e) => return unavailable(&e.to_string()),
-            };
-            let Ok(event) = policy::parse_event(&env.entry) else {
-                continue;
-            };
-            if matches!(
-                event,
-                Event::AccessDecided(_) | Event::AccessReleased(_) | Event::ParticipantNotice(_)
-            ) {
-                found.push((i, event, env.entry));
-                if found.len() >= limit {
-                    break;
-                }
-            }
-        }
-    }
+    let (found, exhausted) = match collect_disclosures(&g, &me, q.before, limit) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
     let (note, size) = match checkpoint_covering(&g, found.first().map(|f| f.0)).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),

@@ -68,6 +68,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/portal/static/portal.css", get(css))
         .route("/portal/{lang}/", get(home))
         .route("/portal/{lang}/signin", get(signin))
+        .route("/portal/{lang}/disclosures", get(disclosures))
 }
 
 fn secure(mut r: Response) -> Response {
@@ -141,6 +142,7 @@ fn page(lang: Language, here: &str, title_key: &str, signed_in: bool, main: Mark
                         ul {
                             @if signed_in {
                                 li { a href={ "/portal/" (lang.code()) "/" } { (t.t("nav_consents")) } }
+                                li { a href={ "/portal/" (lang.code()) "/disclosures" } { (t.t("nav_disclosures")) } }
                             } @else {
                                 li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
                             }
@@ -243,6 +245,49 @@ async fn home(
     page(lang, "", "consents_title", true, main)
 }
 
+fn kind_key(kind: &str) -> &'static str {
+    match kind {
+        "allowed" => "kind_allowed",
+        "denied" => "kind_denied",
+        "emergency" => "kind_emergency",
+        "released" => "kind_released",
+        _ => "kind_notice",
+    }
+}
+
+/// The timeline: every decision about the participant, newest first; an
+/// emergency access is marked in words and by its frame, never colour alone.
+async fn disclosures(
+    State(g): State<Arc<Gateway>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(lang) = language(&code) else {
+        return not_found();
+    };
+    let t = catalog(lang);
+    let Some(me) = super::session_participant(&g, &headers) else {
+        return Redirect::to(&format!("/portal/{}/signin", lang.code())).into_response();
+    };
+    let items = super::recent_disclosures(&g, &me, lang, 50);
+    let main = html! {
+        @match &items {
+            None => p class="error" role="alert" { (t.t("disclosures_unavailable")) },
+            Some(items) if items.is_empty() => p { (t.t("disclosures_empty")) },
+            Some(items) => ol class="timeline" {
+                @for (index, kind, text) in items {
+                    li class={ "event " (kind) } {
+                        p class="kind" { strong { (t.t(kind_key(kind))) } }
+                        p { (text) }
+                        p class="meta" { (t.t("entry_number")) " #" (index) }
+                    }
+                }
+            },
+        }
+    };
+    page(lang, "disclosures", "disclosures_title", true, main)
+}
+
 async fn signin(Path(code): Path<String>) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
@@ -293,6 +338,11 @@ mod tests {
             "status_not_yet_effective",
             "status_expired",
             "status_revoked",
+            "kind_allowed",
+            "kind_denied",
+            "kind_emergency",
+            "kind_released",
+            "kind_notice",
         ] {
             assert!(en.contains(&key));
         }
