@@ -31,6 +31,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 const EN: &str = include_str!("../../portal/messages/en.toml");
 const ES: &str = include_str!("../../portal/messages/es.toml");
 const CSS: &str = include_str!("../../portal/static/portal.css");
+const JS: &str = include_str!("../../portal/static/portal.js");
 
 /// One language's messages.
 pub struct Catalog(BTreeMap<String, String>);
@@ -66,6 +67,8 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/portal", get(root))
         .route("/portal/", get(root))
         .route("/portal/static/portal.css", get(css))
+        .route("/portal/static/portal.js", get(js))
+        .route("/portal/{lang}/restore", get(restore))
         .route("/portal/{lang}/", get(home))
         .route("/portal/{lang}/signin", get(signin))
         .route("/portal/{lang}/disclosures", get(disclosures))
@@ -115,6 +118,16 @@ async fn root(headers: HeaderMap) -> Response {
     Redirect::to(&format!("/portal/{}/", lang.code())).into_response()
 }
 
+async fn js() -> Response {
+    secure(
+        (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            JS,
+        )
+            .into_response(),
+    )
+}
+
 async fn css() -> Response {
     secure(([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response())
 }
@@ -133,6 +146,7 @@ fn page(lang: Language, here: &str, title_key: &str, signed_in: bool, main: Mark
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (t.t(title_key)) " · " (t.t("site_name")) }
                 link rel="stylesheet" href="/portal/static/portal.css";
+                script src="/portal/static/portal.js" defer {}
             }
             body {
                 a class="skip" href="#main" { (t.t("skip_to_content")) }
@@ -288,12 +302,20 @@ async fn disclosures(
     page(lang, "disclosures", "disclosures_title", true, main)
 }
 
-async fn signin(Path(code): Path<String>) -> Response {
+#[derive(serde::Deserialize, Default)]
+struct SigninQuery {
+    restored: Option<u8>,
+}
+
+async fn signin(Path(code): Path<String>, q: axum::extract::Query<SigninQuery>) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
     };
     let t = catalog(lang);
     let main = html! {
+        @if q.restored.is_some() {
+            p class="note" role="status" { (t.t("restored_note")) }
+        }
         p { (t.t("signin_intro")) }
         form id="signin" method="post" action="/v1/participant/session" novalidate {
             div class="field" {
@@ -303,12 +325,45 @@ async fn signin(Path(code): Path<String>) -> Response {
                     spellcheck="false" autocapitalize="none" required
                     aria-describedby="participant-hint participant-error";
                 p id="participant-error" class="error" role="alert" hidden { (t.t("signin_no_key")) }
+                p id="signin-refused" class="error" role="alert" hidden { (t.t("signin_refused")) }
             }
             button type="submit" { (t.t("signin_button")) }
         }
+        p { a href={ "/portal/" (lang.code()) "/restore" } { (t.t("nav_restore")) } }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
     };
     page(lang, "signin", "signin_title", false, main)
+}
+
+/// Restore the key from the recovery code: decoded, checked and imported
+/// (non-extractable) in the browser; the code is never sent.
+async fn restore(Path(code): Path<String>) -> Response {
+    let Some(lang) = language(&code) else {
+        return not_found();
+    };
+    let t = catalog(lang);
+    let main = html! {
+        p { (t.t("restore_intro")) }
+        form id="restore" action="#" novalidate {
+            div class="field" {
+                label for="participant" { (t.t("signin_id_label")) }
+                p id="participant-hint" class="hint" { (t.t("signin_id_hint")) }
+                input id="participant" name="participant" type="text" autocomplete="username"
+                    spellcheck="false" autocapitalize="none" required
+                    aria-describedby="participant-hint";
+            }
+            div class="field" {
+                label for="code" { (t.t("restore_code_label")) }
+                p id="code-hint" class="hint" { (t.t("restore_code_hint")) }
+                input id="code" name="code" type="text" autocomplete="off" spellcheck="false"
+                    autocapitalize="characters" required aria-describedby="code-hint code-error";
+                p id="code-error" class="error" role="alert" hidden { (t.t("restore_code_error")) }
+            }
+            button type="submit" { (t.t("restore_button")) }
+        }
+        noscript { p class="error" { (t.t("signin_needs_js")) } }
+    };
+    page(lang, "restore", "restore_title", false, main)
 }
 
 #[cfg(test)]
