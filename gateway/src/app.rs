@@ -198,11 +198,6 @@ async fn post_entry(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
             )
         }
     };
-    // The language a refusal is told in: the consent's own, for a grant.
-    let language = match policy::parse_event(&env.entry) {
-        Ok(policy::Event::ConsentGranted(c)) => Some(c.language),
-        _ => None,
-    };
     match g.dep.submit(env).await {
         Ok(index) => (
             StatusCode::CREATED,
@@ -224,17 +219,16 @@ async fn post_entry(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
             .to_string(),
         )
             .into_response(),
-        Err(SubmitError::Policy(policy::ApplyError::ForbiddenPurpose { purpose })) => {
+        Err(SubmitError::Policy(policy::ApplyError::ForbiddenPurpose { purpose, language })) => {
             let reason = policy::Reason::PurposeForbidden;
-            let lang = language.unwrap_or(policy::Language::En);
             problem(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "refused-by-policy",
-                reason.sentence(lang),
+                reason.sentence(language),
                 serde_json::json!({
                     "reason": reason.code(),
                     "purpose": purpose,
-                    "language": lang.code(),
+                    "language": language.code(),
                 }),
             )
         }

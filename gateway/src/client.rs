@@ -164,29 +164,7 @@ impl AgencyClient {
     }
 
     async fn exchange(&self, req: http::Request<Full<Bytes>>) -> Result<Reply, ClientError> {
-        let exchange = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| ClientError::Unreachable {
-                    url: self.gateway.clone(),
-                    reason: std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| e.to_string()),
-                })?;
-            let status = resp.status().as_u16();
-            let h = resp.headers().clone();
-            let body = Limited::new(resp.into_body(), ANSWER_BYTES_MAX)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Malformed(e.to_string()))?
-                .to_bytes();
-            Ok::<_, ClientError>((status, h, body))
-        };
-        let (status, h, body) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| ClientError::Timeout(self.gateway.clone(), self.timeout))??;
+        let (status, h, body) = fetch(&self.http, req, &self.gateway, self.timeout).await?;
         let text = |name: &str| {
             h.get(name)
                 .and_then(|v| v.to_str().ok())
@@ -216,6 +194,39 @@ impl AgencyClient {
             body,
         })
     }
+}
+
+/// Sends `req` to `gateway` and reads the whole answer (at most
+/// [`ANSWER_BYTES_MAX`]) within `timeout`; every failure is one clear
+/// error.
+pub(crate) async fn fetch(
+    http: &Hyper<HttpConnector, Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+    gateway: &str,
+    timeout: Duration,
+) -> Result<(u16, http::HeaderMap, Bytes), ClientError> {
+    let exchange = async {
+        let resp = http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: gateway.to_string(),
+                reason: std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            })?;
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let body = Limited::new(resp.into_body(), ANSWER_BYTES_MAX)
+            .collect()
+            .await
+            .map_err(|e| ClientError::Malformed(e.to_string()))?
+            .to_bytes();
+        Ok::<_, ClientError>((status, h, body))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout(gateway.to_string(), timeout))?
 }
 
 /// The reply in words, for a person at a terminal.

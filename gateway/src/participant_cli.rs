@@ -251,6 +251,40 @@ fn print_code(id: &str, seed: &[u8; 32]) {
     );
 }
 
+/// A new key for `participant`, written owner-only to `at.key`, in the
+/// entry `event` makes from its public key, co-signed by `agency` (in
+/// person) and sent; the profile is written once it is accepted, the key
+/// file removed if it is refused.
+async fn new_key_entry(
+    at: &Where,
+    r: &Resolved,
+    participant: &str,
+    key_id: &str,
+    agency: &str,
+    agency_key: Option<PathBuf>,
+    event: impl FnOnce(String) -> Event,
+) -> anyhow::Result<(SigningKey, gateway::participant::client::Answer)> {
+    let agency_key = match (agency_key, &at.dir) {
+        (Some(k), _) => k,
+        (None, Some(d)) => d.join(format!("keys/{agency}.key")),
+        (None, None) => bail!("the agency co-signs: --agency-key FILE"),
+    };
+    let agency_key = gateway::config::read_key(&agency_key)?;
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    gateway::config::write_secret(&at.key, &key)?;
+    let c = ParticipantClient::new(&r.gateway, participant, key_id, key.clone())?;
+    let e = event(B64.encode(key.verifying_key().as_bytes()));
+    let a = c
+        .submit(&e, &[(&format!("{agency}:1"), &agency_key)])
+        .await?;
+    if !a.ok() {
+        let _ = std::fs::remove_file(&at.key);
+        bail!("{}", problem_line(&a));
+    }
+    write_profile(&at.key, participant, key_id, r)?;
+    Ok((key, a))
+}
+
 fn split(list: &str) -> Vec<String> {
     list.split(',')
         .map(|c| c.trim().to_string())
@@ -276,33 +310,21 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             agency_key,
         } => {
             let r = resolve(&at, None)?;
-            let agency_key = match (agency_key, &at.dir) {
-                (Some(k), _) => k,
-                (None, Some(d)) => d.join(format!("keys/{agency}.key")),
-                (None, None) => bail!("the enrolling agency co-signs: --agency-key FILE"),
-            };
-            let agency_key = gateway::config::read_key(&agency_key)?;
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let id = new_participant_id();
             let key_id = format!("{id}:1");
-            gateway::config::write_secret(&at.key, &key)?;
-            let c = ParticipantClient::new(&r.gateway, &id, &key_id, key.clone())?;
-            let e = Event::ParticipantEnrolled(policy::ParticipantEnrolled {
-                v: V1,
-                participant: id.clone(),
-                key_id: key_id.clone(),
-                public_key: B64.encode(key.verifying_key().as_bytes()),
-                at: now,
-                enrolled_by: agency.clone(),
-            });
-            let a = c
-                .submit(&e, &[(&format!("{agency}:1"), &agency_key)])
-                .await?;
-            if !a.ok() {
-                let _ = std::fs::remove_file(&at.key);
-                bail!("enrolment {}", problem_line(&a));
-            }
-            write_profile(&at.key, &id, &key_id, &r)?;
+            let (key, a) =
+                new_key_entry(&at, &r, &id, &key_id, &agency, agency_key, |public_key| {
+                    Event::ParticipantEnrolled(policy::ParticipantEnrolled {
+                        v: V1,
+                        participant: id.clone(),
+                        key_id: key_id.clone(),
+                        public_key,
+                        at: now,
+                        enrolled_by: agency.clone(),
+                    })
+                })
+                .await
+                .context("enrolment")?;
             if r.json {
                 println!(
                     "{}",
@@ -326,36 +348,31 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             key_id,
         } => {
             let r = resolve(&at, None)?;
-            let agency_key = match (agency_key, &at.dir) {
-                (Some(k), _) => k,
-                (None, Some(d)) => d.join(format!("keys/{agency}.key")),
-                (None, None) => bail!("the agency co-signs: --agency-key FILE"),
-            };
-            let agency_key = gateway::config::read_key(&agency_key)?;
             let next = key_id
                 .rsplit_once(':')
                 .and_then(|(_, n)| n.parse::<u32>().ok())
                 .map_or(2, |n| n + 1);
             let new_id = format!("{participant}:{next}");
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            gateway::config::write_secret(&at.key, &key)?;
-            let c = ParticipantClient::new(&r.gateway, &participant, &new_id, key.clone())?;
-            let e = Event::ParticipantKeyRotated(policy::ParticipantKeyRotated {
-                v: V1,
-                participant: participant.clone(),
-                key_id: new_id.clone(),
-                public_key: B64.encode(key.verifying_key().as_bytes()),
-                at: now,
-                assisted_by: agency.clone(),
-            });
-            let a = c
-                .submit(&e, &[(&format!("{agency}:1"), &agency_key)])
-                .await?;
-            if !a.ok() {
-                let _ = std::fs::remove_file(&at.key);
-                bail!("rotation {}", problem_line(&a));
-            }
-            write_profile(&at.key, &participant, &new_id, &r)?;
+            let (key, a) = new_key_entry(
+                &at,
+                &r,
+                &participant,
+                &new_id,
+                &agency,
+                agency_key,
+                |public_key| {
+                    Event::ParticipantKeyRotated(policy::ParticipantKeyRotated {
+                        v: V1,
+                        participant: participant.clone(),
+                        key_id: new_id.clone(),
+                        public_key,
+                        at: now,
+                        assisted_by: agency.clone(),
+                    })
+                },
+            )
+            .await
+            .context("rotation")?;
             println!(
                 "New key {new_id} in {} (log index {}); the old key is retired.",
                 at.key.display(),

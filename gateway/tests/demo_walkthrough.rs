@@ -4,55 +4,21 @@
 //! one, a revoke, the first request again (now denied), the log in plain
 //! words; then the demo stops and `consentry fsck` verifies the whole log.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 const PREFIX: &str = "cargo run --release --bin consentry -- ";
 
-struct Demo(std::process::Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn consentry(args: &str) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(args.split_whitespace())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::consentry(&args.split_whitespace().collect::<Vec<_>>())
 }
 
 #[test]
 fn the_printed_walkthrough_works_when_pasted() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let demo = Demo(child);
-    let mut printed = Vec::new();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("Stop with Ctrl-C");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
+    let (demo, printed) = common::demo(&dir);
     let steps: Vec<String> = printed
         .iter()
         .filter_map(|l| l.trim().strip_prefix(PREFIX).map(str::to_string))

@@ -5,49 +5,15 @@
 //! the next request denied, a grievance, an export, and a restore from the
 //! recovery code that signs in as the same person.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-struct Demo(std::process::Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn consentry(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
+use common::consentry;
 
 #[test]
 fn a_participant_manages_their_consent_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let _demo = Demo(child);
-    for line in stdout.lines() {
-        if line.unwrap().starts_with("Stop with Ctrl-C") {
-            break;
-        }
-    }
+    let (_demo, _) = common::demo(&dir);
     let d = dir.to_str().unwrap();
     let key = tmp.path().join("me.key");
     let k = key.to_str().unwrap();

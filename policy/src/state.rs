@@ -181,7 +181,11 @@ pub enum ApplyError {
     #[error(
         "purpose {purpose:?} is forbidden by the governance rules: no consent can authorise it"
     )]
-    ForbiddenPurpose { purpose: String },
+    ForbiddenPurpose {
+        purpose: String,
+        /// The grant's language, for telling the participant why.
+        language: Language,
+    },
     #[error("consent lasts {days} days, more than the {days_max} days the rules allow")]
     DurationTooLong { days: i64, days_max: u32 },
     #[error("the rules do not allow a consent without an expiry date")]
@@ -690,6 +694,7 @@ impl ConsentState {
             if self.rules.is_forbidden(purpose) {
                 return Err(ApplyError::ForbiddenPurpose {
                     purpose: purpose.clone(),
+                    language: e.language,
                 });
             }
         }

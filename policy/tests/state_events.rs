@@ -185,7 +185,7 @@ fn validity_table() {
                         .event(),
                 )
             },
-            |e| matches!(e, ApplyError::ForbiddenPurpose { purpose } if purpose == "prosecution"),
+            |e| matches!(e, ApplyError::ForbiddenPurpose { purpose, .. } if purpose == "prosecution"),
         ),
         (
             "longer than the maximum duration",

@@ -115,30 +115,23 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
     .unwrap();
 
     // Something to see: an allowed request and an emergency access.
-    let a = net::ask(
-        &net,
-        &net::Ask::new(
+    for (agency, purpose, categories) in [
+        (
             "riverside-housing",
-            "hope-clinic",
-            &fixture::participant_id(0),
             "housing-placement",
             "health.sud.treatment",
         ),
-    )
-    .await;
-    assert_eq!(a.status, 200);
-    let a = net::ask(
-        &net,
-        &net::Ask::new(
-            "st-marys-er",
+        ("st-marys-er", "medical-emergency", "health.sud"),
+    ] {
+        let ask = net::Ask::new(
+            agency,
             "hope-clinic",
             &fixture::participant_id(0),
-            "medical-emergency",
-            "health.sud",
-        ),
-    )
-    .await;
-    assert_eq!(a.status, 200);
+            purpose,
+            categories,
+        );
+        assert_eq!(net::ask(&net, &ask).await.status, 200, "{agency}");
+    }
 
     let (_driver, c) = browser().await;
     let mut checked = 0;

@@ -9,14 +9,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::rt::TokioExecutor;
 use ledger::{Checkpoint, Envelope, NoteVerifier};
 use serde_json::{json, Value};
 
-use crate::client::{ClientError, ANSWER_BYTES_MAX};
+use crate::client::{fetch, ClientError};
 
 /// An answer: status and JSON body (a problem document when not 2xx).
 #[derive(Debug)]
@@ -91,34 +91,14 @@ impl ParticipantClient {
     }
 
     async fn exchange(&self, req: http::Request<Full<Bytes>>) -> Result<Answer, ClientError> {
-        let go = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| ClientError::Unreachable {
-                    url: self.gateway.clone(),
-                    reason: std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| e.to_string()),
-                })?;
-            let status = resp.status().as_u16();
-            let body = Limited::new(resp.into_body(), ANSWER_BYTES_MAX)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Malformed(e.to_string()))?
-                .to_bytes();
-            let body = if body.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&body)
-                    .map_err(|e| ClientError::Malformed(format!("not json: {e}")))?
-            };
-            Ok(Answer { status, body })
+        let (status, _, body) = fetch(&self.http, req, &self.gateway, self.timeout).await?;
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Malformed(format!("not json: {e}")))?
         };
-        tokio::time::timeout(self.timeout, go)
-            .await
-            .map_err(|_| ClientError::Timeout(self.gateway.clone(), self.timeout))?
+        Ok(Answer { status, body })
     }
 
     fn request(
@@ -210,10 +190,7 @@ impl ParticipantClient {
         for (id, k) in cosigners {
             env.add_signature(id, k);
         }
-        let req = http::Request::post(format!("{}/v1/entries", self.gateway))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(env.to_json())))
-            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
+        let req = self.request("POST", "/v1/entries", Some(env.to_json().into_bytes()))?;
         self.exchange(req).await
     }
 }

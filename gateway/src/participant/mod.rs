@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use crate::agency::Gateway;
 use crate::deployment::decode_key;
 use crate::problem::problem;
-use policy::{ConsentState, ConsentStatus, Event, Kind, Language, Outcome};
+use policy::{ConsentState, Event, Kind, Language, Outcome};
 
 pub const SESSION_COOKIE: &str = "consentry_session";
 /// Most items one page of disclosures holds.
@@ -246,17 +246,30 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
             .strip_prefix("Bearer ")
             .map(|t| t.trim().to_string());
     }
+    cookie(headers, SESSION_COOKIE).map(str::to_string)
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(SESSION_COOKIE)
-                .and_then(|r| r.strip_prefix('='))
-                .map(str::to_string)
-        })
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The browser's first choice of language, else English.
+pub(crate) fn browser_language(headers: &HeaderMap) -> Language {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim_start().to_ascii_lowercase().starts_with("es") {
+        Language::Es
+    } else {
+        Language::En
+    }
 }
 
 /// The participant a request's session belongs to.
@@ -292,18 +305,10 @@ struct LangQuery {
 
 /// `?lang=` first, then the browser's first choice, then English.
 fn language(q: &LangQuery, headers: &HeaderMap) -> Language {
-    if let Some(l) = q.lang.as_deref().and_then(Language::from_code) {
-        return l;
-    }
-    let accept = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.trim_start().to_ascii_lowercase().starts_with("es") {
-        Language::Es
-    } else {
-        Language::En
-    }
+    q.lang
+        .as_deref()
+        .and_then(Language::from_code)
+        .unwrap_or_else(|| browser_language(headers))
 }
 
 /// The signed checkpoint the proofs of `indexes` are against: the latest,
@@ -333,21 +338,25 @@ async fn checkpoint_covering(g: &Gateway, newest: Option<u64>) -> Result<(String
     }
 }
 
+/// The proof of `entry` at `index` in a tree of `size`, as pages carry it.
+fn proof_of(g: &Gateway, index: u64, entry: &[u8], size: u64) -> Result<Value, ApiError> {
+    let proof = g.dep.log.inclusion_proof(index, size).map_err(gone)?;
+    Ok(json!({
+        "index": index,
+        "entry": B64.encode(entry),
+        "inclusion": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+    }))
+}
+
 /// The entry at `index` with its inclusion proof in a tree of `size`.
-fn proven(g: &Gateway, index: u64, size: u64) -> Result<(Vec<u8>, Value), ApiError> {
+fn proven(g: &Gateway, index: u64, size: u64) -> Result<Value, ApiError> {
     let env = g
         .dep
         .log
         .entry(index)
         .map_err(gone)?
         .ok_or_else(|| gone("an indexed entry is missing"))?;
-    let proof = g.dep.log.inclusion_proof(index, size).map_err(gone)?;
-    let value = json!({
-        "index": index,
-        "entry": B64.encode(&env.entry),
-        "inclusion": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-    });
-    Ok((env.entry, value))
+    proof_of(g, index, &env.entry, size)
 }
 
 fn agency_name(state: &ConsentState, id: &str) -> String {
@@ -370,10 +379,6 @@ async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
         "enrolled_at_name": enrolled_by.as_deref().map(|a| agency_name(&state, a)),
     }))
     .into_response()
-}
-
-fn status_code(s: ConsentStatus) -> &'static str {
-    s.code()
 }
 
 async fn consents(
@@ -413,19 +418,19 @@ async fn consents(
     let mut items = Vec::new();
     for (v, s, summary) in views {
         let grant = match proven(&g, v.granted_index, size) {
-            Ok((_, p)) => p,
+            Ok(p) => p,
             Err(e) => return e.into_response(),
         };
         let revocation = match &v.revocation {
             Some(r) => match proven(&g, r.index, size) {
-                Ok((_, p)) => Some(json!({"at": r.at, "assisted_by": r.assisted_by, "proof": p})),
+                Ok(p) => Some(json!({"at": r.at, "assisted_by": r.assisted_by, "proof": p})),
                 Err(e) => return e.into_response(),
             },
             None => None,
         };
         items.push(json!({
             "consent_id": v.granted.consent_id,
-            "status": status_code(s),
+            "status": s.code(),
             "summary": summary,
             "effective_at": v.granted.effective_at,
             "ends_at": v.ends_at,
@@ -640,19 +645,15 @@ async fn disclosures(
             let Some((kind, text)) = describe(&state, event, lang) else {
                 continue;
             };
-            let proof = match g.dep.log.inclusion_proof(*i, size) {
+            let proof = match proof_of(&g, *i, entry, size) {
                 Ok(p) => p,
-                Err(e) => return unavailable(&e.to_string()),
+                Err(e) => return e.into_response(),
             };
             let mut item = json!({
                 "kind": kind,
                 "text": text,
                 "event": serde_json::from_slice::<Value>(entry).unwrap_or(Value::Null),
-                "proof": {
-                    "index": i,
-                    "entry": B64.encode(entry),
-                    "inclusion": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-                },
+                "proof": proof,
             });
             if let Event::AccessDecided(e) = event {
                 item["requester_name"] = json!(agency_name(&state, &e.requester));

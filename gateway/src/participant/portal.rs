@@ -92,29 +92,11 @@ fn secure(mut r: Response) -> Response {
     r
 }
 
-fn cookie_lang(headers: &HeaderMap) -> Option<Language> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
-        .and_then(Language::from_code)
-}
-
 /// The remembered language, else the browser's first choice, else English.
 async fn root(headers: HeaderMap) -> Response {
-    let lang = cookie_lang(&headers).unwrap_or_else(|| {
-        let accept = headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if accept.trim_start().to_ascii_lowercase().starts_with("es") {
-            Language::Es
-        } else {
-            Language::En
-        }
-    });
+    let lang = super::cookie(&headers, LANG_COOKIE)
+        .and_then(Language::from_code)
+        .unwrap_or_else(|| super::browser_language(&headers));
     Redirect::to(&format!("/portal/{}/", lang.code())).into_response()
 }
 
