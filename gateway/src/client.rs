@@ -1,10 +1,13 @@
 //! The agency's side: sign a request with RFC 9421 and send it to a
 //! gateway (`consentry request`), or post a signed entry to `/v1/entries`
-//! (`consentry revoke`). Errors are one clear sentence each: a wrong key,
+//! (`consentry revoke`), or co-sign a participant's enrolment at intake
+//! (`consentry intake`). Errors are one clear sentence each: a wrong key,
 //! an unreachable gateway, a malformed answer.
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt, Full, Limited};
@@ -161,6 +164,74 @@ impl AgencyClient {
             .body(Full::new(Bytes::from(envelope_json)))
             .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
         self.exchange(req).await
+    }
+
+    /// Completes a participant's enrolment at this agency's intake: reads
+    /// the intake by the code the person shows, checks it enrols someone
+    /// here with the key that signed it, co-signs the same bytes with the
+    /// agency's key and posts the entry. Returns the participant id and the
+    /// gateway's answer.
+    pub async fn confirm_intake(&self, code: &str) -> Result<(String, Reply), ClientError> {
+        let code: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let req = http::Request::get(format!("{}/v1/participant/intakes/{code}", self.gateway))
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
+        let got = self.exchange(req).await?;
+        let intake: serde_json::Value = serde_json::from_slice(&got.body)
+            .map_err(|e| ClientError::Malformed(format!("not json: {e}")))?;
+        if got.status != 200 {
+            return Err(ClientError::Malformed(format!(
+                "intake {code}: {}",
+                intake["detail"].as_str().unwrap_or("refused")
+            )));
+        }
+        let field = |k: &str| {
+            intake[k]
+                .as_str()
+                .and_then(|v| B64.decode(v).ok())
+                .ok_or_else(|| ClientError::Malformed(format!("intake without {k}")))
+        };
+        let entry = field("entry")?;
+        let signature: [u8; 64] = field("signature")
+            .map_err(|_| ClientError::Malformed("the participant has not signed yet".into()))?
+            .try_into()
+            .map_err(|_| ClientError::Malformed("signature length".into()))?;
+        // Co-sign only what this agency is asked to vouch for: an
+        // enrolment here, signed by the key it enrols.
+        let me = self.key_id.split(':').next().unwrap_or_default();
+        let enrolled = match policy::parse_event(&entry) {
+            Ok(policy::Event::ParticipantEnrolled(e)) => e,
+            _ => {
+                return Err(ClientError::Malformed(
+                    "the intake is not an enrolment".into(),
+                ))
+            }
+        };
+        if enrolled.enrolled_by != me {
+            return Err(ClientError::Malformed(format!(
+                "the intake enrols at {}, not at {me}",
+                enrolled.enrolled_by
+            )));
+        }
+        let key = crate::audit::decode_key(&enrolled.public_key)
+            .ok_or_else(|| ClientError::Malformed("the enrolled key does not decode".into()))?;
+        key.verify_strict(&entry, &ed25519_dalek::Signature::from_bytes(&signature))
+            .map_err(|_| {
+                ClientError::Malformed("the participant's signature does not verify".into())
+            })?;
+        let mut env = ledger::Envelope {
+            entry,
+            signatures: vec![ledger::EntrySignature {
+                key_id: enrolled.key_id.clone(),
+                signature,
+            }],
+        };
+        env.add_signature(&self.key_id, &self.key);
+        let reply = self.post_entry(env.to_json()).await?;
+        Ok((enrolled.participant, reply))
     }
 
     async fn exchange(&self, req: http::Request<Full<Bytes>>) -> Result<Reply, ClientError> {

@@ -58,6 +58,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Confirm a participant's enrolment at this agency's intake: the
+    /// person made their key in the portal (/portal/en/enrol) and shows
+    /// the intake code; this co-signs it with the agency's key.
+    Intake {
+        #[command(flatten)]
+        who: Signer,
+        /// The enrolling agency, with --dir.
+        #[arg(long = "as")]
+        agency: Option<String>,
+        /// The intake code the person shows, e.g. 7KQ2M-XW4PZ.
+        #[arg(long)]
+        code: String,
+    },
     /// Revoke a consent, signed with the participant's own key.
     Revoke {
         #[command(flatten)]
@@ -235,6 +248,18 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 ExitCode::from(2)
             })
+        }
+        Cmd::Intake { who, agency, code } => {
+            let (gw, key, key_id) = identity(who, agency.as_deref())?;
+            let client = gateway::client::AgencyClient::new(&gw, &key_id, key)?;
+            let (participant, reply) = client.confirm_intake(&code).await?;
+            if reply.status == 201 {
+                println!("Enrolled {participant}: they can sign in now.");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                print!("{}", gateway::client::describe(&reply));
+                Ok(ExitCode::FAILURE)
+            }
         }
         Cmd::Revoke {
             who,

@@ -56,7 +56,7 @@ pub mod note;
 pub mod segment;
 pub mod store;
 
-pub use entry::{EntryError, Envelope, KeyLookup, StaticKeys, VerifiedEntry};
+pub use entry::{EntryError, EntrySignature, Envelope, KeyLookup, StaticKeys, VerifiedEntry};
 pub use fsck::{fsck, Finding, FsckReport};
 pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError, Pending, Prepared, Reservation};
 pub use merkle::{Frontier, Hash};

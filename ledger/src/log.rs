@@ -493,6 +493,11 @@ impl Log {
         self.inner.signer.name()
     }
 
+    /// The public key checkpoints verify under, to hand to clients.
+    pub fn verifier(&self) -> crate::NoteVerifier {
+        self.inner.signer.verifier()
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }

@@ -335,13 +335,334 @@ async fn a_key_restored_from_the_recovery_code_signs_in_from_the_browser() {
     net.stop().await;
 }
 
-/// Polls `script` (which returns a boolean) for up to ten seconds.
+/// Polls `script` (which returns a boolean) for up to twenty seconds.
 async fn wait_for(c: &Client, script: &str) -> bool {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if let Ok(Value::Bool(true)) = c.execute(script, vec![]).await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// How the flow is driven: by pointer (WebDriver clicks and typing into
+/// elements), or by keyboard only (Tab to each control, Enter or Space to
+/// use it, typing into whatever has focus).
+#[derive(Clone, Copy, PartialEq)]
+enum Drive {
+    Pointer,
+    Keyboard,
+}
+
+async fn press(c: &Client, key: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let a = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    c.perform_actions(a).await.unwrap();
+}
+
+/// Tabs forward until `css` has focus; the keyboard must reach it.
+async fn tab_to(c: &Client, css: &str) {
+    let check = format!(
+        "return !!document.activeElement && document.activeElement.matches({});",
+        serde_json::to_string(css).unwrap()
+    );
+    for _ in 0..300 {
+        if c.execute(&check, vec![]).await.unwrap() == json!(true) {
+            // Focus must be visible where it lands (WCAG 2.4.7).
+            let outline = c
+                .execute(
+                    "const s = getComputedStyle(document.activeElement); return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(outline, json!(true), "focus is visible on {css}");
+            return;
+        }
+        press(c, fantoccini::key::Key::Tab.into()).await;
+    }
+    panic!("the keyboard never reaches {css}");
+}
+
+async fn activate(c: &Client, css: &str, drive: Drive) {
+    match drive {
+        Drive::Pointer => c
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap(),
+        Drive::Keyboard => {
+            tab_to(c, css).await;
+            let kind = c
+                .execute("return document.activeElement.type || '';", vec![])
+                .await
+                .unwrap();
+            let key = if matches!(kind.as_str(), Some("checkbox" | "radio")) {
+                ' '
+            } else {
+                fantoccini::key::Key::Enter.into()
+            };
+            press(c, key).await;
+        }
+    }
+}
+
+async fn type_into(c: &Client, css: &str, text: &str, drive: Drive) {
+    match drive {
+        Drive::Pointer => c
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap(),
+        Drive::Keyboard => {
+            tab_to(c, css).await;
+            for ch in text.chars() {
+                press(c, ch).await;
+            }
+        }
+    }
+}
+
+async fn choose(c: &Client, css: &str, value: &str, drive: Drive) {
+    match drive {
+        Drive::Pointer => c
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap(),
+        Drive::Keyboard => {
+            tab_to(c, css).await;
+            let check = format!(
+                "return document.activeElement.value === {};",
+                serde_json::to_string(value).unwrap()
+            );
+            for _ in 0..50 {
+                if c.execute(&check, vec![]).await.unwrap() == json!(true) {
+                    return;
+                }
+                press(c, fantoccini::key::Key::Down.into()).await;
+            }
+            panic!("the keyboard cannot choose {value} in {css}");
+        }
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The eight steps of issue 14, in Spanish, against the real gateway and
+/// record systems: enrol with a key made in this browser (recovery code
+/// shown, as text and QR), the agency co-signs the intake; sign in; grant
+/// a consent; an agency request is allowed; it appears in the timeline,
+/// verified in the browser; revoke with one confirmation; the next request
+/// is denied; the denial appears in the timeline, verified too.
+async fn eight_steps(drive: Drive) {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let origin = format!("http://{}", net.addr);
+    let (_driver, c) = browser().await;
+    c.set_window_size(360, 800).await.unwrap();
+
+    // 1. Enrol: the key is made here; the code is shown once.
+    c.goto(&format!("{origin}/portal/es/enrol")).await.unwrap();
+    choose(&c, "#agency", "hope-clinic", drive).await;
+    activate(&c, "#enrol button[type=submit]", drive).await;
+    assert!(
+        wait_for(&c, "return !document.getElementById('enrolled').hidden;").await,
+        "the enrolment result is shown"
+    );
+    let intake = text_of(&c, "#intake-code").await;
+    let participant = text_of(&c, "#participant-id").await;
+    let code = text_of(&c, "#recovery-code").await;
+    assert!(
+        participant.starts_with("p-") && participant.len() == 28,
+        "{participant}"
+    );
+    let seed = gateway::participant::recovery::decode(&code)
+        .unwrap_or_else(|e| panic!("the recovery code {code:?} decodes: {e}"));
+    let qr_modules = c
+        .execute(
+            "const p = document.querySelector('#recovery-qr svg path'); return p ? p.getAttribute('d').split('M').length - 1 : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        qr_modules.as_u64().unwrap() > 100,
+        "a QR code is drawn: {qr_modules}"
+    );
+    screenshot(&c, &format!("flow-{}-enrolled-360", drive_name(drive))).await;
+
+    // The staff member confirms with the agency's key.
+    let agency = gateway::client::AgencyClient::new(
+        &origin,
+        &net::agency_key_id("hope-clinic"),
+        net::agency_key("hope-clinic"),
+    )
+    .unwrap();
+    let (enrolled, reply) = agency.confirm_intake(&intake).await.unwrap();
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(enrolled, participant);
+    assert!(
+        wait_for(&c, "return !document.getElementById('to-signin').hidden;").await,
+        "the page learns the enrolment is done"
+    );
+    // The enrolled key is the one whose seed the code shows.
+    let key_id = {
+        let state = net.dep.state.read().unwrap();
+        let kid = state.participant_key_id(&participant).unwrap().to_string();
+        let public = state.key(&kid).unwrap().public_key;
+        let from_code = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        use base64::Engine;
+        assert_eq!(
+            public,
+            base64::engine::general_purpose::STANDARD.encode(from_code.as_bytes()),
+            "the recovery code restores the enrolled key"
+        );
+        kid
+    };
+    assert_eq!(key_id, format!("{participant}:1"));
+
+    // 2. Sign in.
+    activate(&c, "#to-signin", drive).await;
+    assert!(wait_for(&c, "return location.pathname === '/portal/es/signin';").await);
+    type_into(&c, "#participant", &participant, drive).await;
+    activate(&c, "#signin button[type=submit]", drive).await;
+    assert!(
+        wait_for(&c, "return location.pathname === '/portal/es/';").await,
+        "signed in"
+    );
+
+    // 3. Grant, in Spanish: the sentence is shown before signing.
+    activate(&c, "a[href='/portal/es/grant']", drive).await;
+    assert!(wait_for(&c, "return location.pathname === '/portal/es/grant';").await);
+    for css in [
+        "input[name=recipient][value='riverside-housing']",
+        "input[name=holder][value='hope-clinic']",
+        "input[name=category][value='health.sud.treatment']",
+        "input[name=purpose][value='housing-placement']",
+    ] {
+        activate(&c, css, drive).await;
+    }
+    activate(&c, "#grant button[type=submit]", drive).await;
+    assert!(wait_for(&c, "return !!document.getElementById('sign-entry');").await);
+    let sentence = text_of(&c, ".sentence").await;
+    assert!(
+        sentence.contains("puede ver") && sentence.contains("Riverside"),
+        "the consent in Spanish words: {sentence}"
+    );
+    screenshot(&c, &format!("flow-{}-grant-review-360", drive_name(drive))).await;
+    activate(&c, "#sign-entry button[type=submit]", drive).await;
+    assert!(
+        wait_for(&c, "return location.pathname === '/portal/es/' && location.search.startsWith('?granted=');").await,
+        "granted"
+    );
+    let consent = c
+        .execute(
+            "return new URLSearchParams(location.search).get('granted');",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let card = text_of(&c, &format!("#consent-{consent}")).await;
+    assert!(card.contains("Vigente"), "the card says active: {card}");
+
+    // 4. An agency request through the gateway is allowed.
+    let ask = net::Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        &participant,
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    assert_eq!(net::ask(&net, &ask).await.status, 200, "allowed");
+
+    // 5. It is in the timeline, verified by the browser.
+    activate(&c, "a[href='/portal/es/disclosures']", drive).await;
+    assert!(
+        wait_for(&c, "return document.querySelectorAll('.event.allowed .proof[data-state=verified]').length === 1;").await,
+        "the allowed request is listed and verified in the browser"
+    );
+
+    // 6. Revoke, with one confirmation; the card says so at once.
+    activate(&c, "a[href='/portal/es/']", drive).await;
+    assert!(wait_for(&c, "return location.pathname === '/portal/es/';").await);
+    activate(&c, &format!("a[href='/portal/es/revoke/{consent}']"), drive).await;
+    assert!(wait_for(&c, "return !!document.getElementById('sign-entry');").await);
+    activate(&c, "#sign-entry button[type=submit]", drive).await;
+    assert!(
+        wait_for(&c, "return location.search.startsWith('?revoked=');").await,
+        "revoked"
+    );
+    let card = text_of(&c, &format!("#consent-{consent}")).await;
+    assert!(card.contains("Revocado"), "the card says revoked: {card}");
+
+    // 7. The next request is denied.
+    assert_eq!(
+        net::ask(&net, &ask).await.status,
+        403,
+        "denied after revoke"
+    );
+
+    // 8. The denial is in the timeline, verified too.
+    activate(&c, "a[href='/portal/es/disclosures']", drive).await;
+    assert!(
+        wait_for(&c, "return document.querySelectorAll('.event.denied .proof[data-state=verified]').length === 1 && document.querySelectorAll('.proof[data-state=failed]').length === 0;").await,
+        "the denial is listed and verified"
+    );
+    let summary = text_of(&c, "#verify-summary").await;
+    assert!(summary.contains("verificada"), "{summary}");
+    screenshot(&c, &format!("flow-{}-timeline-360", drive_name(drive))).await;
+    c.close().await.unwrap();
+    net.stop().await;
+}
+
+fn drive_name(d: Drive) -> &'static str {
+    match d {
+        Drive::Pointer => "pointer",
+        Drive::Keyboard => "keyboard",
+    }
+}
+
+/// Writes a PNG of the page under target/portal-screenshots (an artifact,
+/// not committed).
+async fn screenshot(c: &Client, name: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/portal-screenshots");
+    std::fs::create_dir_all(dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    assert!(png.len() > 1000, "a real screenshot of {name}");
+    std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eight_steps_in_spanish() {
+    eight_steps(Drive::Pointer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eight_steps_by_keyboard_only() {
+    eight_steps(Drive::Keyboard).await;
 }

@@ -1,7 +1,10 @@
 // The portal's only script: keys and signatures stay in this browser.
 // The private key is created or imported as a non-extractable WebCrypto
 // Ed25519 key and kept in IndexedDB; the gateway only ever sees
-// signatures. No inline script anywhere: the CSP forbids it.
+// signatures. Where a browser's WebCrypto has no Ed25519, the audited
+// @noble/ed25519 (served by the gateway, loaded only then) signs instead,
+// and the seed itself is what IndexedDB keeps. No inline script anywhere:
+// the CSP forbids it.
 'use strict';
 (function () {
   const DB = 'consentry';
@@ -72,11 +75,55 @@
     return seed;
   }
 
-  async function importSeed(seed) {
+  // Whether this browser's WebCrypto does Ed25519, probed once on first use.
+  let native = null;
+  async function hasNativeEd25519() {
+    if (native === null) {
+      native = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])
+        .then(() => true, () => false);
+    }
+    return native;
+  }
+
+  let nobleModule = null;
+  async function noble() {
+    if (!nobleModule) nobleModule = await import('/portal/static/vendor/noble-ed25519.js');
+    return nobleModule;
+  }
+
+  function pkcs8(seed) {
     const pk8 = new Uint8Array(PKCS8_PREFIX.length + 32);
     pk8.set(PKCS8_PREFIX, 0);
     pk8.set(seed, PKCS8_PREFIX.length);
-    return crypto.subtle.importKey('pkcs8', pk8, { name: 'Ed25519' }, false, ['sign']);
+    return pk8;
+  }
+
+  // The key to keep: a non-extractable CryptoKey, or (fallback) the seed.
+  async function importSeed(seed) {
+    if (!(await hasNativeEd25519())) return { seed: seed.slice() };
+    const pk8 = pkcs8(seed);
+    const key = await crypto.subtle.importKey('pkcs8', pk8, { name: 'Ed25519' }, false, ['sign']);
+    pk8.fill(0);
+    return key;
+  }
+
+  async function signWith(key, bytes) {
+    if (key instanceof CryptoKey) {
+      return new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, key, bytes));
+    }
+    return (await noble()).signAsync(bytes, key.seed);
+  }
+
+  async function publicKeyOf(seed) {
+    if (!(await hasNativeEd25519())) return (await noble()).getPublicKeyAsync(seed);
+    // WebCrypto gives the public half of an imported seed only through
+    // an extractable copy's JWK: made here and dropped at once.
+    const pk8 = pkcs8(seed);
+    const tmp = await crypto.subtle.importKey('pkcs8', pk8, { name: 'Ed25519' }, true, ['sign']);
+    pk8.fill(0);
+    const jwk = await crypto.subtle.exportKey('jwk', tmp);
+    const b64 = jwk.x.replace(/-/g, '+').replace(/_/g, '/');
+    return unbase64(b64 + '='.repeat((4 - b64.length % 4) % 4));
   }
 
   function showError(form, id) {
@@ -104,7 +151,120 @@
     return { ok: r.ok, status: r.status, body: await r.json().catch(() => null) };
   }
 
+  function unbase64(s) {
+    const raw = atob(s);
+    const out = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+    return out;
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    parts.forEach((p) => { out.set(p, at); at += p.length; });
+    return out;
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  }
+
+  function equal(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+
+  async function ed25519Verify(publicKey, signature, message) {
+    if (!(await hasNativeEd25519())) return (await noble()).verifyAsync(signature, message, publicKey);
+    const key = await crypto.subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
+    return crypto.subtle.verify({ name: 'Ed25519' }, key, signature, message);
+  }
+
+  // A C2SP signed-note checkpoint, opened under the log's verifier key
+  // (`name+hash+base64(0x01 || key)`): the log's own signature line must
+  // verify. Returns {size, root} or throws.
+  async function openCheckpoint(note, vkey) {
+    // The key's base64 may itself hold '+': split at the first two only.
+    const a = vkey.indexOf('+');
+    const b = vkey.indexOf('+', a + 1);
+    if (a < 0 || b < 0) throw new Error('log key');
+    const name = vkey.slice(0, a);
+    const hash = vkey.slice(a + 1, b);
+    const keyB64 = vkey.slice(b + 1);
+    const keyBytes = unbase64(keyB64);
+    if (keyBytes.length !== 33 || keyBytes[0] !== 1) throw new Error('log key');
+    const split = note.lastIndexOf('\n\n');
+    if (split < 0) throw new Error('note');
+    const text = note.slice(0, split + 1);
+    const textBytes = new TextEncoder().encode(text);
+    let ok = false;
+    for (const line of note.slice(split + 2).split('\n')) {
+      if (!line.startsWith('\u2014 ' + name + ' ')) continue;
+      const sig = unbase64(line.slice(name.length + 3));
+      const id = Array.from(sig.slice(0, 4), (b) => b.toString(16).padStart(2, '0')).join('');
+      if (sig.length !== 68 || id !== hash) continue;
+      if (await ed25519Verify(keyBytes.slice(1), sig.slice(4), textBytes)) ok = true;
+    }
+    if (!ok) throw new Error('checkpoint signature');
+    const lines = text.split('\n');
+    const size = Number(lines[1]);
+    const root = unbase64(lines[2]);
+    if (!Number.isSafeInteger(size) || root.length !== 32) throw new Error('checkpoint body');
+    return { size, root };
+  }
+
+  // RFC 9162 section 2.1.3.2: the entry at `index` is in the tree.
+  async function verifyInclusion(proof, cp) {
+    const index = proof.index;
+    if (!Number.isSafeInteger(index) || index >= cp.size) return false;
+    let r = await sha256(concat([0], unbase64(proof.entry)));
+    let fn = index;
+    let sn = cp.size - 1;
+    for (const b64 of proof.inclusion) {
+      const p = unbase64(b64);
+      if (sn === 0 || p.length !== 32) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(concat([1], p, r));
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        r = await sha256(concat([1], r, p));
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && equal(r, cp.root);
+  }
+
   const lang = document.documentElement.lang || 'en';
+
+  // The timeline's "verified" marks: computed here, from the proofs and
+  // the signed checkpoint, never taken from the server's word.
+  const timeline = document.getElementById('timeline');
+  if (timeline) {
+    (async () => {
+      const d = timeline.dataset;
+      const verified = new Set();
+      try {
+        const r = await fetch('/v1/me/disclosures?limit=' + d.limit, { credentials: 'same-origin' });
+        const page = await r.json();
+        const cp = await openCheckpoint(page.checkpoint, d.logKey);
+        for (const item of page.items) {
+          if (await verifyInclusion(item.proof, cp)) verified.add(String(item.proof.index));
+        }
+      } catch (e) {
+        // Every item stays unverified, and says so.
+      }
+      let failed = 0;
+      timeline.querySelectorAll('li[data-index]').forEach((li) => {
+        const mark = li.querySelector('.proof');
+        const ok = verified.has(li.dataset.index);
+        if (!ok) failed += 1;
+        mark.dataset.state = ok ? 'verified' : 'failed';
+        mark.textContent = ok ? d.verified : d.failed;
+      });
+      const summary = document.getElementById('verify-summary');
+      summary.textContent = failed ? d.someFailed : d.allVerified;
+    })();
+  }
 
   const signin = document.getElementById('signin');
   if (signin) {
@@ -119,13 +279,152 @@
       const expected = 'consentry-signin-v1\n' + location.origin + '\n' + id + '\n' +
         (ch.body && ch.body.challenge) + '\n';
       if (!ch.ok || ch.body.sign !== expected) { showError(signin, 'signin-refused'); return; }
-      const sig = new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, key,
-        new TextEncoder().encode(expected)));
+      const sig = await signWith(key, new TextEncoder().encode(expected));
       const r = await postJson('/v1/participant/session',
         { participant: id, challenge: ch.body.challenge, signature: base64(sig) });
       if (r.ok) { location.assign('/portal/' + lang + '/'); } else { showError(signin, 'signin-refused'); }
     });
   }
+
+  function decodeEntry(b64) {
+    const bytes = unbase64(b64);
+    return { bytes, json: JSON.parse(new TextDecoder().decode(bytes)) };
+  }
+
+  // Sign the entry the page shows as a sentence: only the participant's
+  // own, and only of the kind the page says.
+  const signEntry = document.getElementById('sign-entry');
+  if (signEntry) {
+    signEntry.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors(signEntry);
+      const d = signEntry.dataset;
+      const button = signEntry.querySelector('button');
+      const key = await getKey(d.participant);
+      if (!key) { showError(signEntry, 'sign-nokey'); return; }
+      const entry = decodeEntry(d.entry);
+      if (entry.json.participant !== d.participant || entry.json.type !== d.kind) {
+        showError(signEntry, 'sign-error');
+        return;
+      }
+      button.disabled = true;
+      const sig = await signWith(key, entry.bytes);
+      const r = await postJson('/v1/entries',
+        { entry: d.entry, sigs: [{ keyid: d.keyId, sig: base64(sig) }] });
+      if (r.ok) { location.assign(d.done); return; }
+      button.disabled = false;
+      signEntry.querySelector('#sign-error .detail').textContent =
+        (r.body && (r.body.detail || r.body.title)) || String(r.status);
+      showError(signEntry, 'sign-error');
+    });
+  }
+
+  // Enrolment at an agency's intake: the seed is made here, shown once as
+  // the recovery code, and kept only as a non-extractable key.
+  const enrol = document.getElementById('enrol');
+  if (enrol) {
+    enrol.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors(enrol);
+      const agency = enrol.elements.agency.value;
+      if (!agency) { showError(enrol, 'agency-error'); return; }
+      const seed = crypto.getRandomValues(new Uint8Array(32));
+      const key = await importSeed(seed);
+      const publicKey = await publicKeyOf(seed);
+      const started = await postJson('/v1/participant/intakes',
+        { agency, public_key: base64(publicKey) });
+      if (!started.ok) { showError(enrol, 'enrol-refused'); return; }
+      const s = started.body;
+      const entry = decodeEntry(s.entry);
+      if (entry.json.type !== 'participant.enrolled' || entry.json.public_key !== base64(publicKey) ||
+          entry.json.enrolled_by !== agency || entry.json.participant !== s.participant) {
+        showError(enrol, 'enrol-refused');
+        return;
+      }
+      const sig = await signWith(key, entry.bytes);
+      const signed = await postJson('/v1/participant/intakes/' + s.intake + '/signature',
+        { signature: base64(sig) });
+      if (!signed.ok) { showError(enrol, 'enrol-refused'); return; }
+      await putKey(s.participant, key);
+      const code = await encodeRecovery(seed);
+      seed.fill(0);
+      enrol.hidden = true;
+      const done = document.getElementById('enrolled');
+      document.getElementById('intake-code').textContent = s.intake;
+      document.getElementById('participant-id').textContent = s.participant;
+      document.getElementById('recovery-code').textContent = code;
+      drawQr(document.getElementById('recovery-qr'), code.replace(/-/g, ''));
+      done.hidden = false;
+      document.getElementById('enrolled-title').focus();
+      watchIntake(s.intake);
+    });
+  }
+
+  // The inverse of decodeRecovery: seed, 20-bit checksum, four zero bits,
+  // in groups of four.
+  async function encodeRecovery(seed) {
+    const d = new Uint8Array(await crypto.subtle.digest('SHA-256', seed));
+    const bits = [];
+    seed.forEach((b) => { for (let i = 7; i >= 0; i--) bits.push((b >> i) & 1); });
+    const sum = (d[0] << 12) | (d[1] << 4) | (d[2] >> 4);
+    for (let i = 19; i >= 0; i--) bits.push((sum >> i) & 1);
+    for (let i = 0; i < 4; i++) bits.push(0);
+    let out = '';
+    for (let i = 0; i < bits.length; i += 5) {
+      let v = 0;
+      for (let j = 0; j < 5; j++) v = (v << 1) | bits[i + j];
+      out += ALPHABET[v];
+    }
+    return out.match(/.{1,4}/g).join('-');
+  }
+
+  function watchIntake(code) {
+    const status = document.getElementById('intake-status');
+    status.textContent = status.dataset.waiting;
+    const poll = async () => {
+      const r = await fetch('/v1/participant/intakes/' + code, { credentials: 'same-origin' })
+        .catch(() => null);
+      const body = r && await r.json().catch(() => null);
+      if (r && r.status === 404) { status.textContent = status.dataset.expired; return; }
+      if (body && body.status === 'enrolled') {
+        status.textContent = status.dataset.enrolled;
+        document.getElementById('to-signin').hidden = false;
+        return;
+      }
+      setTimeout(poll, 1500);
+    };
+    poll();
+  }
+
+  function drawQr(figure, text) {
+    if (typeof window.qrcode !== 'function') return;
+    const qr = window.qrcode(0, 'M');
+    qr.addData(text, 'Alphanumeric');
+    qr.make();
+    const n = qr.getModuleCount();
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 ' + (n + 8) + ' ' + (n + 8));
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', figure.dataset.label);
+    svg.setAttribute('class', 'qr');
+    let path = '';
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < n; c++) if (qr.isDark(r, c)) path += 'M' + (c + 4) + ' ' + (r + 4) + 'h1v1h-1z';
+    }
+    const bg = document.createElementNS(ns, 'rect');
+    bg.setAttribute('width', '100%');
+    bg.setAttribute('height', '100%');
+    bg.setAttribute('fill', '#ffffff');
+    const p = document.createElementNS(ns, 'path');
+    p.setAttribute('d', path);
+    p.setAttribute('fill', '#000000');
+    svg.append(bg, p);
+    figure.prepend(svg);
+  }
+
+  const print = document.getElementById('print');
+  if (print) print.addEventListener('click', () => window.print());
 
   const restore = document.getElementById('restore');
   if (restore) {

@@ -90,6 +90,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Participants' sign-in challenges and sessions.
     pub sessions: crate::participant::session::Sessions,
+    /// Enrolments waiting for the agency's co-signature.
+    pub intakes: crate::participant::intake::Intakes,
 }
 
 impl Gateway {
@@ -126,6 +128,7 @@ impl Gateway {
             limits,
             metrics: Metrics::default(),
             sessions: crate::participant::session::Sessions::new(Default::default()),
+            intakes: crate::participant::intake::Intakes::new(Default::default()),
         })
     }
 

@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod fhir;
+pub mod intake;
 pub mod portal;
 pub mod recovery;
 pub mod session;
@@ -37,7 +38,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use crate::deployment::decode_key;
+use crate::audit::decode_key;
 use crate::problem::problem;
 use policy::{ConsentState, Event, Kind, Language, Outcome};
 
@@ -71,6 +72,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/v1/me/consents/{id}/receipt", get(consent_receipt))
         .route("/v1/me/disclosures", get(disclosures))
         .route("/v1/me/grievances", get(grievances))
+        .merge(intake::routes())
 }
 
 fn bad_request(detail: &str) -> Response {
@@ -238,7 +240,7 @@ async fn sign_in(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
     }
 }
 
-fn token_of(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_of(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         return v
             .to_str()
@@ -594,14 +596,24 @@ fn collect_disclosures(
     Ok((found, exhausted))
 }
 
+/// One line of the portal's timeline.
+pub struct TimelineItem {
+    pub index: u64,
+    /// `allowed`, `denied`, `emergency`, `released` or `notice`.
+    pub kind: &'static str,
+    pub text: String,
+    /// The decision a grievance would be about (decisions only).
+    pub decision_id: Option<String>,
+}
+
 /// The participant's recent disclosures in their words, newest first, for
-/// the portal: (log index, kind, sentence).
+/// the portal.
 pub fn recent_disclosures(
     g: &Gateway,
     me: &str,
     lang: Language,
     limit: usize,
-) -> Option<Vec<(u64, &'static str, String)>> {
+) -> Option<Vec<TimelineItem>> {
     // `None` when the log cannot be read: the page must not say "nobody
     // asked" when it does not know.
     let (found, _) = collect_disclosures(g, me, None, limit.clamp(1, PAGE_ITEMS_MAX)).ok()?;
@@ -609,7 +621,17 @@ pub fn recent_disclosures(
     Some(
         found
             .iter()
-            .filter_map(|(i, e, _)| describe(&state, e, lang).map(|(k, t)| (*i, k, t)))
+            .filter_map(|(i, e, _)| {
+                describe(&state, e, lang).map(|(kind, text)| TimelineItem {
+                    index: *i,
+                    kind,
+                    text,
+                    decision_id: match e {
+                        Event::AccessDecided(d) => Some(d.decision_id.clone()),
+                        _ => None,
+                    },
+                })
+            })
             .collect(),
     )
 }

@@ -5,9 +5,11 @@
 //! as the API (its HttpOnly cookie); every change stays an entry the
 //! participant's key signs, in the browser.
 //!
-//! This is the portal's first part: layout, language, sign-in page and the
-//! consents page. Key handling in the browser, the other pages and the
-//! browser tests come next (issue 14).
+//! Layout:
+//! - this module: the layout, the catalogs, language, and the pages that
+//!   only read (consents, timeline, sign-in, restore);
+//! - [`act`]: the pages that end in a signature made in the browser
+//!   (enrol, grant, revoke, grievance) and sign-out.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -22,16 +24,24 @@ use policy::{ConsentStatus, Language};
 
 use crate::agency::Gateway;
 
+pub mod act;
+
+/// Items the timeline shows (and the browser checks) at once.
+const TIMELINE_ITEMS: usize = 50;
+
 /// The language cookie: the choice is remembered across visits.
 pub const LANG_COOKIE: &str = "consentry_lang";
 
 /// No inline script or style, nothing from elsewhere, no framing.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-const EN: &str = include_str!("../../portal/messages/en.toml");
-const ES: &str = include_str!("../../portal/messages/es.toml");
-const CSS: &str = include_str!("../../portal/static/portal.css");
-const JS: &str = include_str!("../../portal/static/portal.js");
+const EN: &str = include_str!("../../../portal/messages/en.toml");
+const ES: &str = include_str!("../../../portal/messages/es.toml");
+const CSS: &str = include_str!("../../../portal/static/portal.css");
+const JS: &str = include_str!("../../../portal/static/portal.js");
+/// Unmodified npm releases (portal/vendor/README.md).
+const QRCODE_JS: &str = include_str!("../../../portal/vendor/qrcode.js");
+const NOBLE_JS: &str = include_str!("../../../portal/vendor/noble-ed25519.js");
 
 /// One language's messages.
 pub struct Catalog(BTreeMap<String, String>);
@@ -67,11 +77,17 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/portal", get(root))
         .route("/portal/", get(root))
         .route("/portal/static/portal.css", get(css))
-        .route("/portal/static/portal.js", get(js))
+        .route("/portal/static/portal.js", get(|| script(JS)))
+        .route("/portal/static/vendor/qrcode.js", get(|| script(QRCODE_JS)))
+        .route(
+            "/portal/static/vendor/noble-ed25519.js",
+            get(|| script(NOBLE_JS)),
+        )
         .route("/portal/{lang}/restore", get(restore))
         .route("/portal/{lang}/", get(home))
         .route("/portal/{lang}/signin", get(signin))
         .route("/portal/{lang}/disclosures", get(disclosures))
+        .merge(act::routes())
 }
 
 fn secure(mut r: Response) -> Response {
@@ -100,11 +116,16 @@ async fn root(headers: HeaderMap) -> Response {
     Redirect::to(&format!("/portal/{}/", lang.code())).into_response()
 }
 
-async fn js() -> Response {
+async fn script(source: &'static str) -> Response {
     secure(
         (
-            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            JS,
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                // Cheap phones on slow links: the scripts change only with
+                // the binary, so a day's cache is safe.
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            source,
         )
             .into_response(),
     )
@@ -114,7 +135,14 @@ async fn css() -> Response {
     secure(([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response())
 }
 
-fn page(lang: Language, here: &str, title_key: &str, signed_in: bool, main: Markup) -> Response {
+/// A whole page. `session` is the form token of a signed-in session.
+fn page(
+    lang: Language,
+    here: &str,
+    title_key: &str,
+    session: Option<&str>,
+    main: Markup,
+) -> Response {
     let t = catalog(lang);
     let other = match lang {
         Language::En => Language::Es,
@@ -136,11 +164,19 @@ fn page(lang: Language, here: &str, title_key: &str, signed_in: bool, main: Mark
                     p class="site" { (t.t("site_name")) }
                     nav aria-label=(t.t("nav_label")) {
                         ul {
-                            @if signed_in {
-                                li { a href={ "/portal/" (lang.code()) "/" } { (t.t("nav_consents")) } }
-                                li { a href={ "/portal/" (lang.code()) "/disclosures" } { (t.t("nav_disclosures")) } }
+                            @if let Some(csrf) = session {
+                                li { a href={ "/portal/" (lang.code()) "/" } aria-current=[(here.is_empty()).then_some("page")] { (t.t("nav_consents")) } }
+                                li { a href={ "/portal/" (lang.code()) "/disclosures" } aria-current=[(here == "disclosures").then_some("page")] { (t.t("nav_disclosures")) } }
+                                li { a href={ "/portal/" (lang.code()) "/grant" } aria-current=[(here == "grant").then_some("page")] { (t.t("nav_grant")) } }
+                                li {
+                                    form method="post" action={ "/portal/" (lang.code()) "/signout" } class="inline" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" class="link" { (t.t("nav_signout")) }
+                                    }
+                                }
                             } @else {
                                 li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
+                                li { a href={ "/portal/" (lang.code()) "/enrol" } { (t.t("nav_enrol")) } }
                             }
                             li {
                                 a href={ "/portal/" (other.code()) "/" (here) } lang=(other.code()) hreflang=(other.code()) {
@@ -189,38 +225,76 @@ fn status_key(s: ConsentStatus) -> &'static str {
     }
 }
 
-/// Signed in: the consents as plain-language cards; else how to sign in.
+#[derive(serde::Deserialize, Default)]
+struct HomeQuery {
+    granted: Option<String>,
+    revoked: Option<String>,
+    grievance: Option<String>,
+}
+
+/// Signed in: the consents as plain-language cards, each with its status
+/// in words, its downloads and its revoke; the grievances filed. Signed
+/// out: how to sign in or enrol.
 async fn home(
     State(g): State<Arc<Gateway>>,
     Path(code): Path<String>,
     headers: HeaderMap,
+    q: axum::extract::Query<HomeQuery>,
 ) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
     };
     let t = catalog(lang);
-    let me = super::session_participant(&g, &headers);
-    let Some(me) = me else {
+    let Some((me, csrf)) = act::session(&g, &headers) else {
         let main = html! {
             h2 { (t.t("signed_out_title")) }
             p { (t.t("signed_out_body")) }
-            p { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
+            ul {
+                li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
+                li { a href={ "/portal/" (lang.code()) "/enrol" } { (t.t("nav_enrol")) } }
+                li { a href={ "/portal/" (lang.code()) "/restore" } { (t.t("nav_restore")) } }
+            }
         };
-        return page(lang, "", "site_name", false, main);
+        return page(lang, "", "site_name", None, main);
     };
     let now = g.clock.now();
-    let cards: Vec<(String, ConsentStatus, String)> = {
+    let (cards, grievances) = {
         let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-        state
+        let cards: Vec<(String, ConsentStatus, String)> = state
             .consents_of(&me, now)
             .into_iter()
             .map(|(v, s)| {
                 let summary = policy::consent_summary(&state, &v, lang);
                 (v.granted.consent_id, s, summary)
             })
-            .collect()
+            .collect();
+        let grievances: Vec<(String, &'static str, bool)> = state
+            .grievances_of(&me)
+            .into_iter()
+            .map(|v| {
+                (
+                    v.filed.grievance_id,
+                    v.filed.reason.sentence(lang),
+                    v.resolution.is_some(),
+                )
+            })
+            .collect();
+        (cards, grievances)
+    };
+    let note = if q.granted.is_some() {
+        Some("granted_note")
+    } else if q.revoked.is_some() {
+        Some("revoked_note")
+    } else if q.grievance.is_some() {
+        Some("grievance_note")
+    } else {
+        None
     };
     let main = html! {
+        @if let Some(k) = note {
+            p class="note" role="status" { (t.t(k)) }
+        }
+        p { a href={ "/portal/" (lang.code()) "/grant" } { (t.t("grant_new")) } }
         @if cards.is_empty() {
             p { (t.t("consents_empty")) }
         } @else {
@@ -233,12 +307,36 @@ async fn home(
                             // The status is said in words, never by colour alone.
                             strong { (t.t(status_key(*status))) }
                         }
+                        ul class="card-actions" {
+                            @if matches!(status, ConsentStatus::Active | ConsentStatus::NotYetEffective) {
+                                li { a href={ "/portal/" (lang.code()) "/revoke/" (id) } { (t.t("revoke_link")) span class="visually-hidden" { " " (id) } } }
+                            }
+                            li { a href={ "/v1/me/consents/" (id) "/fhir" } download={ (id) "-fhir.json" } { (t.t("export_fhir")) span class="visually-hidden" { " " (id) } } }
+                            li { a href={ "/v1/me/consents/" (id) "/receipt?lang=" (lang.code()) } download={ (id) "-receipt.json" } { (t.t("export_receipt")) span class="visually-hidden" { " " (id) } } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 id="grievances" { (t.t("grievances_title")) }
+        @if grievances.is_empty() {
+            p { (t.t("grievances_empty")) }
+        } @else {
+            ul class="cards" {
+                @for (id, reason, resolved) in &grievances {
+                    li class="card" {
+                        p { (reason) }
+                        p class="status" {
+                            span class="label" { (t.t("consents_status_label")) ": " }
+                            strong { (t.t(if *resolved { "grievance_resolved" } else { "grievance_open" })) }
+                            span class="meta" { " (" (id) ")" }
+                        }
                     }
                 }
             }
         }
     };
-    page(lang, "", "consents_title", true, main)
+    page(lang, "", "consents_title", Some(&csrf), main)
 }
 
 fn kind_key(kind: &str) -> &'static str {
@@ -262,26 +360,40 @@ async fn disclosures(
         return not_found();
     };
     let t = catalog(lang);
-    let Some(me) = super::session_participant(&g, &headers) else {
+    let Some((me, csrf)) = act::session(&g, &headers) else {
         return Redirect::to(&format!("/portal/{}/signin", lang.code())).into_response();
     };
-    let items = super::recent_disclosures(&g, &me, lang, 50);
+    let items = super::recent_disclosures(&g, &me, lang, TIMELINE_ITEMS);
+    let log_key = g.dep.log.verifier().to_string();
+    // The browser checks each item itself (portal.js): it fetches the
+    // proofs, verifies the checkpoint under the log's key and each entry's
+    // inclusion, and only then writes the "verified" mark.
     let main = html! {
         @match &items {
             None => p class="error" role="alert" { (t.t("disclosures_unavailable")) },
             Some(items) if items.is_empty() => p { (t.t("disclosures_empty")) },
-            Some(items) => ol class="timeline" {
-                @for (index, kind, text) in items {
-                    li class={ "event " (kind) } {
-                        p class="kind" { strong { (t.t(kind_key(kind))) } }
-                        p { (text) }
-                        p class="meta" { (t.t("entry_number")) " #" (index) }
+            Some(items) => {
+                p id="verify-summary" role="status" class="hint" { (t.t("verify_pending_all")) }
+                ol class="timeline" id="timeline" data-log-key=(log_key)
+                    data-limit=(TIMELINE_ITEMS)
+                    data-verified=(t.t("verify_ok")) data-failed=(t.t("verify_failed"))
+                    data-all-verified=(t.t("verify_all_ok")) data-some-failed=(t.t("verify_some_failed")) {
+                    @for item in items {
+                        li class={ "event " (item.kind) } data-index=(item.index) {
+                            p class="kind" { strong { (t.t(kind_key(item.kind))) } }
+                            p { (item.text) }
+                            p class="meta" { (t.t("entry_number")) " #" (item.index) }
+                            p class="proof" data-state="pending" { (t.t("verify_pending")) }
+                            @if let Some(d) = &item.decision_id {
+                                p { a href={ "/portal/" (lang.code()) "/grievance/" (d) } { (t.t("grievance_link")) span class="visually-hidden" { " #" (item.index) } } }
+                            }
+                        }
                     }
                 }
             },
         }
     };
-    page(lang, "disclosures", "disclosures_title", true, main)
+    page(lang, "disclosures", "disclosures_title", Some(&csrf), main)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -314,7 +426,7 @@ async fn signin(Path(code): Path<String>, q: axum::extract::Query<SigninQuery>) 
         p { a href={ "/portal/" (lang.code()) "/restore" } { (t.t("nav_restore")) } }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
     };
-    page(lang, "signin", "signin_title", false, main)
+    page(lang, "signin", "signin_title", None, main)
 }
 
 /// Restore the key from the recovery code: decoded, checked and imported
@@ -345,12 +457,28 @@ async fn restore(Path(code): Path<String>) -> Response {
         }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
     };
-    page(lang, "restore", "restore_title", false, main)
+    page(lang, "restore", "restore_title", None, main)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vendored_libraries_are_the_npm_releases() {
+        // scripts/test.sh installs the pinned releases (tests/browser);
+        // without them this fails rather than passes.
+        let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/node_modules");
+        for (ours, release) in [
+            (QRCODE_JS, "qrcode-generator/dist/qrcode.js"),
+            (NOBLE_JS, "@noble/ed25519/index.js"),
+        ] {
+            let path = format!("{modules}/{release}");
+            let theirs = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{path}: {e}; run scripts/test.sh (npm ci)"));
+            assert!(ours == theirs, "portal/vendor differs from {release}");
+        }
+    }
 
     #[test]
     fn both_catalogs_have_the_same_keys_and_every_key_used_exists() {
@@ -359,7 +487,7 @@ mod tests {
         assert!(!en.is_empty(), "the English catalog parses");
         assert_eq!(en, es, "the same keys in both languages");
         // Every t("…") in this file names a key the catalogs have.
-        let src = include_str!("portal.rs");
+        let src = concat!(include_str!("mod.rs"), include_str!("act.rs"));
         let mut rest = src;
         let mut used = 0;
         while let Some(i) = rest.find("t.t(\"") {
@@ -370,6 +498,19 @@ mod tests {
             rest = after;
         }
         assert!(used > 10, "found the keys used ({used})");
+        // Keys passed around as values ("grant_recipients_error"): every
+        // literal shaped like a key names one.
+        for literal in src.split('"').skip(1).step_by(2) {
+            // Cookie names are not messages.
+            let key_shaped = literal.contains('_')
+                && !literal.starts_with("consentry_")
+                && literal
+                    .split('_')
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()));
+            if key_shaped {
+                assert!(en.contains(&literal), "unknown message key {literal:?}");
+            }
+        }
         for key in [
             "status_active",
             "status_not_yet_effective",

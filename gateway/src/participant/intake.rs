@@ -1,0 +1,331 @@
+//! Enrolment at an agency's intake, with the key made in the person's own
+//! browser. The entry that enrols someone needs two signatures: the new
+//! key's and the enrolling agency's. Neither side holds the other's key,
+//! so the gateway keeps the half-signed entry for a few minutes under a
+//! short intake code:
+//!
+//! 1. the browser sends its public key and the agency it is enrolling at
+//!    (`POST /v1/participant/intakes`); the gateway gives a fresh
+//!    participant id, the exact entry bytes and an intake code;
+//! 2. the browser checks the entry names its key and that agency, signs it
+//!    and sends the signature (`POST …/intakes/{code}/signature`), checked
+//!    here at once;
+//! 3. the staff member, given the code, fetches the intake
+//!    (`GET …/intakes/{code}`), co-signs the same bytes with the agency's
+//!    key and posts the entry to `/v1/entries` (`AgencyClient::confirm_intake`,
+//!    `consentry intake`).
+//!
+//! The intake holds nothing secret: a pseudonymous id, a public key and a
+//! signature. Whoever guesses a code learns no more, and only the named
+//! agency's key can complete it. The map is bounded; a full map refuses new
+//! intakes, it never drops a live one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::agency::Gateway;
+use crate::audit::decode_key;
+use crate::problem::problem;
+use policy::{Event, ParticipantEnrolled, Role, V1};
+
+#[derive(Clone, Debug)]
+pub struct IntakeLimits {
+    /// How long a started intake waits for the agency.
+    pub intake_secs: i64,
+    pub intakes_max: usize,
+}
+
+impl Default for IntakeLimits {
+    fn default() -> Self {
+        Self {
+            intake_secs: 15 * 60,
+            intakes_max: 10_000,
+        }
+    }
+}
+
+struct Intake {
+    participant: String,
+    key_id: String,
+    agency: String,
+    entry: Vec<u8>,
+    signature: Option<[u8; 64]>,
+    expires_at: i64,
+}
+
+pub struct Intakes {
+    limits: IntakeLimits,
+    map: Mutex<HashMap<String, Intake>>,
+}
+
+/// Ten Crockford base32 letters (50 bits) in two groups of five: short
+/// enough to read aloud to a staff member, too many to guess in the
+/// minutes an intake lives.
+fn new_code() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut b = [0u8; 10];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let s: String = b
+        .iter()
+        .map(|x| ALPHABET[(x & 31) as usize] as char)
+        .collect();
+    format!("{}-{}", &s[..5], &s[5..])
+}
+
+/// The code as typed: case, spaces and the dash do not matter; the
+/// letters people confuse read as the digits they look like.
+pub fn normalise_code(code: &str) -> String {
+    let s: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect();
+    if s.len() == 10 {
+        format!("{}-{}", &s[..5], &s[5..])
+    } else {
+        s
+    }
+}
+
+impl Intakes {
+    pub fn new(limits: IntakeLimits) -> Self {
+        Self {
+            limits,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+pub fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/v1/participant/intakes", post(start))
+        .route("/v1/participant/intakes/{code}", get(show))
+        .route("/v1/participant/intakes/{code}/signature", post(sign))
+}
+
+fn refused(status: StatusCode, kind: &str, detail: &str) -> Response {
+    problem(status, kind, detail, Value::Null)
+}
+
+fn no_such_intake() -> Response {
+    refused(
+        StatusCode::NOT_FOUND,
+        "no-such-intake",
+        "no intake has that code, or it expired; start again",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    agency: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    public_key: String,
+}
+
+async fn start(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+    let Ok(b) = serde_json::from_slice::<StartBody>(&body) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "want {\"agency\", \"public_key\"}",
+        );
+    };
+    if decode_key(&b.public_key).is_none() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "public_key is not a base64 Ed25519 public key",
+        );
+    }
+    let enrolling = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .agency(&b.agency)
+            .is_some_and(|a| !a.retired && a.enrolled.roles.contains(&Role::Agency))
+    };
+    if !enrolling {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "unknown-agency",
+            "that agency cannot enrol participants",
+        );
+    }
+    let now = g.clock.now();
+    let participant = super::new_participant_id();
+    let key_id = format!("{participant}:1");
+    let event = Event::ParticipantEnrolled(ParticipantEnrolled {
+        v: V1,
+        participant: participant.clone(),
+        key_id: key_id.clone(),
+        public_key: b.public_key,
+        at: now,
+        enrolled_by: b.agency.clone(),
+    });
+    let entry = match event.to_json() {
+        Ok(e) => e,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, "malformed-request", &e.to_string()),
+    };
+    let expires_at = now + g.intakes.limits.intake_secs;
+    let code = new_code();
+    {
+        let mut map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= g.intakes.limits.intakes_max {
+            map.retain(|_, i| i.expires_at > now);
+        }
+        if map.len() >= g.intakes.limits.intakes_max {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many enrolments in progress; try again in a few minutes",
+            );
+        }
+        map.insert(
+            code.clone(),
+            Intake {
+                participant: participant.clone(),
+                key_id: key_id.clone(),
+                agency: b.agency.clone(),
+                entry: entry.clone(),
+                signature: None,
+                expires_at,
+            },
+        );
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "intake": code,
+            "participant": participant,
+            "key_id": key_id,
+            "agency": b.agency,
+            "entry": B64.encode(&entry),
+            "expires_at": expires_at,
+        })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignBody {
+    signature: String,
+}
+
+async fn sign(State(g): State<Arc<Gateway>>, Path(code): Path<String>, body: Bytes) -> Response {
+    let Ok(b) = serde_json::from_slice::<SignBody>(&body) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "want {\"signature\"}",
+        );
+    };
+    let Some(sig) = B64
+        .decode(b.signature.as_bytes())
+        .ok()
+        .and_then(|s| <[u8; 64]>::try_from(s.as_slice()).ok())
+    else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "signature is not a base64 Ed25519 signature",
+        );
+    };
+    let now = g.clock.now();
+    let mut map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(intake) = map
+        .get_mut(&normalise_code(&code))
+        .filter(|i| i.expires_at > now)
+    else {
+        return no_such_intake();
+    };
+    // The key is the one the entry names: checked against the entry itself.
+    let key = match policy::parse_event(&intake.entry) {
+        Ok(Event::ParticipantEnrolled(e)) => decode_key(&e.public_key),
+        _ => None,
+    };
+    let ok = key.is_some_and(|k| {
+        k.verify_strict(&intake.entry, &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok()
+    });
+    if !ok {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "bad-signature",
+            "the signature does not verify under the key this intake enrols",
+        );
+    }
+    intake.signature = Some(sig);
+    Json(json!({"intake": normalise_code(&code), "status": "signed"})).into_response()
+}
+
+/// The intake, for the staff member's tool and the waiting browser. Its
+/// status is `waiting-for-participant`, `waiting-for-agency` or `enrolled`.
+async fn show(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Response {
+    let now = g.clock.now();
+    let code = normalise_code(&code);
+    let map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(i) = map.get(&code) else {
+        return no_such_intake();
+    };
+    let enrolled = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state.participant_key_id(&i.participant) == Some(i.key_id.as_str())
+    };
+    // An enrolled intake stays readable until it expires, so that the
+    // waiting browser learns the outcome; an unfinished one just ends.
+    if !enrolled && i.expires_at <= now {
+        return no_such_intake();
+    }
+    let status = match (enrolled, i.signature.is_some()) {
+        (true, _) => "enrolled",
+        (false, true) => "waiting-for-agency",
+        (false, false) => "waiting-for-participant",
+    };
+    let agency_name = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state.agency(&i.agency).map(|a| a.enrolled.name)
+    };
+    Json(json!({
+        "intake": code,
+        "status": status,
+        "participant": i.participant,
+        "key_id": i.key_id,
+        "agency": i.agency,
+        "agency_name": agency_name,
+        "entry": B64.encode(&i.entry),
+        "signature": i.signature.map(|s| B64.encode(s)),
+        "expires_at": i.expires_at,
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_read_back_however_they_are_typed() {
+        let c = new_code();
+        assert_eq!(c.len(), 11);
+        assert_eq!(normalise_code(&c), c);
+        assert_eq!(normalise_code(&c.to_lowercase().replace('-', " ")), c);
+        assert_eq!(normalise_code("abcdo-il123"), "ABCD0-11123");
+        assert_ne!(new_code(), new_code());
+    }
+}
