@@ -76,14 +76,14 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
 
 /// Answers from the limit layers (413, 408) and axum's own rejections
 /// come as plain text; every error this gateway gives is an RFC 9457
-/// problem document.
+/// problem document, except the portal's pages, which a person reads.
 async fn as_problem(resp: Response) -> Response {
     let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let written = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json")
+            || v.as_bytes().starts_with(b"text/html")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || written {
         return resp;
     }
     let (kind, detail) = match status {

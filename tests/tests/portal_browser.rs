@@ -115,6 +115,7 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
     .unwrap();
 
     // Something to see: an allowed request and an emergency access.
+    let mut decision = String::new();
     for (agency, purpose, categories) in [
         (
             "riverside-housing",
@@ -130,61 +131,42 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
             purpose,
             categories,
         );
-        assert_eq!(net::ask(&net, &ask).await.status, 200, "{agency}");
+        let a = net::ask(&net, &ask).await;
+        assert_eq!(a.status, 200, "{agency}");
+        decision = a.decision().0;
     }
 
     let (_driver, c) = browser().await;
     let mut checked = 0;
     for signed_in in [false, true] {
         if signed_in {
-            // Sign in from the browser itself, so that it holds the
-            // HttpOnly session cookie: the test signs the challenge with
-            // the participant's key, the page posts it.
-            c.goto(&format!("{origin}/portal/en/signin")).await.unwrap();
-            let ch = me
-                .post_json(
-                    "/v1/participant/challenge",
-                    &json!({"participant": fixture::participant_id(0)}),
-                )
-                .await
-                .unwrap();
-            let message = ch.body["sign"].as_str().unwrap();
-            let signature = {
-                use base64::Engine;
-                use ed25519_dalek::Signer;
-                base64::engine::general_purpose::STANDARD.encode(
-                    fixture::participant_key(0)
-                        .sign(message.as_bytes())
-                        .to_bytes(),
-                )
-            };
-            let body = json!({
-                "participant": fixture::participant_id(0),
-                "challenge": ch.body["challenge"],
-                "signature": signature,
-            });
-            let status = c
-                .execute_async(
-                    "const [body, done] = arguments;\
-                     fetch('/v1/participant/session', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)})\
-                       .then(r => done(r.status)).catch(e => done(String(e)));",
-                    vec![body],
-                )
-                .await
-                .unwrap();
-            assert_eq!(status, json!(200));
+            sign_in_as_fixture(&c, &me, &origin).await;
         }
         for lang in ["en", "es"] {
-            let pages: &[&str] = if signed_in {
-                &["", "disclosures"]
+            let pages: Vec<Page> = if signed_in {
+                vec![
+                    Page::Path(""),
+                    Page::Path("disclosures"),
+                    Page::Path("grant"),
+                    Page::GrantWithErrors,
+                    Page::GrantReview,
+                    Page::Path("revoke/c-housing"),
+                    Page::Grievance(decision.clone()),
+                    Page::GrievanceReview(decision.clone()),
+                ]
             } else {
-                &["", "signin", "restore"]
+                vec![
+                    Page::Path(""),
+                    Page::Path("signin"),
+                    Page::Path("restore"),
+                    Page::Path("enrol"),
+                    Page::Enrolled,
+                ]
             };
-            for page in pages {
+            for page in &pages {
                 for width in [360u32, 1280] {
                     c.set_window_size(width, 900).await.unwrap();
-                    let url = format!("{origin}/portal/{lang}/{page}");
-                    c.goto(&url).await.unwrap();
+                    let url = page.open(&c, &origin, lang).await;
                     let html_lang = c
                         .execute("return document.documentElement.lang;", vec![])
                         .await
@@ -208,12 +190,22 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
                         json!(false),
                         "{url} scrolls sideways at {width} px"
                     );
+                    // A language switch on every page, to the same page.
+                    let other = if lang == "en" { "es" } else { "en" };
+                    let switch = c
+                        .execute(
+                            "return [...document.querySelectorAll('nav a[hreflang]')].map(a => a.getAttribute('hreflang'));",
+                            vec![],
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(switch, json!([other]), "{url}: the language switch");
                     let text = c.source().await.unwrap();
-                    match (signed_in, *page) {
-                        (true, "") => {
+                    match (signed_in, page) {
+                        (true, Page::Path("")) => {
                             assert!(text.contains("consent-c-housing"), "{url}: the card")
                         }
-                        (true, _) => {
+                        (true, Page::Path("disclosures")) => {
                             let word = gateway::participant::portal::catalog(
                                 policy::Language::from_code(lang).unwrap(),
                             )
@@ -222,17 +214,149 @@ async fn every_page_passes_axe_in_both_languages_at_phone_and_laptop_width() {
                                 text.contains("class=\"event emergency\"") && text.contains(word),
                                 "{url}: the emergency, marked in words"
                             );
+                            // Highlighted by its frame as well as in words.
+                            let frame = c
+                                .execute(
+                                    "return getComputedStyle(document.querySelector('.event.emergency')).borderTopStyle;",
+                                    vec![],
+                                )
+                                .await
+                                .unwrap();
+                            assert_eq!(frame, json!("double"), "{url}: the emergency's frame");
+                            assert!(
+                                wait_for(&c, "return document.querySelectorAll('.proof[data-state=verified]').length >= 2 && !document.querySelector('.proof[data-state=failed]');").await,
+                                "{url}: every item verified in the browser"
+                            );
                         }
                         _ => {}
                     }
+                    screenshot(&c, &format!("{lang}-{}-{width}", page.name())).await;
                     checked += 1;
                 }
             }
         }
     }
-    assert_eq!(checked, 20);
+    assert_eq!(checked, 52);
     c.close().await.unwrap();
     net.stop().await;
+}
+
+/// Signs in from the browser itself, so that it holds the HttpOnly
+/// session cookie: the test signs the challenge with the fixture
+/// participant's key, the page posts it.
+async fn sign_in_as_fixture(c: &Client, me: &ParticipantClient, origin: &str) {
+    c.goto(&format!("{origin}/portal/en/signin")).await.unwrap();
+    let ch = me
+        .post_json(
+            "/v1/participant/challenge",
+            &json!({"participant": fixture::participant_id(0)}),
+        )
+        .await
+        .unwrap();
+    let message = ch.body["sign"].as_str().unwrap();
+    let signature = {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        base64::engine::general_purpose::STANDARD.encode(
+            fixture::participant_key(0)
+                .sign(message.as_bytes())
+                .to_bytes(),
+        )
+    };
+    let body = json!({
+        "participant": fixture::participant_id(0),
+        "challenge": ch.body["challenge"],
+        "signature": signature,
+    });
+    let status = c
+        .execute_async(
+            "const [body, done] = arguments;\
+             fetch('/v1/participant/session', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)})\
+               .then(r => done(r.status)).catch(e => done(String(e)));",
+            vec![body],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(200));
+}
+
+/// A page of the portal, or a state of one reached through its form.
+enum Page {
+    Path(&'static str),
+    /// The enrol page after "make my key": code, id and QR shown.
+    Enrolled,
+    /// The grant form posted empty: the errors, tied to their fields.
+    GrantWithErrors,
+    /// The grant form filled in: the sentence to sign.
+    GrantReview,
+    Grievance(String),
+    GrievanceReview(String),
+}
+
+impl Page {
+    fn name(&self) -> String {
+        match self {
+            Page::Path("") => "home".into(),
+            Page::Path(p) => p.replace('/', "-"),
+            Page::Enrolled => "enrolled".into(),
+            Page::GrantWithErrors => "grant-errors".into(),
+            Page::GrantReview => "grant-review".into(),
+            Page::Grievance(_) => "grievance".into(),
+            Page::GrievanceReview(_) => "grievance-review".into(),
+        }
+    }
+
+    /// Opens the page in `lang`; returns its URL.
+    async fn open(&self, c: &Client, origin: &str, lang: &str) -> String {
+        let base = format!("{origin}/portal/{lang}");
+        let click = |css: &'static str| async move { activate(c, css, Drive::Pointer).await };
+        match self {
+            Page::Path(p) => {
+                let url = format!("{base}/{p}");
+                c.goto(&url).await.unwrap();
+                url
+            }
+            Page::Enrolled => {
+                c.goto(&format!("{base}/enrol")).await.unwrap();
+                choose(c, "#agency", "hope-clinic", Drive::Pointer).await;
+                click("#enrol button[type=submit]").await;
+                assert!(wait_for(c, "return !document.getElementById('enrolled').hidden;").await);
+                format!("{base}/enrol (done)")
+            }
+            Page::GrantWithErrors => {
+                c.goto(&format!("{base}/grant")).await.unwrap();
+                click("#grant button[type=submit]").await;
+                assert!(wait_for(c, "return !!document.getElementById('errors');").await);
+                format!("{base}/grant (errors)")
+            }
+            Page::GrantReview => {
+                c.goto(&format!("{base}/grant")).await.unwrap();
+                for css in [
+                    "input[name=recipient][value='northside-jobs']",
+                    "input[name=holder][value='hope-clinic']",
+                    "input[name=category][value='social.peer-support']",
+                    "input[name=purpose][value='employment-support']",
+                ] {
+                    click(css).await;
+                }
+                click("#grant button[type=submit]").await;
+                assert!(wait_for(c, "return !!document.getElementById('sign-entry');").await);
+                format!("{base}/grant (review)")
+            }
+            Page::Grievance(d) => {
+                let url = format!("{base}/grievance/{d}");
+                c.goto(&url).await.unwrap();
+                url
+            }
+            Page::GrievanceReview(d) => {
+                c.goto(&format!("{base}/grievance/{d}")).await.unwrap();
+                click("#reason-4").await;
+                click("#grievance button[type=submit]").await;
+                assert!(wait_for(c, "return !!document.getElementById('sign-entry');").await);
+                format!("{base}/grievance/{d} (review)")
+            }
+        }
+    }
 }
 
 /// A fresh browser profile: the key restored from the printed recovery
@@ -652,7 +776,21 @@ fn drive_name(d: Drive) -> &'static str {
 async fn screenshot(c: &Client, name: &str) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/portal-screenshots");
     std::fs::create_dir_all(dir).unwrap();
+    // The whole page, not only the first screenful.
+    let (width, height) = c.get_window_size().await.unwrap();
+    let full = c
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(height);
+    c.set_window_size(width as u32, full.clamp(400, 6000) as u32 + 120)
+        .await
+        .unwrap();
     let png = c.screenshot().await.unwrap();
+    c.set_window_size(width as u32, height as u32)
+        .await
+        .unwrap();
     assert!(png.len() > 1000, "a real screenshot of {name}");
     std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
 }
@@ -665,4 +803,153 @@ async fn the_eight_steps_in_spanish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eight_steps_by_keyboard_only() {
     eight_steps(Drive::Keyboard).await;
+}
+
+/// chromedriver's `goog/cdp/execute`: a Chrome DevTools command.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Makes every page of this browser look like one whose WebCrypto has no
+/// Ed25519 (older phones' browsers): each Ed25519 operation rejects as
+/// such a browser's does, before the page's own scripts run.
+async fn without_webcrypto_ed25519(c: &Client) {
+    let source = r#"
+        (() => {
+          const subtle = crypto.subtle;
+          const at = { generateKey: 0, importKey: 2, sign: 0, verify: 0 };
+          for (const [m, i] of Object.entries(at)) {
+            const original = subtle[m].bind(subtle);
+            subtle[m] = (...args) => {
+              const alg = args[i];
+              const name = typeof alg === 'string' ? alg : alg && alg.name;
+              if (name === 'Ed25519') {
+                return Promise.reject(new DOMException('Unrecognized name', 'NotSupportedError'));
+              }
+              return original(...args);
+            };
+          }
+        })();
+    "#;
+    c.issue_cmd(Cdp(json!({
+        "cmd": "Page.addScriptToEvaluateOnNewDocument",
+        "params": {"source": source},
+    })))
+    .await
+    .unwrap();
+}
+
+/// A browser without WebCrypto Ed25519: the portal falls back to the
+/// audited @noble/ed25519 the gateway serves. The key is restored from the
+/// recovery code, signs in, and the timeline's marks verify, all with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_webcrypto_ed25519_the_served_library_signs_and_verifies() {
+    use fantoccini::Locator;
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let origin = format!("http://{}", net.addr);
+    let id = fixture::participant_id(0);
+    let ask = net::Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        &id,
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    assert_eq!(net::ask(&net, &ask).await.status, 200);
+    let code = gateway::participant::recovery::encode(&fixture::participant_key(0).to_bytes());
+    let (_driver, c) = browser().await;
+    without_webcrypto_ed25519(&c).await;
+
+    c.goto(&format!("{origin}/portal/en/restore"))
+        .await
+        .unwrap();
+    let native = c
+        .execute_async(
+            "const done = arguments[0]; crypto.subtle.generateKey({name: 'Ed25519'}, false, ['sign']).then(() => done(true), () => done(false));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(native, json!(false), "the page sees no WebCrypto Ed25519");
+    c.find(Locator::Css("#participant"))
+        .await
+        .unwrap()
+        .send_keys(&id)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#code"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#restore button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(wait_for(&c, "return location.pathname === '/portal/en/signin';").await);
+    c.find(Locator::Css("#participant"))
+        .await
+        .unwrap()
+        .send_keys(&id)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#signin button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        wait_for(&c, "return location.pathname === '/portal/en/';").await,
+        "signed in with a signature made by the served library"
+    );
+    c.goto(&format!("{origin}/portal/en/disclosures"))
+        .await
+        .unwrap();
+    let verified = wait_for(
+        &c,
+        "return document.querySelectorAll('.proof[data-state=verified]').length >= 1 && !document.querySelector('.proof:not([data-state=verified])');",
+    )
+    .await;
+    let why = c
+        .execute(
+            "return (document.getElementById('timeline').dataset.error || '') + ' / ' + [...document.querySelectorAll('.proof')].map(p => p.dataset.state).join() + ' / ' + document.getElementById('verify-summary').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        verified,
+        "the checkpoint's signature verified by the served library ({why})"
+    );
+    let loaded = c
+        .execute(
+            "return performance.getEntriesByType('resource').some(e => e.name.endsWith('/portal/static/vendor/noble-ed25519.js'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded, json!(true), "the fallback library was loaded");
+    c.close().await.unwrap();
+    net.stop().await;
 }

@@ -105,3 +105,289 @@ async fn the_consents_page_shows_cards_in_words_through_the_session_cookie() {
     let _ = NOW;
     net.stop().await;
 }
+
+async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    content_type: &str,
+    cookie: Option<&str>,
+    body: &[u8],
+) -> net::Answer {
+    let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+    if let Some(c) = cookie {
+        headers.push(("cookie".to_string(), c.to_string()));
+    }
+    let raw = net::Raw {
+        method: "POST".into(),
+        target: path.into(),
+        headers,
+        body: body.to_vec(),
+    };
+    net::send(addr, &raw).await
+}
+
+/// A form posted with the session cookie but without the session's token
+/// (as another site's page would post it) is refused and changes nothing;
+/// with the token, the grant form leads to the sentence to sign, and the
+/// server never signs it itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_the_session_token_and_sign_nothing_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let mut me = ParticipantClient::new(
+        &format!("http://{}", net.addr),
+        &fixture::participant_id(0),
+        &fixture::participant_key_id(0),
+        fixture::participant_key(0),
+    )
+    .unwrap();
+    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    let token = me.token().unwrap().to_string();
+    let cookie = format!("consentry_session={token}");
+    let csrf = gateway::participant::portal::act::csrf_of(&token);
+    let (_, _, page) = get(net.addr, "/portal/en/grant", Some(&cookie)).await;
+    assert!(
+        page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
+        "the form carries the session's token"
+    );
+    let size = net.dep.log.size();
+    let form = "recipient=riverside-housing&holder=hope-clinic&category=social.housing&purpose=housing-placement&days=30";
+    for bad in ["", "&csrf=forged", "&csrf="] {
+        let a = post(
+            net.addr,
+            "/portal/en/grant",
+            "application/x-www-form-urlencoded",
+            Some(&cookie),
+            format!("{form}{bad}").as_bytes(),
+        )
+        .await;
+        assert_eq!(a.status, 403, "refused without the token ({bad:?})");
+        let body = String::from_utf8_lossy(&a.body);
+        assert!(
+            body.contains(catalog(Language::En).t("form_expired")),
+            "{body}"
+        );
+    }
+    // Sign-out without the token is refused too; the session lives on.
+    let a = post(
+        net.addr,
+        "/portal/en/signout",
+        "application/x-www-form-urlencoded",
+        Some(&cookie),
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    assert_eq!(me.get("/v1/me").await.unwrap().status, 200);
+
+    let a = post(
+        net.addr,
+        "/portal/en/grant",
+        "application/x-www-form-urlencoded",
+        Some(&cookie),
+        format!("{form}&csrf={csrf}").as_bytes(),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let body = String::from_utf8_lossy(&a.body);
+    assert!(body.contains("id=\"sign-entry\""), "{body}");
+    assert!(
+        body.contains("Riverside housing may see your housing status, to place you in housing"),
+        "the sentence before signing: {body}"
+    );
+    assert_eq!(
+        net.dep.log.size(),
+        size,
+        "nothing logged without a signature"
+    );
+
+    // An empty choice is explained next to each field.
+    let a = post(
+        net.addr,
+        "/portal/en/grant",
+        "application/x-www-form-urlencoded",
+        Some(&cookie),
+        format!("days=30&csrf={csrf}").as_bytes(),
+    )
+    .await;
+    let body = String::from_utf8_lossy(&a.body);
+    for key in [
+        "grant_recipients_error",
+        "grant_holders_error",
+        "grant_categories_error",
+        "grant_purposes_error",
+    ] {
+        assert!(body.contains(catalog(Language::En).t(key)), "{key}");
+    }
+    assert!(body.contains("aria-describedby=\"recipient-hint recipient-error\""));
+
+    // With the token, sign-out ends the session.
+    let a = post(
+        net.addr,
+        "/portal/en/signout",
+        "application/x-www-form-urlencoded",
+        Some(&cookie),
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .await;
+    assert_eq!(a.status, 303);
+    assert_eq!(me.get("/v1/me").await.unwrap().status, 401);
+    net.stop().await;
+}
+
+/// Enrolment by intake over the API: each malformed or wrong step is
+/// refused with its reason; only the named agency's key completes it; an
+/// unfinished intake expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    use gateway::client::AgencyClient;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let origin = format!("http://{}", net.addr);
+    let json_post = |path: &'static str, body: serde_json::Value| {
+        let addr = net.addr;
+        async move {
+            post(
+                addr,
+                path,
+                "application/json",
+                None,
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let public = B64.encode(key.verifying_key().as_bytes());
+
+    // Refusals, each with its reason.
+    let a = json_post(
+        "/v1/participant/intakes",
+        json!({"agency": "nobody", "public_key": public}),
+    )
+    .await;
+    assert_eq!(
+        (
+            a.status,
+            a.json()["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("unknown-agency")
+        ),
+        (400, true)
+    );
+    let a = json_post(
+        "/v1/participant/intakes",
+        json!({"agency": "hope-clinic", "public_key": "AAAA"}),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(a.json()["detail"].as_str().unwrap().contains("public_key"));
+
+    let started = json_post(
+        "/v1/participant/intakes",
+        json!({"agency": "hope-clinic", "public_key": public}),
+    )
+    .await;
+    assert_eq!(started.status, 201);
+    let s = started.json();
+    let code = s["intake"].as_str().unwrap().to_string();
+    let participant = s["participant"].as_str().unwrap().to_string();
+    let entry = B64.decode(s["entry"].as_str().unwrap()).unwrap();
+
+    let hope = AgencyClient::new(
+        &origin,
+        &net::agency_key_id("hope-clinic"),
+        net::agency_key("hope-clinic"),
+    )
+    .unwrap();
+    // Not signed by the person yet: nothing to co-sign.
+    let e = hope.confirm_intake(&code).await.unwrap_err().to_string();
+    assert!(e.contains("not signed yet"), "{e}");
+
+    // A signature by another key is refused.
+    let path = format!("/v1/participant/intakes/{code}/signature");
+    let path: &'static str = Box::leak(path.into_boxed_str());
+    let other = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
+    let a = json_post(
+        path,
+        json!({"signature": B64.encode(other.sign(&entry).to_bytes())}),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(a.json()["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("bad-signature"));
+    let a = json_post(
+        path,
+        json!({"signature": B64.encode(key.sign(&entry).to_bytes())}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.json());
+
+    // Another agency cannot complete it, however it tries.
+    let riverside = AgencyClient::new(
+        &origin,
+        &net::agency_key_id("riverside-housing"),
+        net::agency_key("riverside-housing"),
+    )
+    .unwrap();
+    let e = riverside
+        .confirm_intake(&code)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("enrols at hope-clinic"), "{e}");
+    assert!(!net
+        .dep
+        .state
+        .read()
+        .unwrap()
+        .participant_exists(&participant));
+
+    // The named agency does; the code may be typed in lower case.
+    let (who, reply) = hope.confirm_intake(&code.to_lowercase()).await.unwrap();
+    assert_eq!((who.as_str(), reply.status), (participant.as_str(), 201));
+    let shown = net::send(
+        net.addr,
+        &net::Raw {
+            method: "GET".into(),
+            target: format!("/v1/participant/intakes/{code}"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+    )
+    .await;
+    assert_eq!(shown.json()["status"], "enrolled");
+    // The person signs in with the key made for the intake.
+    let mut them =
+        ParticipantClient::new(&origin, &participant, &format!("{participant}:1"), key).unwrap();
+    assert_eq!(them.sign_in().await.unwrap().status, 200);
+
+    // An intake nobody finishes ends after fifteen minutes.
+    let late = json_post(
+        "/v1/participant/intakes",
+        json!({"agency": "hope-clinic", "public_key": B64.encode(other.verifying_key().as_bytes())}),
+    )
+    .await;
+    let late_code = late.json()["intake"].as_str().unwrap().to_string();
+    net.clock.advance(15 * 60);
+    let gone = net::send(
+        net.addr,
+        &net::Raw {
+            method: "GET".into(),
+            target: format!("/v1/participant/intakes/{late_code}"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+    )
+    .await;
+    assert_eq!(gone.status, 404);
+    net.stop().await;
+}

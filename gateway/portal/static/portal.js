@@ -236,6 +236,11 @@
 
   const lang = document.documentElement.lang || 'en';
 
+  // A form sent back with errors: the summary, with links to each field,
+  // is where the reader (and a screen reader) starts.
+  const errors = document.getElementById('errors');
+  if (errors) errors.focus();
+
   // The timeline's "verified" marks: computed here, from the proofs and
   // the signed checkpoint, never taken from the server's word.
   const timeline = document.getElementById('timeline');
@@ -251,7 +256,9 @@
           if (await verifyInclusion(item.proof, cp)) verified.add(String(item.proof.index));
         }
       } catch (e) {
-        // Every item stays unverified, and says so.
+        // Every item stays unverified, and says so; the reason is kept
+        // for whoever looks.
+        timeline.dataset.error = String(e);
       }
       let failed = 0;
       timeline.querySelectorAll('li[data-index]').forEach((li) => {
@@ -349,6 +356,7 @@
       const code = await encodeRecovery(seed);
       seed.fill(0);
       enrol.hidden = true;
+      document.getElementById('enrol-intro').hidden = true;
       const done = document.getElementById('enrolled');
       document.getElementById('intake-code').textContent = s.intake;
       document.getElementById('participant-id').textContent = s.participant;

@@ -166,7 +166,7 @@ async fn enrol(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Respo
             .collect()
     };
     let main = html! {
-        p { (t.t("enrol_intro")) }
+        p id="enrol-intro" { (t.t("enrol_intro")) }
         form id="enrol" action="#" novalidate {
             div class="field" {
                 label for="agency" { (t.t("enrol_agency_label")) }
@@ -272,7 +272,8 @@ fn grant_page(
                 }
                 ul class="choices" {
                     @for (i, (code, label)) in options.iter().enumerate() {
-                        li {
+                        // Narrower categories sit under the broader one.
+                        li class={ "depth-" (code.matches('.').count().min(3)) } {
                             input type="checkbox" id={ (name) "-" (i) } name=(name) value=(code)
                                 checked[chosen.contains(&code.as_str())];
                             label for={ (name) "-" (i) } { (label) }
