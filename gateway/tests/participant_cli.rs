@@ -211,3 +211,70 @@ fn a_participant_manages_their_consent_from_the_command_line() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("sign-in refused"), "{out}");
 }
+
+/// `consentry intake`: the staff member's side of an enrolment whose key
+/// was made elsewhere (in the portal). The tool co-signs only an intake
+/// that enrols at its own agency and that the person has signed.
+#[test]
+fn the_agency_confirms_an_intake_from_the_command_line() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    use serde_json::json;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let (_demo, _) = common::demo(&dir);
+    let d = dir.to_str().unwrap();
+    let url = std::fs::read_to_string(dir.join(gateway::demo::GATEWAY_URL_FILE)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // What the portal does in the browser: a key, the intake, a signature.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let web = gateway::participant::client::ParticipantClient::new(
+        url.trim(),
+        "p-unused",
+        "p-unused:1",
+        key.clone(),
+    )
+    .unwrap();
+    let started = rt
+        .block_on(web.post_json(
+            "/v1/participant/intakes",
+            &json!({"agency": "hope-clinic", "public_key": B64.encode(key.verifying_key().as_bytes())}),
+        ))
+        .unwrap();
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let code = started.body["intake"].as_str().unwrap().to_string();
+    let participant = started.body["participant"].as_str().unwrap().to_string();
+
+    // Before the person signs, there is nothing to confirm.
+    let (status, out) = consentry(&["intake", "--dir", d, "--as", "hope-clinic", "--code", &code]);
+    assert_ne!(status, 0);
+    assert!(out.contains("not signed yet"), "{out}");
+
+    let entry = B64.decode(started.body["entry"].as_str().unwrap()).unwrap();
+    let signed = rt
+        .block_on(web.post_json(
+            &format!("/v1/participant/intakes/{code}/signature"),
+            &json!({"signature": B64.encode(key.sign(&entry).to_bytes())}),
+        ))
+        .unwrap();
+    assert_eq!(signed.status, 200);
+
+    // Another agency's staff cannot confirm it.
+    let (status, out) = consentry(&[
+        "intake",
+        "--dir",
+        d,
+        "--as",
+        "riverside-housing",
+        "--code",
+        &code,
+    ]);
+    assert_ne!(status, 0);
+    assert!(out.contains("enrols at hope-clinic"), "{out}");
+
+    let (status, out) = consentry(&["intake", "--dir", d, "--as", "hope-clinic", "--code", &code]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains(&format!("Enrolled {participant}")), "{out}");
+}

@@ -78,7 +78,7 @@ pub use event::{
     GovernanceRules, GrievanceFiled, GrievanceResolved, ParseError, ParticipantEnrolled,
     ParticipantKeyRotated, ParticipantNotice, Parties, Role, V1,
 };
-pub use explain::{consent_summary, decision_summary, format_date};
+pub use explain::{civil_date, consent_summary, decision_summary, format_date};
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
     AgencyInfo, ApplyError, ConsentState, ConsentStatus, ConsentView, GrievanceView, KeyInfo,

@@ -98,11 +98,26 @@ async fn the_consents_page_shows_cards_in_words_through_the_session_cookie() {
         "{body}"
     );
     assert!(body.contains("puede ver"), "the Spanish sentence: {body}");
+    // The timeline dates each item in the page's language, as a machine-
+    // readable <time> too (the browser shows it in its own time zone).
+    let ask = net::Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        &fixture::participant_id(0),
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    assert_eq!(net::ask(&net, &ask).await.status, 200);
+    let (_, _, body) = get(net.addr, "/portal/es/disclosures", Some(&cookie)).await;
+    let date = policy::format_date(NOW, Language::Es);
+    assert!(
+        body.contains("<time datetime=\"2027-") && body.contains(&format!("{date}, ")),
+        "{body}"
+    );
     // Without the session: the signed-out page, nothing of anyone's.
     let (_, _, body) = get(net.addr, "/portal/es/", None).await;
     assert!(!body.contains("c-housing"));
     assert!(body.contains(catalog(Language::Es).t("signed_out_title")));
-    let _ = NOW;
     net.stop().await;
 }
 

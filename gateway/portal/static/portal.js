@@ -241,6 +241,16 @@
   const errors = document.getElementById('errors');
   if (errors) errors.focus();
 
+  // Times come in UTC; show them in this device's time zone, in the
+  // page's language.
+  if (window.Intl) {
+    const fmt = new Intl.DateTimeFormat(lang, { dateStyle: 'long', timeStyle: 'short' });
+    document.querySelectorAll('time[datetime]').forEach((t) => {
+      const d = new Date(t.getAttribute('datetime'));
+      if (!Number.isNaN(d.getTime())) t.textContent = fmt.format(d);
+    });
+  }
+
   // The timeline's "verified" marks: computed here, from the proofs and
   // the signed checkpoint, never taken from the server's word.
   const timeline = document.getElementById('timeline');

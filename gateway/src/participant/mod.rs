@@ -604,6 +604,8 @@ pub struct TimelineItem {
     pub text: String,
     /// The decision a grievance would be about (decisions only).
     pub decision_id: Option<String>,
+    /// When it happened (Unix seconds).
+    pub at: i64,
 }
 
 /// The participant's recent disclosures in their words, newest first, for
@@ -629,6 +631,12 @@ pub fn recent_disclosures(
                     decision_id: match e {
                         Event::AccessDecided(d) => Some(d.decision_id.clone()),
                         _ => None,
+                    },
+                    at: match e {
+                        Event::AccessDecided(d) => d.at,
+                        Event::AccessReleased(r) => r.at,
+                        Event::ParticipantNotice(n) => n.at,
+                        _ => 0,
                     },
                 })
             })

@@ -339,6 +339,28 @@ async fn home(
     page(lang, "", "consents_title", Some(&csrf), main)
 }
 
+fn rfc3339(at: i64) -> String {
+    let (y, m, d) = policy::civil_date(at);
+    let s = at.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// A date and time in the participant's language, in UTC.
+fn date_time(at: i64, lang: Language) -> String {
+    let s = at.rem_euclid(86_400);
+    format!(
+        "{}, {:02}:{:02} UTC",
+        policy::format_date(at, lang),
+        s / 3600,
+        s / 60 % 60
+    )
+}
+
 fn kind_key(kind: &str) -> &'static str {
     match kind {
         "allowed" => "kind_allowed",
@@ -382,7 +404,12 @@ async fn disclosures(
                         li class={ "event " (item.kind) } data-index=(item.index) {
                             p class="kind" { strong { (t.t(kind_key(item.kind))) } }
                             p { (item.text) }
-                            p class="meta" { (t.t("entry_number")) " #" (item.index) }
+                            p class="meta" {
+                                // UTC on the server; portal.js shows it in
+                                // the device's own time zone.
+                                time datetime=(rfc3339(item.at)) { (date_time(item.at, lang)) }
+                                " · " (t.t("entry_number")) " #" (item.index)
+                            }
                             p class="proof" data-state="pending" { (t.t("verify_pending")) }
                             @if let Some(d) = &item.decision_id {
                                 p { a href={ "/portal/" (lang.code()) "/grievance/" (d) } { (t.t("grievance_link")) span class="visually-hidden" { " #" (item.index) } } }
