@@ -278,6 +278,9 @@ pub fn walkthrough(
          \n3. p-0001 revokes the consent, with their own key\n   {c} revoke --dir {d} --participant p-0001 --consent {DEMO_CONSENT}\n\
          \n4. Step 1 again: now denied\n   {}\n\
          \n5. The log in plain words\n   {c} log tail --dir {d}\n\
+         \nThe participant's portal, in English and Spanish: {url}/portal/\n   \
+         Enrol there (the key is made in your browser), then confirm the intake code as the clinic's staff:\n   \
+         {c} intake --dir {d} --as hope-clinic --code CODE\n\
          \nStop with Ctrl-C; then `{c} fsck --dir {d}` re-verifies the whole log.\n",
         ask("p-0001"),
         ask("p-0002"),

@@ -23,12 +23,15 @@ fn the_printed_walkthrough_works_when_pasted() {
         .iter()
         .filter_map(|l| l.trim().strip_prefix(PREFIX).map(str::to_string))
         .collect();
+    // Five pasteable steps, then the intake command whose code comes from
+    // the portal in a browser (run by participant_cli.rs).
     assert_eq!(
         steps.len(),
-        5,
-        "five pasteable steps:\n{}",
+        6,
+        "five pasteable steps and the intake:\n{}",
         printed.join("\n")
     );
+    assert!(steps[5].starts_with("intake ") && steps[5].ends_with("--code CODE"));
 
     // README shows the same steps (for the default folder `demo`).
     let readme =
