@@ -457,8 +457,9 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             for i in items {
                 let mark = if i["kind"] == "emergency" { "!! " } else { "" };
                 println!(
-                    "#{} {mark}{}",
+                    "#{} {}: {mark}{}",
                     i["proof"]["index"],
+                    policy::format_date(i["at"].as_i64().unwrap_or(0), r.lang),
                     i["text"].as_str().unwrap_or("")
                 );
             }

@@ -456,8 +456,32 @@ struct PageQuery {
     lang: Option<String>,
 }
 
-/// A decision, release or notice in the participant's words.
-fn describe(state: &ConsentState, event: &Event, lang: Language) -> Option<(&'static str, String)> {
+/// Who asked, by decision id, for the decisions among `found`: a release
+/// or notice names the agency rather than an id nobody can read.
+fn requesters(
+    state: &ConsentState,
+    found: &[Disclosure],
+) -> std::collections::HashMap<String, String> {
+    found
+        .iter()
+        .filter_map(|(_, e, _)| match e {
+            Event::AccessDecided(d) => {
+                Some((d.decision_id.clone(), agency_name(state, &d.requester)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A decision, release or notice in the participant's words, undated
+/// (each reader shows the time its own way); `asked_by`
+/// names the agency behind a decision id (see [`requesters`]).
+fn describe(
+    state: &ConsentState,
+    event: &Event,
+    lang: Language,
+    asked_by: &std::collections::HashMap<String, String>,
+) -> Option<(&'static str, String)> {
     let vocab = state.vocabulary();
     let cats = |codes: &[String]| -> String {
         codes
@@ -466,7 +490,6 @@ fn describe(state: &ConsentState, event: &Event, lang: Language) -> Option<(&'st
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let when = |at: i64| policy::format_date(at, lang);
     Some(match event {
         Event::AccessDecided(e) => {
             let who = agency_name(state, &e.requester);
@@ -485,59 +508,85 @@ fn describe(state: &ConsentState, event: &Event, lang: Language) -> Option<(&'st
             };
             let text = match (lang, kind) {
                 (Language::En, "emergency") => format!(
-                    "{}: EMERGENCY — {who} got your {} from {from} without your consent, {why}. {reasons}",
-                    when(e.at), cats(&e.released)
+                    "EMERGENCY — {who} got {} from {from} without your consent, {why}. {reasons}",
+                    cats(&e.released)
                 ),
                 (Language::Es, "emergency") => format!(
-                    "{}: EMERGENCIA — {who} obtuvo {} de {from} sin su consentimiento, {why}. {reasons}",
-                    when(e.at), cats(&e.released)
+                    "EMERGENCIA — {who} obtuvo {} de {from} sin su consentimiento, {why}. {reasons}",
+                    cats(&e.released)
                 ),
                 (Language::En, "allowed") => format!(
-                    "{}: {who} asked {from} for {}, {why}: allowed ({}).",
-                    when(e.at), cats(&e.categories), cats(&e.released)
+                    "{who} asked {from} for {}, {why}: allowed ({}).",
+                    cats(&e.categories), cats(&e.released)
                 ),
                 (Language::Es, "allowed") => format!(
-                    "{}: {who} pidió a {from} {}, {why}: permitido ({}).",
-                    when(e.at), cats(&e.categories), cats(&e.released)
+                    "{who} pidió a {from} {}, {why}: permitido ({}).",
+                    cats(&e.categories), cats(&e.released)
                 ),
                 (Language::En, _) => format!(
-                    "{}: {who} asked {from} for {}, {why}: denied. {reasons}",
-                    when(e.at), cats(&e.categories)
+                    "{who} asked {from} for {}, {why}: denied. {reasons}",
+                    cats(&e.categories)
                 ),
                 (Language::Es, _) => format!(
-                    "{}: {who} pidió a {from} {}, {why}: denegado. {reasons}",
-                    when(e.at), cats(&e.categories)
+                    "{who} pidió a {from} {}, {why}: denegado. {reasons}",
+                    cats(&e.categories)
                 ),
             };
             (kind, text)
         }
         Event::AccessReleased(e) => {
-            let kept: u32 = e.kept.iter().map(|c| c.count).sum();
             let dropped: u32 = e.dropped.iter().map(|c| c.count).sum();
-            let text = match lang {
-                Language::En => format!(
-                    "{}: {kept} record(s) released for decision {}, {dropped} withheld.",
-                    when(e.at),
+            let sent = e
+                .kept
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({})",
+                        vocab.label(Kind::Category, &c.category, lang),
+                        c.count
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text = match (lang, asked_by.get(&e.decision_id), sent.is_empty()) {
+                (Language::En, Some(who), false) => {
+                    format!("sent to {who}: {sent}. {dropped} other record(s) withheld.")
+                }
+                (Language::En, None, false) => format!(
+                    "sent for request {}: {sent}. {dropped} other record(s) withheld.",
                     e.decision_id
                 ),
-                Language::Es => format!(
-                    "{}: {kept} registro(s) entregados por la decisión {}, {dropped} retenidos.",
-                    when(e.at),
+                (Language::En, _, true) => {
+                    format!("nothing was sent ({dropped} record(s) withheld).")
+                }
+                (Language::Es, Some(who), false) => {
+                    format!("enviado a {who}: {sent}. {dropped} registro(s) más retenidos.")
+                }
+                (Language::Es, None, false) => format!(
+                    "enviado por la petición {}: {sent}. {dropped} registro(s) más retenidos.",
                     e.decision_id
                 ),
+                (Language::Es, _, true) => {
+                    format!("no se envió nada ({dropped} registro(s) retenidos).")
+                }
             };
             ("released", text)
         }
         Event::ParticipantNotice(e) => {
-            let text = match lang {
-                Language::En => format!(
-                    "{}: notice — your records were reached in an emergency (decision {}).",
-                    when(e.at),
+            let who = asked_by.get(&e.decision_id);
+            let text = match (lang, who) {
+                (Language::En, Some(who)) => format!(
+                    "notice — {who} reached your records in an emergency. You are told because the rules require it, and you may file a grievance."
+                ),
+                (Language::En, None) => format!(
+                    "notice — your records were reached in an emergency (request {}).",
                     e.decision_id
                 ),
-                Language::Es => format!(
-                    "{}: aviso — se accedió a sus expedientes en una emergencia (decisión {}).",
-                    when(e.at),
+                (Language::Es, Some(who)) => format!(
+                    "aviso — {who} accedió a sus expedientes en una emergencia. Se le avisa porque las reglas lo exigen, y puede presentar una queja."
+                ),
+                (Language::Es, None) => format!(
+                    "aviso — se accedió a sus expedientes en una emergencia (petición {}).",
                     e.decision_id
                 ),
             };
@@ -596,6 +645,16 @@ fn collect_disclosures(
     Ok((found, exhausted))
 }
 
+/// When a decision, release or notice happened.
+fn disclosed_at(e: &Event) -> i64 {
+    match e {
+        Event::AccessDecided(d) => d.at,
+        Event::AccessReleased(r) => r.at,
+        Event::ParticipantNotice(n) => n.at,
+        _ => 0,
+    }
+}
+
 /// One line of the portal's timeline.
 pub struct TimelineItem {
     pub index: u64,
@@ -620,11 +679,12 @@ pub fn recent_disclosures(
     // asked" when it does not know.
     let (found, _) = collect_disclosures(g, me, None, limit.clamp(1, PAGE_ITEMS_MAX)).ok()?;
     let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    let asked_by = requesters(&state, &found);
     Some(
         found
             .iter()
             .filter_map(|(i, e, _)| {
-                describe(&state, e, lang).map(|(kind, text)| TimelineItem {
+                describe(&state, e, lang, &asked_by).map(|(kind, text)| TimelineItem {
                     index: *i,
                     kind,
                     text,
@@ -632,12 +692,7 @@ pub fn recent_disclosures(
                         Event::AccessDecided(d) => Some(d.decision_id.clone()),
                         _ => None,
                     },
-                    at: match e {
-                        Event::AccessDecided(d) => d.at,
-                        Event::AccessReleased(r) => r.at,
-                        Event::ParticipantNotice(n) => n.at,
-                        _ => 0,
-                    },
+                    at: disclosed_at(e),
                 })
             })
             .collect(),
@@ -671,8 +726,9 @@ async fn disclosures(
     let mut items = Vec::new();
     {
         let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let asked_by = requesters(&state, &found);
         for (i, event, entry) in &found {
-            let Some((kind, text)) = describe(&state, event, lang) else {
+            let Some((kind, text)) = describe(&state, event, lang, &asked_by) else {
                 continue;
             };
             let proof = match proof_of(&g, *i, entry, size) {
@@ -682,6 +738,7 @@ async fn disclosures(
             let mut item = json!({
                 "kind": kind,
                 "text": text,
+                "at": disclosed_at(event),
                 "event": serde_json::from_slice::<Value>(entry).unwrap_or(Value::Null),
                 "proof": proof,
             });
