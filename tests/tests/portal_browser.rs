@@ -521,6 +521,29 @@ async fn activate(c: &Client, css: &str, drive: Drive) {
             .await
             .unwrap(),
         Drive::Keyboard => {
+            // A radio group is one tab stop; the arrows move within it.
+            let radio_group = c
+                .execute(
+                    "const e = document.querySelector(arguments[0]); return e && e.type === 'radio' ? e.name : null;",
+                    vec![json!(css)],
+                )
+                .await
+                .unwrap();
+            if let Some(name) = radio_group.as_str() {
+                tab_to(c, &format!("input[name='{name}']")).await;
+                let check = format!(
+                    "return document.activeElement.matches({});",
+                    serde_json::to_string(css).unwrap()
+                );
+                for _ in 0..20 {
+                    if c.execute(&check, vec![]).await.unwrap() == json!(true) {
+                        press(c, ' ').await;
+                        return;
+                    }
+                    press(c, fantoccini::key::Key::Down.into()).await;
+                }
+                panic!("the arrows never reach {css}");
+            }
             tab_to(c, css).await;
             let kind = c
                 .execute("return document.activeElement.type || '';", vec![])
@@ -713,6 +736,21 @@ async fn eight_steps(drive: Drive) {
         .to_string();
     let card = text_of(&c, &format!("#consent-{consent}")).await;
     assert!(card.contains("Vigente"), "the card says active: {card}");
+    // Its downloads work with the session cookie alone.
+    let exported = c
+        .execute_async(
+            "const [id, done] = arguments;\
+             Promise.all([\
+               fetch(document.querySelector(`#consent-${id} a[download$='-fhir.json']`).href).then(r => r.json()),\
+               fetch(document.querySelector(`#consent-${id} a[download$='-receipt.json']`).href).then(r => r.json()),\
+             ]).then(([f, r]) => done([f.resourceType, f.status, r.consent_state || null]), e => done(String(e)));",
+            vec![json!(consent)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(exported[0], json!("Consent"), "FHIR download: {exported}");
+    assert_eq!(exported[1], json!("active"), "FHIR download: {exported}");
+    assert!(!exported[2].is_null(), "receipt download: {exported}");
 
     // 4. An agency request through the gateway is allowed.
     let ask = net::Ask::new(
@@ -760,6 +798,23 @@ async fn eight_steps(drive: Drive) {
     let summary = text_of(&c, "#verify-summary").await;
     assert!(summary.contains("verificada"), "{summary}");
     screenshot(&c, &format!("flow-{}-timeline-360", drive_name(drive))).await;
+
+    // A grievance on the denial: a reason from the list, shown, signed.
+    activate(&c, ".event.denied a[href*='/grievance/']", drive).await;
+    assert!(wait_for(&c, "return !!document.getElementById('grievance');").await);
+    activate(&c, "input[name=reason][value='wrongly-denied']", drive).await;
+    activate(&c, "#grievance button[type=submit]", drive).await;
+    assert!(wait_for(&c, "return !!document.getElementById('sign-entry');").await);
+    activate(&c, "#sign-entry button[type=submit]", drive).await;
+    assert!(
+        wait_for(&c, "return location.search === '?grievance=filed';").await,
+        "grievance filed"
+    );
+    let grievances = text_of(&c, "#grievances + ul").await;
+    assert!(
+        grievances.contains("mi atención se retrasó") && grievances.contains("Abierta"),
+        "the grievance is listed, open: {grievances}"
+    );
     c.close().await.unwrap();
     net.stop().await;
 }
