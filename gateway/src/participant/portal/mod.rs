@@ -175,8 +175,8 @@ fn page(
                                     }
                                 }
                             } @else {
-                                li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
-                                li { a href={ "/portal/" (lang.code()) "/enrol" } { (t.t("nav_enrol")) } }
+                                li { a href={ "/portal/" (lang.code()) "/signin" } aria-current=[(here == "signin").then_some("page")] { (t.t("nav_signin")) } }
+                                li { a href={ "/portal/" (lang.code()) "/enrol" } aria-current=[(here == "enrol").then_some("page")] { (t.t("nav_enrol")) } }
                             }
                             li {
                                 a href={ "/portal/" (other.code()) "/" (here) } lang=(other.code()) hreflang=(other.code()) {
