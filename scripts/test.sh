@@ -24,12 +24,16 @@ fi
 # test fails without them.
 export CONSENTRY_MERKLE_VECTORS="${CONSENTRY_MERKLE_VECTORS:-$(pwd)/../shared/testdata/merkle}"
 
-# axe-core for the portal's accessibility tests, pinned by
-# tests/browser/package-lock.json; the browser test fails without it.
-if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
-  echo "installing axe-core for the browser tests"
-  (cd tests/browser && npm ci --silent --no-audit --no-fund)
-fi
+# axe-core for the portal's accessibility tests, and the npm releases the
+# portal's vendored libraries are compared with, pinned by
+# tests/browser/package-lock.json; the tests fail without them.
+for f in axe-core/axe.min.js @noble/ed25519/index.js qrcode-generator/dist/qrcode.js; do
+  if [ ! -f "tests/browser/node_modules/$f" ]; then
+    echo "installing the browser tests' npm packages"
+    (cd tests/browser && npm ci --silent --no-audit --no-fund)
+    break
+  fi
+done
 export CONSENTRY_AXE_JS="${CONSENTRY_AXE_JS:-$(pwd)/tests/browser/node_modules/axe-core/axe.min.js}"
 export CONSENTRY_CHROMIUM="${CONSENTRY_CHROMIUM:-$(command -v chromium)}"
 export CONSENTRY_CHROMEDRIVER="${CONSENTRY_CHROMEDRIVER:-$(command -v chromedriver)}"
