@@ -375,18 +375,8 @@ async fn a_key_restored_from_the_recovery_code_signs_in_from_the_browser() {
 
     // Signing in before the key is here says so.
     c.goto(&format!("{origin}/portal/es/signin")).await.unwrap();
-    c.find(Locator::Css("#participant"))
-        .await
-        .unwrap()
-        .send_keys(&id)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#participant", &id, Drive::Pointer).await;
+    activate(&c, "#signin button", Drive::Pointer).await;
     let shown = wait_for(
         &c,
         "return !document.getElementById('participant-error').hidden;",
@@ -400,24 +390,15 @@ async fn a_key_restored_from_the_recovery_code_signs_in_from_the_browser() {
         .unwrap();
     let mut typo = code.clone().into_bytes();
     typo[0] = if typo[0] == b'0' { b'1' } else { b'0' };
-    c.find(Locator::Css("#participant"))
-        .await
-        .unwrap()
-        .send_keys(&id)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#code"))
-        .await
-        .unwrap()
-        .send_keys(std::str::from_utf8(&typo).unwrap())
-        .await
-        .unwrap();
-    c.find(Locator::Css("#restore button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#participant", &id, Drive::Pointer).await;
+    type_into(
+        &c,
+        "#code",
+        std::str::from_utf8(&typo).unwrap(),
+        Drive::Pointer,
+    )
+    .await;
+    activate(&c, "#restore button", Drive::Pointer).await;
     assert!(
         wait_for(&c, "return !document.getElementById('code-error').hidden;").await,
         "a mistyped code is refused"
@@ -429,28 +410,13 @@ async fn a_key_restored_from_the_recovery_code_signs_in_from_the_browser() {
         .send_keys(&code.to_lowercase().replace('-', " "))
         .await
         .unwrap();
-    c.find(Locator::Css("#restore button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    activate(&c, "#restore button", Drive::Pointer).await;
     assert!(
         wait_for(&c, "return location.pathname === '/portal/es/signin';").await,
         "restored, on to sign in"
     );
-    c.find(Locator::Css("#participant"))
-        .await
-        .unwrap()
-        .send_keys(&id)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#participant", &id, Drive::Pointer).await;
+    activate(&c, "#signin button", Drive::Pointer).await;
     assert!(
         wait_for(&c, "return location.pathname === '/portal/es/' && !!document.getElementById('consent-c-housing');").await,
         "signed in: the consents page with the card"
@@ -915,7 +881,6 @@ async fn without_webcrypto_ed25519(c: &Client) {
 /// recovery code, signs in, and the timeline's marks verify, all with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_webcrypto_ed25519_the_served_library_signs_and_verifies() {
-    use fantoccini::Locator;
     let dir = tempfile::tempdir().unwrap();
     let net = net::start(dir.path()).await;
     let origin = format!("http://{}", net.addr);
@@ -943,37 +908,12 @@ async fn without_webcrypto_ed25519_the_served_library_signs_and_verifies() {
         .await
         .unwrap();
     assert_eq!(native, json!(false), "the page sees no WebCrypto Ed25519");
-    c.find(Locator::Css("#participant"))
-        .await
-        .unwrap()
-        .send_keys(&id)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#code"))
-        .await
-        .unwrap()
-        .send_keys(&code)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#restore button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#participant", &id, Drive::Pointer).await;
+    type_into(&c, "#code", &code, Drive::Pointer).await;
+    activate(&c, "#restore button", Drive::Pointer).await;
     assert!(wait_for(&c, "return location.pathname === '/portal/en/signin';").await);
-    c.find(Locator::Css("#participant"))
-        .await
-        .unwrap()
-        .send_keys(&id)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#participant", &id, Drive::Pointer).await;
+    activate(&c, "#signin button", Drive::Pointer).await;
     assert!(
         wait_for(&c, "return location.pathname === '/portal/en/';").await,
         "signed in with a signature made by the served library"

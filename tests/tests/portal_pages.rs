@@ -9,25 +9,57 @@ use gateway::participant::client::ParticipantClient;
 use gateway::participant::portal::{catalog, CSP};
 use policy::Language;
 
+/// One request over loopback, with the session cookie when given.
+async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&[u8]>,
+) -> net::Answer {
+    let mut headers = Vec::new();
+    if let Some(c) = cookie {
+        headers.push(("cookie".to_string(), c.to_string()));
+    }
+    if form.is_some() {
+        headers.push((
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ));
+    }
+    let raw = net::Raw {
+        method: method.into(),
+        target: path.into(),
+        headers,
+        body: form.unwrap_or_default().to_vec(),
+    };
+    net::send(addr, &raw).await
+}
+
 async fn get(
     addr: std::net::SocketAddr,
     path: &str,
     cookie: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
-    let raw = net::Raw {
-        method: "GET".into(),
-        target: path.into(),
-        headers: cookie
-            .map(|c| vec![("cookie".to_string(), c.to_string())])
-            .unwrap_or_default(),
-        body: Vec::new(),
-    };
-    let a = net::send(addr, &raw).await;
+    let a = request(addr, "GET", path, cookie, None).await;
     (
         a.status,
         a.headers.clone(),
         String::from_utf8_lossy(&a.body).into_owned(),
     )
+}
+
+/// The fixture's participant p-0000, signed in.
+async fn signed_in(net: &net::Net) -> ParticipantClient {
+    let mut me = ParticipantClient::new(
+        &format!("http://{}", net.addr),
+        &fixture::participant_id(0),
+        &fixture::participant_key_id(0),
+        fixture::participant_key(0),
+    )
+    .unwrap();
+    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    me
 }
 
 fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -81,14 +113,7 @@ async fn the_consents_page_shows_cards_in_words_through_the_session_cookie() {
     let dir = tempfile::tempdir().unwrap();
     let net = net::start(dir.path()).await;
     // p-0000 has consent c-housing (net::start).
-    let mut me = ParticipantClient::new(
-        &format!("http://{}", net.addr),
-        &fixture::participant_id(0),
-        &fixture::participant_key_id(0),
-        fixture::participant_key(0),
-    )
-    .unwrap();
-    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    let me = signed_in(&net).await;
     let cookie = format!("consentry_session={}", me.token().unwrap());
     let (status, _, body) = get(net.addr, "/portal/es/", Some(&cookie)).await;
     assert_eq!(status, 200);
@@ -124,21 +149,10 @@ async fn the_consents_page_shows_cards_in_words_through_the_session_cookie() {
 async fn post(
     addr: std::net::SocketAddr,
     path: &str,
-    content_type: &str,
     cookie: Option<&str>,
-    body: &[u8],
+    form: &[u8],
 ) -> net::Answer {
-    let mut headers = vec![("content-type".to_string(), content_type.to_string())];
-    if let Some(c) = cookie {
-        headers.push(("cookie".to_string(), c.to_string()));
-    }
-    let raw = net::Raw {
-        method: "POST".into(),
-        target: path.into(),
-        headers,
-        body: body.to_vec(),
-    };
-    net::send(addr, &raw).await
+    request(addr, "POST", path, cookie, Some(form)).await
 }
 
 /// A form posted with the session cookie but without the session's token
@@ -149,14 +163,7 @@ async fn post(
 async fn forms_need_the_session_token_and_sign_nothing_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let net = net::start(dir.path()).await;
-    let mut me = ParticipantClient::new(
-        &format!("http://{}", net.addr),
-        &fixture::participant_id(0),
-        &fixture::participant_key_id(0),
-        fixture::participant_key(0),
-    )
-    .unwrap();
-    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    let me = signed_in(&net).await;
     let token = me.token().unwrap().to_string();
     let cookie = format!("consentry_session={token}");
     let csrf = gateway::participant::portal::act::csrf_of(&token);
@@ -171,7 +178,6 @@ async fn forms_need_the_session_token_and_sign_nothing_themselves() {
         let a = post(
             net.addr,
             "/portal/en/grant",
-            "application/x-www-form-urlencoded",
             Some(&cookie),
             format!("{form}{bad}").as_bytes(),
         )
@@ -184,21 +190,13 @@ async fn forms_need_the_session_token_and_sign_nothing_themselves() {
         );
     }
     // Sign-out without the token is refused too; the session lives on.
-    let a = post(
-        net.addr,
-        "/portal/en/signout",
-        "application/x-www-form-urlencoded",
-        Some(&cookie),
-        b"",
-    )
-    .await;
+    let a = post(net.addr, "/portal/en/signout", Some(&cookie), b"").await;
     assert_eq!(a.status, 403);
     assert_eq!(me.get("/v1/me").await.unwrap().status, 200);
 
     let a = post(
         net.addr,
         "/portal/en/grant",
-        "application/x-www-form-urlencoded",
         Some(&cookie),
         format!("{form}&csrf={csrf}").as_bytes(),
     )
@@ -220,7 +218,6 @@ async fn forms_need_the_session_token_and_sign_nothing_themselves() {
     let a = post(
         net.addr,
         "/portal/en/grant",
-        "application/x-www-form-urlencoded",
         Some(&cookie),
         format!("days=30&csrf={csrf}").as_bytes(),
     )
@@ -240,7 +237,6 @@ async fn forms_need_the_session_token_and_sign_nothing_themselves() {
     let a = post(
         net.addr,
         "/portal/en/signout",
-        "application/x-www-form-urlencoded",
         Some(&cookie),
         format!("csrf={csrf}").as_bytes(),
     )
@@ -264,25 +260,22 @@ async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency()
     let dir = tempfile::tempdir().unwrap();
     let net = net::start(dir.path()).await;
     let origin = format!("http://{}", net.addr);
-    let json_post = |path: &'static str, body: serde_json::Value| {
+    let json_post = |path: String, body: serde_json::Value| {
+        let raw = net::Raw {
+            method: "POST".into(),
+            target: path,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        };
         let addr = net.addr;
-        async move {
-            post(
-                addr,
-                path,
-                "application/json",
-                None,
-                body.to_string().as_bytes(),
-            )
-            .await
-        }
+        async move { net::send(addr, &raw).await }
     };
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let public = B64.encode(key.verifying_key().as_bytes());
 
     // Refusals, each with its reason.
     let a = json_post(
-        "/v1/participant/intakes",
+        "/v1/participant/intakes".into(),
         json!({"agency": "nobody", "public_key": public}),
     )
     .await;
@@ -297,7 +290,7 @@ async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency()
         (400, true)
     );
     let a = json_post(
-        "/v1/participant/intakes",
+        "/v1/participant/intakes".into(),
         json!({"agency": "hope-clinic", "public_key": "AAAA"}),
     )
     .await;
@@ -305,7 +298,7 @@ async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency()
     assert!(a.json()["detail"].as_str().unwrap().contains("public_key"));
 
     let started = json_post(
-        "/v1/participant/intakes",
+        "/v1/participant/intakes".into(),
         json!({"agency": "hope-clinic", "public_key": public}),
     )
     .await;
@@ -327,10 +320,9 @@ async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency()
 
     // A signature by another key is refused.
     let path = format!("/v1/participant/intakes/{code}/signature");
-    let path: &'static str = Box::leak(path.into_boxed_str());
     let other = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
     let a = json_post(
-        path,
+        path.clone(),
         json!({"signature": B64.encode(other.sign(&entry).to_bytes())}),
     )
     .await;
@@ -387,7 +379,7 @@ async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency()
 
     // An intake nobody finishes ends after fifteen minutes.
     let late = json_post(
-        "/v1/participant/intakes",
+        "/v1/participant/intakes".into(),
         json!({"agency": "hope-clinic", "public_key": B64.encode(other.verifying_key().as_bytes())}),
     )
     .await;

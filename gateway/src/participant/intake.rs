@@ -73,13 +73,7 @@ pub struct Intakes {
 /// enough to read aloud to a staff member, too many to guess in the
 /// minutes an intake lives.
 fn new_code() -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let mut b = [0u8; 10];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    let s: String = b
-        .iter()
-        .map(|x| ALPHABET[(x & 31) as usize] as char)
-        .collect();
+    let s = super::random_base32(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", 10);
     format!("{}-{}", &s[..5], &s[5..])
 }
 

@@ -52,14 +52,19 @@ const PAGE_SCAN_MAX: usize = 1000;
 /// A fresh pseudonymous participant id: `p-` and 26 base32 letters, 130
 /// random bits, so that nobody can find an enrolled person by trying ids.
 pub fn new_participant_id() -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut b = [0u8; 26];
+    format!(
+        "p-{}",
+        random_base32(b"abcdefghijklmnopqrstuvwxyz234567", 26)
+    )
+}
+
+/// `n` random letters of a 32-letter `alphabet` (5 bits each, uniform).
+pub(crate) fn random_base32(alphabet: &[u8; 32], n: usize) -> String {
+    let mut b = vec![0u8; n];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    let tail: String = b
-        .iter()
-        .map(|x| ALPHABET[(x & 31) as usize] as char)
-        .collect();
-    format!("p-{tail}")
+    b.iter()
+        .map(|x| alphabet[(x & 31) as usize] as char)
+        .collect()
 }
 
 pub fn routes() -> Router<Arc<Gateway>> {

@@ -27,7 +27,7 @@ use policy::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{catalog, language, not_found, page, Catalog};
+use super::{catalog, language, not_found, page};
 use crate::agency::Gateway;
 
 /// Most values one form may post (checkboxes and fields together).
@@ -83,8 +83,18 @@ fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     values(pairs, name).into_iter().next()
 }
 
-fn to_signin(lang: Language) -> Response {
-    Redirect::to(&format!("/portal/{}/signin", lang.code())).into_response()
+/// The language of a page that needs a session, the participant and the
+/// session's form token; else the answer: no such page, or to sign-in.
+pub(super) fn signed_in_page(
+    g: &Gateway,
+    code: &str,
+    headers: &HeaderMap,
+) -> Result<(Language, String, String), Box<Response>> {
+    let lang = language(code).ok_or_else(|| Box::new(not_found()))?;
+    let (me, csrf) = session(g, headers).ok_or_else(|| {
+        Box::new(Redirect::to(&format!("/portal/{}/signin", lang.code())).into_response())
+    })?;
+    Ok((lang, me, csrf))
 }
 
 /// A posted form whose token is not this session's: refused, nothing done.
@@ -127,8 +137,10 @@ struct ToSign<'a> {
     back: String,
 }
 
-fn sign_form(t: &Catalog, s: &ToSign) -> Markup {
-    html! {
+/// The page that shows `s` and signs it in the browser.
+fn sign_page(lang: Language, here: &str, title_key: &str, csrf: &str, s: &ToSign) -> Response {
+    let t = catalog(lang);
+    let main = html! {
         div class="sentence" { (s.sentence) }
         form id="sign-entry" action="#" data-entry=(B64.encode(s.entry)) data-kind=(s.kind)
             data-key-id=(s.key_id) data-participant=(s.participant) data-done=(s.done) {
@@ -141,7 +153,8 @@ fn sign_form(t: &Catalog, s: &ToSign) -> Markup {
             }
         }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
-    }
+    };
+    page(lang, here, title_key, Some(csrf), main)
 }
 
 fn key_id_of(g: &Gateway, me: &str) -> Option<String> {
@@ -325,11 +338,9 @@ async fn grant_form(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(lang) = language(&code) else {
-        return not_found();
-    };
-    let Some((_, csrf)) = session(&g, &headers) else {
-        return to_signin(lang);
+    let (lang, _, csrf) = match signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let none = GrantChoice {
         recipients: Vec::new(),
@@ -348,11 +359,9 @@ async fn grant_preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(lang) = language(&code) else {
-        return not_found();
-    };
-    let Some((me, csrf)) = session(&g, &headers) else {
-        return to_signin(lang);
+    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let pairs = form(&body);
     if !csrf_ok(&pairs, &csrf) {
@@ -377,7 +386,7 @@ async fn grant_preview(
         }
     }
     let Some(key_id) = key_id_of(&g, &me) else {
-        return to_signin(lang);
+        return not_found();
     };
     let days = chosen
         .days
@@ -440,8 +449,11 @@ async fn grant_preview(
         return grant_page(&g, lang, &csrf, &chosen, &errors, None);
     };
     let t = catalog(lang);
-    let main = sign_form(
-        t,
+    sign_page(
+        lang,
+        "grant",
+        "grant_review_title",
+        &csrf,
         &ToSign {
             sentence: html! {
                 p class="summary" { (summary) }
@@ -455,8 +467,7 @@ async fn grant_preview(
             button_key: "grant_sign",
             back: format!("/portal/{}/grant", lang.code()),
         },
-    );
-    page(lang, "grant", "grant_review_title", Some(&csrf), main)
+    )
 }
 
 /// One confirmation: the consent in words, and a button that signs its
@@ -466,11 +477,9 @@ async fn revoke_confirm(
     Path((code, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(lang) = language(&code) else {
-        return not_found();
-    };
-    let Some((me, csrf)) = session(&g, &headers) else {
-        return to_signin(lang);
+    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let t = catalog(lang);
     let now = g.clock.now();
@@ -502,8 +511,11 @@ async fn revoke_confirm(
     let Ok(entry) = event.to_json() else {
         return not_found();
     };
-    let main = sign_form(
-        t,
+    sign_page(
+        lang,
+        "",
+        "revoke_title",
+        &csrf,
         &ToSign {
             sentence: html! {
                 p class="summary" { (summary) }
@@ -518,8 +530,7 @@ async fn revoke_confirm(
             button_key: "revoke_sign",
             back: format!("/portal/{}/#consent-{id}", lang.code()),
         },
-    );
-    page(lang, "", "revoke_title", Some(&csrf), main)
+    )
 }
 
 /// The decision, in the participant's words, if it is about them.
@@ -576,11 +587,9 @@ async fn grievance_form(
     Path((code, decision)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(lang) = language(&code) else {
-        return not_found();
-    };
-    let Some((me, csrf)) = session(&g, &headers) else {
-        return to_signin(lang);
+    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     match own_decision(&g, &me, &decision, lang) {
         Some(about) => grievance_page(lang, &csrf, &decision, &about, false),
@@ -594,11 +603,9 @@ async fn grievance_preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(lang) = language(&code) else {
-        return not_found();
-    };
-    let Some((me, csrf)) = session(&g, &headers) else {
-        return to_signin(lang);
+    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let pairs = form(&body);
     if !csrf_ok(&pairs, &csrf) {
@@ -623,8 +630,11 @@ async fn grievance_preview(
         return not_found();
     };
     let t = catalog(lang);
-    let main = sign_form(
-        t,
+    sign_page(
+        lang,
+        "disclosures",
+        "grievance_title",
+        &csrf,
         &ToSign {
             sentence: html! {
                 blockquote { p { (about) } }
@@ -639,8 +649,7 @@ async fn grievance_preview(
             button_key: "grievance_sign",
             back: format!("/portal/{}/disclosures", lang.code()),
         },
-    );
-    page(lang, "disclosures", "grievance_title", Some(&csrf), main)
+    )
 }
 
 /// Ends the session (a form post with the session's token).

@@ -378,13 +378,11 @@ async fn disclosures(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(lang) = language(&code) else {
-        return not_found();
+    let (lang, me, csrf) = match act::signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let t = catalog(lang);
-    let Some((me, csrf)) = act::session(&g, &headers) else {
-        return Redirect::to(&format!("/portal/{}/signin", lang.code())).into_response();
-    };
     let items = super::recent_disclosures(&g, &me, lang, TIMELINE_ITEMS);
     let log_key = g.dep.log.verifier().to_string();
     // The browser checks each item itself (portal.js): it fetches the
@@ -423,6 +421,17 @@ async fn disclosures(
     page(lang, "disclosures", "disclosures_title", Some(&csrf), main)
 }
 
+/// The participant id field, its label and hint.
+fn participant_input(t: &Catalog, described_by: &str) -> Markup {
+    html! {
+        label for="participant" { (t.t("signin_id_label")) }
+        p id="participant-hint" class="hint" { (t.t("signin_id_hint")) }
+        input id="participant" name="participant" type="text" autocomplete="username"
+            spellcheck="false" autocapitalize="none" required
+            aria-describedby=(described_by);
+    }
+}
+
 #[derive(serde::Deserialize, Default)]
 struct SigninQuery {
     restored: Option<u8>,
@@ -440,11 +449,7 @@ async fn signin(Path(code): Path<String>, q: axum::extract::Query<SigninQuery>) 
         p { (t.t("signin_intro")) }
         form id="signin" method="post" action="/v1/participant/session" novalidate {
             div class="field" {
-                label for="participant" { (t.t("signin_id_label")) }
-                p id="participant-hint" class="hint" { (t.t("signin_id_hint")) }
-                input id="participant" name="participant" type="text" autocomplete="username"
-                    spellcheck="false" autocapitalize="none" required
-                    aria-describedby="participant-hint participant-error";
+                (participant_input(t, "participant-hint participant-error"))
                 p id="participant-error" class="error" role="alert" hidden { (t.t("signin_no_key")) }
                 p id="signin-refused" class="error" role="alert" hidden { (t.t("signin_refused")) }
             }
@@ -466,13 +471,7 @@ async fn restore(Path(code): Path<String>) -> Response {
     let main = html! {
         p { (t.t("restore_intro")) }
         form id="restore" action="#" novalidate {
-            div class="field" {
-                label for="participant" { (t.t("signin_id_label")) }
-                p id="participant-hint" class="hint" { (t.t("signin_id_hint")) }
-                input id="participant" name="participant" type="text" autocomplete="username"
-                    spellcheck="false" autocapitalize="none" required
-                    aria-describedby="participant-hint";
-            }
+            div class="field" { (participant_input(t, "participant-hint")) }
             div class="field" {
                 label for="code" { (t.t("restore_code_label")) }
                 p id="code-hint" class="hint" { (t.t("restore_code_hint")) }
