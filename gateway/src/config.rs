@@ -175,13 +175,7 @@ pub fn trust_roots(governance: &SigningKey, gateway: &SigningKey) -> Trust {
 pub const TRUST_FILE: &str = "keys/trust.json";
 
 pub fn write_trust(path: &Path, t: &Trust) -> Result<(), ConfigError> {
-    let json = serde_json::json!({
-        "governance_key_id": t.governance_key_id,
-        "governance_public_key": t.governance_public_key,
-        "gateway_key_id": t.gateway_key_id,
-        "gateway_public_key": t.gateway_public_key,
-    });
-    write(path, &format!("{json:#}\n"))
+    write(path, &format!("{}\n", crate::audit::bundle::trust_json(t)))
 }
 
 /// Reads the public trust roots written by [`write_trust`].
@@ -190,21 +184,9 @@ pub fn read_trust(path: &Path) -> Result<Trust, ConfigError> {
         path: path.into(),
         err,
     })?;
-    let parse = |err: String| ConfigError::Parse {
+    crate::audit::bundle::parse_trust(&text).map_err(|err| ConfigError::Parse {
         path: path.into(),
         err,
-    };
-    let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| parse(e.to_string()))?;
-    let field = |k: &str| {
-        v[k].as_str()
-            .map(str::to_string)
-            .ok_or_else(|| parse(format!("no string {k:?}")))
-    };
-    Ok(Trust {
-        governance_key_id: field("governance_key_id")?,
-        governance_public_key: field("governance_public_key")?,
-        gateway_key_id: field("gateway_key_id")?,
-        gateway_public_key: field("gateway_public_key")?,
     })
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod audit_cli;
 mod participant_cli;
 
 #[global_allocator]
@@ -79,6 +80,11 @@ enum Cmd {
         participant: String,
         #[arg(long)]
         consent: String,
+    },
+    /// The auditor's side: export a bundle, verify it.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit_cli::AuditCmd,
     },
     /// The participant's side: enrol, restore, consents, disclosures,
     /// grant, revoke, export, grievance.
@@ -197,6 +203,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     match cmd {
+        Cmd::Audit { cmd } => audit_cli::run(cmd),
         Cmd::Participant { cmd } => participant_cli::run(cmd).await,
         Cmd::Demo { dir, listen, fresh } => {
             gateway::demo::run(&dir, listen, fresh).await?;

@@ -216,6 +216,17 @@ impl Envelope {
 
     /// Verifies shape and every signature; the only way to a [`VerifiedEntry`].
     pub fn verify(self, keys: &dyn KeyLookup) -> Result<VerifiedEntry, EntryError> {
+        let head = self.checked_head(keys)?;
+        Ok(self.into_verified(head))
+    }
+
+    /// The checks of [`verify`](Envelope::verify), by reference, for a
+    /// checker that keeps the envelope (the auditor's verifier).
+    pub fn check(&self, keys: &dyn KeyLookup) -> Result<(), EntryError> {
+        self.checked_head(keys).map(|_| ())
+    }
+
+    fn checked_head(&self, keys: &dyn KeyLookup) -> Result<Head, EntryError> {
         let head = self.check_shape()?;
         for s in &self.signatures {
             let key = keys
@@ -224,7 +235,7 @@ impl Envelope {
             key.verify_strict(&self.entry, &Signature::from_bytes(&s.signature))
                 .map_err(|_| EntryError::BadSignature(s.key_id.clone()))?;
         }
-        Ok(self.into_verified(head))
+        Ok(head)
     }
 
     fn into_verified(self, head: Head) -> VerifiedEntry {

@@ -311,6 +311,36 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// What the frontier keeps, to store it: the root of each complete
+    /// subtree on the tree's right edge, lowest level first (one per set
+    /// bit of the size).
+    pub fn right_edge(&self) -> Vec<Hash> {
+        self.pending
+            .iter()
+            .enumerate()
+            .filter(|(level, _)| (self.size >> level) & 1 == 1)
+            .map(|(_, h)| *h)
+            .collect()
+    }
+
+    /// The frontier of a tree of `size` leaves from its [`right_edge`];
+    /// `None` when the count of hashes does not fit the size.
+    ///
+    /// [`right_edge`]: Frontier::right_edge
+    pub fn from_right_edge(size: u64, edge: &[Hash]) -> Option<Self> {
+        if edge.len() != size.count_ones() as usize {
+            return None;
+        }
+        let mut pending = vec![[0u8; 32]; 64 - size.leading_zeros() as usize];
+        let mut hashes = edge.iter();
+        for (level, slot) in pending.iter_mut().enumerate() {
+            if (size >> level) & 1 == 1 {
+                *slot = *hashes.next()?;
+            }
+        }
+        Some(Self { size, pending })
+    }
+
     /// The root of the tree as it stands.
     pub fn root(&self) -> Hash {
         let mut acc: Option<Hash> = None;
@@ -436,6 +466,17 @@ mod tests {
                 Frontier::load(&t, n as u64).map(|f| f.root()),
                 Ok(root_of(&ls))
             );
+            // Stored and restored, it goes on as if never stopped.
+            let mut back = Frontier::from_right_edge(n as u64, &f.right_edge()).unwrap();
+            assert_eq!(back.root(), f.root());
+            let extra = leaf_hash(b"one more");
+            back.push(extra, |_, _, _| {});
+            let mut all = ls.clone();
+            all.push(extra);
+            assert_eq!(back.root(), root_of(&all), "size {n} + 1");
+            if n > 0 {
+                assert!(Frontier::from_right_edge(n as u64, &[]).is_none());
+            }
         }
     }
 
