@@ -161,8 +161,12 @@ impl StateFile {
             .truncate(false)
             .open(&lp)
             .map_err(|e| state_err(&lp, e))?;
+        // Whatever a crash left after the trusted part goes; the new
+        // leaves follow it.
         f.set_len(from * 32).map_err(|e| state_err(&lp, e))?;
         let mut w = std::io::BufWriter::new(&f);
+        std::io::Seek::seek(&mut w, std::io::SeekFrom::Start(from * 32))
+            .map_err(|e| state_err(&lp, e))?;
         for h in leaves {
             w.write_all(h).map_err(|e| state_err(&lp, e))?;
         }
@@ -378,15 +382,8 @@ pub fn verify(
         let mut jobs: Vec<(u64, &Envelope, EntryKeys)> = Vec::with_capacity(envs.len());
         for (at, env) in &envs {
             let at = *at;
-            let event = match parse_event(&env.entry) {
-                Ok(e) => e,
-                Err(e) => {
-                    run.find(at, format!("not a Consentry entry: {e}"));
-                    jobs.push((at, env, EntryKeys(Vec::new())));
-                    continue;
-                }
-            };
-            let own = event.self_signing_key();
+            let parsed = parse_event(&env.entry);
+            let own = parsed.as_ref().ok().and_then(|e| e.self_signing_key());
             let mut resolved = Vec::with_capacity(env.signatures.len());
             for s in &env.signatures {
                 let key = match own {
@@ -416,6 +413,13 @@ pub fn verify(
                 }
             }
             jobs.push((at, env, EntryKeys(resolved)));
+            let event = match parsed {
+                Ok(e) => e,
+                Err(e) => {
+                    run.find(at, format!("not a Consentry entry: {e}"));
+                    continue;
+                }
+            };
             match &event {
                 Event::AccessDecided(d) => {
                     summary.decisions_replayed += 1;
@@ -596,8 +600,9 @@ pub fn verify(
 /// failures, in index order.
 fn verify_jobs(jobs: &[(u64, &Envelope, EntryKeys)], threads: usize) -> Vec<(u64, String)> {
     let check = |part: &[(u64, &Envelope, EntryKeys)]| -> Vec<(u64, String)> {
+        // An entry with a key the registry lacks is already a finding.
         part.iter()
-            .filter(|(_, env, k)| !k.0.is_empty() || env.signatures.is_empty())
+            .filter(|(_, env, k)| k.0.len() == env.signatures.len())
             .filter_map(|(at, env, k)| {
                 env.check(k)
                     .err()

@@ -1,0 +1,398 @@
+//! `consentry audit`: a log made by the gateway's own traffic over real
+//! loopback servers verifies clean; every kind of tampering an auditor
+//! must catch is caught, named by its index, with a non-zero exit.
+//!
+//! Raw tampering edits the bundle's files (a flipped byte, a dropped
+//! entry, a swapped pair). A malicious operator instead holds every key:
+//! they re-sign entries with the real gateway key and the checkpoint with
+//! the real log key, so only the meaning can give them away (a decision
+//! the rules do not give, a release after a deny or wider than its allow,
+//! a history rewritten under a checkpoint the auditor trusted).
+
+use std::path::{Path, PathBuf};
+
+use consentry_tests::fixture;
+use consentry_tests::net;
+use gateway::audit::bundle::{write_bundle, Bundle};
+use gateway::audit::tiles::{self, TILE_WIDTH};
+use gateway::audit::verify::{verify, Finding, StateFile};
+use gateway::participant::client::ParticipantClient;
+use ledger::{Checkpoint, Envelope};
+use serde_json::{json, Value};
+
+/// Traffic of every kind through the real gateway, then the bundle.
+async fn traffic_bundle(out: &Path) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let ask = |agency: &str, participant: u32, purpose: &str, categories: &str| {
+        net::Ask::new(
+            agency,
+            "hope-clinic",
+            &fixture::participant_id(participant),
+            purpose,
+            categories,
+        )
+    };
+    // Allowed (with releases), denied, an emergency.
+    let housing = ask(
+        "riverside-housing",
+        0,
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    for _ in 0..3 {
+        assert_eq!(net::ask(&net, &housing).await.status, 200);
+    }
+    assert_eq!(
+        net::ask(
+            &net,
+            &ask(
+                "northside-jobs",
+                1,
+                "employment-support",
+                "social.employment"
+            )
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        net::ask(
+            &net,
+            &ask("st-marys-er", 2, "medical-emergency", "health.sud")
+        )
+        .await
+        .status,
+        200
+    );
+    // A participant grants a consent, it is used, then revoked; denied after.
+    let origin = format!("http://{}", net.addr);
+    let me = ParticipantClient::new(
+        &origin,
+        &fixture::participant_id(3),
+        &fixture::participant_key_id(3),
+        fixture::participant_key(3),
+    )
+    .unwrap();
+    let now = net.clock_now();
+    let grant = policy::Event::ConsentGranted(policy::ConsentGranted {
+        v: policy::V1,
+        consent_id: "c-jobs".into(),
+        participant: fixture::participant_id(3),
+        holders: policy::Parties {
+            agencies: vec!["hope-clinic".into()],
+            classes: vec![],
+        },
+        recipients: policy::Parties {
+            agencies: vec!["northside-jobs".into()],
+            classes: vec![],
+        },
+        categories: vec!["social.peer-support".into()],
+        purposes: vec!["employment-support".into()],
+        effective_at: now,
+        expires_at: Some(now + 30 * 86_400),
+        signed_at: now,
+        language: policy::Language::Es,
+    });
+    assert_eq!(me.submit(&grant, &[]).await.unwrap().status, 201);
+    let jobs = ask(
+        "northside-jobs",
+        3,
+        "employment-support",
+        "social.peer-support",
+    );
+    assert_eq!(net::ask(&net, &jobs).await.status, 200);
+    let revoke = policy::Event::ConsentRevoked(policy::ConsentRevoked {
+        v: policy::V1,
+        consent_id: "c-jobs".into(),
+        participant: fixture::participant_id(3),
+        at: now,
+        assisted_by: None,
+    });
+    assert_eq!(me.submit(&revoke, &[]).await.unwrap().status, 201);
+    assert_eq!(net::ask(&net, &jobs).await.status, 403);
+    // An unauthenticated request, logged as refused.
+    let mut bad = net::sign(net.addr, &housing, &net::agency_key("old-shelter"), now);
+    bad.headers.retain(|(n, _)| n != "signature");
+    bad.headers.push(("signature".into(), "sig1=:AAAA:".into()));
+    assert_eq!(net::send(net.addr, &bad).await.status, 401);
+
+    net.stop().await;
+    gateway::audit::export_dir(
+        &dir.path().join("data"),
+        &fixture::trust(),
+        &fixture::gateway().verifier(),
+        out,
+        |_| {},
+    )
+    .unwrap()
+}
+
+fn check(bundle: &Path, state: Option<&Path>) -> Vec<Finding> {
+    check_from(bundle, state).0
+}
+
+/// The findings, and the index the run started from.
+fn check_from(bundle: &Path, state: Option<&Path>) -> (Vec<Finding>, u64) {
+    let b = Bundle::open(
+        bundle,
+        Some(fixture::gateway().verifier()),
+        Some(fixture::trust()),
+    )
+    .unwrap();
+    let s = state.map(StateFile::new);
+    let (findings, summary) = verify(&b, s.as_ref(), 2, |_, _| {}).unwrap();
+    assert_eq!(summary.findings, findings.len() as u64);
+    assert_eq!(summary.trusted, findings.is_empty() && state.is_some());
+    (findings, summary.from)
+}
+
+/// Every entry of a bundle, in order.
+fn envelopes(bundle: &Path) -> Vec<Envelope> {
+    let b = Bundle::open(bundle, None, None).unwrap();
+    let mut out = Vec::new();
+    for n in 0..b.checkpoint.size.div_ceil(TILE_WIDTH) {
+        out.extend(b.read_tile(n).unwrap().envelopes);
+    }
+    out
+}
+
+fn json_of(e: &Envelope) -> Value {
+    serde_json::from_slice(&e.entry).unwrap()
+}
+
+fn index_of(envs: &[Envelope], pred: impl Fn(&Value) -> bool) -> usize {
+    envs.iter()
+        .position(|e| pred(&json_of(e)))
+        .expect("such an entry")
+}
+
+/// The gateway's signature on new bytes: what an operator holding its key
+/// can do.
+fn resign(v: &Value) -> Envelope {
+    Envelope::sign(
+        serde_json::to_vec(v).unwrap(),
+        &fixture::trust().gateway_key_id,
+        fixture::gateway().signing_key(),
+    )
+}
+
+/// A whole new bundle of `envs`, its checkpoint signed with the real log
+/// key.
+fn rebuild(envs: &[Envelope], out: &Path) {
+    let mut tree = tiles::HashTiles::default();
+    for e in envs {
+        tree.push(&e.entry);
+    }
+    let cp = Checkpoint {
+        origin: fixture::gateway().name().to_string(),
+        size: envs.len() as u64,
+        root: tree.root(),
+    };
+    let note = cp.sign(&fixture::gateway()).unwrap();
+    write_bundle(
+        out,
+        envs.len() as u64,
+        |a, b| Ok(envs[a as usize..b as usize].to_vec()),
+        &note,
+        &fixture::gateway().verifier(),
+        &fixture::trust(),
+        |_| {},
+    )
+    .unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &p);
+        } else {
+            std::fs::copy(e.path(), p).unwrap();
+        }
+    }
+}
+
+/// The single partial tile of a small bundle: its entry and signature
+/// files.
+fn tile_files(bundle: &Path, size: u64) -> (PathBuf, PathBuf) {
+    assert!(size < TILE_WIDTH, "the traffic fits one tile");
+    (
+        bundle.join(tiles::tile_path("tile/entries", 0, size)),
+        bundle.join(tiles::tile_path("signatures", 0, size)),
+    )
+}
+
+fn rewrite_tile(bundle: &Path, size: u64, envs: &[Envelope]) {
+    let (e, s) = tile_files(bundle, size);
+    std::fs::write(
+        e,
+        tiles::encode_entries(0, envs.iter().map(|x| x.entry.as_slice())).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        s,
+        tiles::encode_signatures(envs.iter().map(|x| x.signatures.as_slice())),
+    )
+    .unwrap();
+}
+
+fn names(findings: &[Finding], index: usize, words: &str) -> bool {
+    findings
+        .iter()
+        .any(|f| f.index == index as u64 && f.reason.contains(words))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_traffic_verifies_and_every_tampering_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    let size = traffic_bundle(&clean).await;
+    let envs = envelopes(&clean);
+    assert_eq!(envs.len() as u64, size);
+    let kinds: Vec<String> = envs
+        .iter()
+        .map(|e| json_of(e)["type"].as_str().unwrap().to_string())
+        .collect();
+    for kind in [
+        "consent.granted",
+        "consent.revoked",
+        "access.decided",
+        "access.released",
+        "access.refused",
+        "participant.notice",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "the traffic has {kind}");
+    }
+
+    // Clean: no finding, and the state file now trusts this checkpoint.
+    let state = tmp.path().join("auditor.json");
+    assert_eq!(check(&clean, Some(&state)), vec![]);
+    assert!(state.exists());
+
+    let decided =
+        |v: &Value, outcome: &str| v["type"] == "access.decided" && v["outcome"] == outcome;
+    let allow = index_of(&envs, |v| decided(v, "allow") && v["break_glass"] == false);
+    let deny = index_of(&envs, |v| decided(v, "deny"));
+    let release = index_of(&envs, |v| {
+        v["type"] == "access.released" && v["decision_id"] == json_of(&envs[allow])["decision_id"]
+    });
+
+    // 1. A flipped byte in an entry.
+    let flipped = tmp.path().join("flipped");
+    copy_dir(&clean, &flipped);
+    let mut e = envs.clone();
+    let at = e[deny].entry.iter().position(|b| *b == b'p').unwrap();
+    e[deny].entry[at] = b'q';
+    rewrite_tile(&flipped, size, &e);
+    let f = check(&flipped, None);
+    assert!(
+        names(&f, deny, "signature"),
+        "flipped byte at #{deny}: {f:#?}"
+    );
+
+    // 2. A dropped entry.
+    let dropped = tmp.path().join("dropped");
+    copy_dir(&clean, &dropped);
+    let mut e = envs.clone();
+    e.remove(allow);
+    rewrite_tile(&dropped, size, &e);
+    let f = check(&dropped, None);
+    assert!(
+        names(&f, allow, "not the one the signed tree holds"),
+        "dropped #{allow}: {f:#?}"
+    );
+
+    // 3. A reordered pair.
+    let swapped = tmp.path().join("swapped");
+    copy_dir(&clean, &swapped);
+    let mut e = envs.clone();
+    e.swap(deny, deny + 1);
+    rewrite_tile(&swapped, size, &e);
+    let f = check(&swapped, None);
+    assert!(
+        names(&f, deny, "not the one the signed tree holds")
+            && names(&f, deny + 1, "not the one the signed tree holds"),
+        "swapped #{deny} and #{}: {f:#?}",
+        deny + 1
+    );
+
+    // 4. A decision the rules do not give, signed with the real gateway key.
+    let mut e = envs.clone();
+    let mut v = json_of(&e[deny]);
+    v["outcome"] = json!("allow");
+    v["released"] = v["categories"].clone();
+    v["reasons"] = json!([]);
+    e[deny] = resign(&v);
+    let forged = tmp.path().join("forged");
+    rebuild(&e, &forged);
+    let f = check(&forged, None);
+    assert!(
+        names(&f, deny, "disagrees with the rules"),
+        "forged decision #{deny}: {f:#?}"
+    );
+    assert_eq!(f.len(), 1, "nothing else is wrong: {f:#?}");
+
+    // 5. A release after a deny.
+    let mut e = envs.clone();
+    let mut v = json_of(&e[release]);
+    v["decision_id"] = json_of(&e[deny])["decision_id"].clone();
+    e.insert(deny + 1, resign(&v));
+    let after_deny = tmp.path().join("after-deny");
+    rebuild(&e, &after_deny);
+    let f = check(&after_deny, None);
+    assert!(
+        names(&f, deny + 1, "release after a deny"),
+        "#{}: {f:#?}",
+        deny + 1
+    );
+
+    // 6. A release wider than its allow.
+    let mut e = envs.clone();
+    let mut v = json_of(&e[release]);
+    v["kept"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"category": "health.mental", "count": 1}));
+    e[release] = resign(&v);
+    let wider = tmp.path().join("wider");
+    rebuild(&e, &wider);
+    let f = check(&wider, None);
+    assert!(
+        names(&f, release, "wider than its allow"),
+        "#{release}: {f:#?}"
+    );
+    assert!(f[0].reason.contains("health.mental"), "{f:#?}");
+
+    // 7. A history rewritten after the auditor trusted a checkpoint: the
+    // operator changes an old entry (re-signed), appends more, and signs
+    // a new checkpoint with the real log key.
+    let mut e = envs.clone();
+    let mut v = json_of(&e[release]);
+    v["released_sha256"] = json!("00".repeat(32));
+    e[release] = resign(&v);
+    e.push(envs[deny].clone());
+    let rewritten = tmp.path().join("rewritten");
+    rebuild(&e, &rewritten);
+    let f = check(&rewritten, Some(&state));
+    assert!(
+        names(&f, release, "history rewritten"),
+        "#{release}: {f:#?}"
+    );
+
+    // The honest log, grown by one more refused request: the run resumes
+    // after the trusted checkpoint, and is clean.
+    let mut e = envs.clone();
+    let mut v = json_of(&e[index_of(&envs, |v| v["type"] == "access.refused")]);
+    v["decision_id"] = json!("d-0123456789abcdef0123456789abcdef");
+    e.push(resign(&v));
+    let grown = tmp.path().join("grown");
+    rebuild(&e, &grown);
+    assert_eq!(check_from(&grown, Some(&state)), (vec![], size));
+    // And the rewritten copy is still refused after that.
+    let f = check(&rewritten, Some(&state));
+    assert!(names(&f, release, "history rewritten"), "{f:#?}");
+}
