@@ -60,6 +60,7 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::participant::routes())
         .merge(crate::participant::portal::routes())
+        .merge(crate::auditor::routes())
         .with_state(g.clone())
         .merge(crate::server::routes().with_state(g.dep.clone()))
         .layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -15,9 +15,11 @@ pub enum AuditCmd {
     /// hash tiles, each entry's signatures, the checkpoint with its
     /// cosignatures, the public keys) from a stopped deployment.
     Export {
-        /// The deployment's folder (its store is DIR/data).
-        #[arg(long)]
-        dir: PathBuf,
+        /// A stopped deployment's folder (its store is DIR/data).
+        #[arg(long, conflicts_with = "gateway")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
         /// The new bundle folder.
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
@@ -33,7 +35,11 @@ pub enum AuditCmd {
     /// trusted before, every decision replayed, every release against its
     /// allow. Exits 1 and lists every finding with its index.
     Verify {
-        bundle: PathBuf,
+        /// A bundle folder (or, with --gateway, where to mirror the log).
+        #[arg(required_unless_present = "gateway")]
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
         /// Your state file: the checkpoint you trust, to resume from and to
         /// catch a rewritten history (created on the first clean run).
         #[arg(long)]
@@ -54,6 +60,57 @@ pub enum AuditCmd {
     },
 }
 
+/// Reading a running gateway's log as an enrolled auditor.
+#[derive(clap::Args)]
+pub struct Remote {
+    /// The gateway, e.g. http://127.0.0.1:8700 (entries are fetched as
+    /// C2SP tlog-tiles, signed with your auditor key).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Your auditor key file.
+    #[arg(long, requires = "gateway")]
+    key: Option<PathBuf>,
+    /// Your auditor key's id in the registry, e.g. community-board:1.
+    #[arg(long, requires = "gateway")]
+    key_id: Option<String>,
+}
+
+impl Remote {
+    /// Mirrors the gateway's log into `dir`; `trust` and `vkey` are the
+    /// auditor's own copies of the public keys.
+    async fn mirror(
+        &self,
+        dir: &std::path::Path,
+        trust: &policy::Trust,
+        vkey: &ledger::NoteVerifier,
+    ) -> anyhow::Result<u64> {
+        let (Some(gw), Some(key), Some(key_id)) = (&self.gateway, &self.key, &self.key_id) else {
+            anyhow::bail!("--gateway needs --key and --key-id (your auditor key)");
+        };
+        let key = gateway::config::read_key(key)?;
+        let client = gateway::client::AgencyClient::new(gw, key_id, key)?;
+        let pb = bar(0, "fetching");
+        let size = gateway::client::mirror_log(
+            &client,
+            dir,
+            trust,
+            vkey,
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+            },
+            |done, len| {
+                pb.set_length(len);
+                pb.set_position(done)
+            },
+        )
+        .await?;
+        pb.finish_and_clear();
+        Ok(size)
+    }
+}
+
 fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len);
     pb.set_style(
@@ -67,30 +124,57 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
+/// With --gateway, the auditor brings the public keys: nothing the
+/// gateway serves is trusted for them.
+fn own_keys(
+    trust: Option<PathBuf>,
+    vkey: Option<PathBuf>,
+) -> anyhow::Result<(policy::Trust, ledger::NoteVerifier)> {
+    let (Some(trust), Some(vkey)) = (trust, vkey) else {
+        anyhow::bail!(
+            "with --gateway, bring your own copies of the keys: --trust FILE --vkey FILE"
+        );
+    };
+    Ok((gateway::config::read_trust(&trust)?, read_vkey(&vkey)?))
+}
+
 fn read_vkey(path: &std::path::Path) -> anyhow::Result<ledger::NoteVerifier> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(ledger::NoteVerifier::parse(text.trim())?)
 }
 
-pub fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCmd::Export {
             dir,
+            remote,
             out,
             trust,
             vkey,
         } => {
-            let trust = gateway::config::read_trust(
-                &trust.unwrap_or_else(|| dir.join(gateway::config::TRUST_FILE)),
-            )?;
-            let vkey = read_vkey(&vkey.unwrap_or_else(|| dir.join("keys/log.vkey")))?;
-            let pb = bar(0, "exporting");
-            let size = audit::export_dir(&dir.join("data"), &trust, &vkey, &out, |done| {
-                pb.set_position(done)
-            })
-            .with_context(|| format!("exporting {}", dir.display()))?;
-            pb.finish_and_clear();
+            let size = match dir {
+                Some(dir) => {
+                    let trust = gateway::config::read_trust(
+                        &trust.unwrap_or_else(|| dir.join(gateway::config::TRUST_FILE)),
+                    )?;
+                    let vkey = read_vkey(&vkey.unwrap_or_else(|| dir.join("keys/log.vkey")))?;
+                    let pb = bar(0, "exporting");
+                    let size = audit::export_dir(&dir.join("data"), &trust, &vkey, &out, |done| {
+                        pb.set_position(done)
+                    })
+                    .with_context(|| format!("exporting {}", dir.display()))?;
+                    pb.finish_and_clear();
+                    size
+                }
+                None => {
+                    let (trust, vkey) = own_keys(trust, vkey)?;
+                    if out.exists() {
+                        anyhow::bail!("{} already exists; choose a new folder", out.display());
+                    }
+                    remote.mirror(&out, &trust, &vkey).await?
+                }
+            };
             println!(
                 "wrote {} ({size} entries, with the checkpoint and public keys)",
                 out.display()
@@ -99,14 +183,26 @@ pub fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
         }
         AuditCmd::Verify {
             bundle,
+            remote,
             state,
             vkey,
             trust,
             threads,
             json,
         } => {
-            let vkey = vkey.map(|p| read_vkey(&p)).transpose()?;
-            let trust = trust.map(|p| gateway::config::read_trust(&p)).transpose()?;
+            let (bundle, vkey, trust) = match &remote.gateway {
+                None => (
+                    bundle.context("name the bundle, or --gateway")?,
+                    vkey.map(|p| read_vkey(&p)).transpose()?,
+                    trust.map(|p| gateway::config::read_trust(&p)).transpose()?,
+                ),
+                Some(_) => {
+                    let (trust, vkey) = own_keys(trust, vkey)?;
+                    let mirror = bundle.unwrap_or_else(|| PathBuf::from("consentry-mirror"));
+                    remote.mirror(&mirror, &trust, &vkey).await?;
+                    (mirror, Some(vkey), Some(trust))
+                }
+            };
             let b = audit::bundle::Bundle::open(&bundle, vkey, trust)?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

@@ -139,6 +139,39 @@ impl AgencyClient {
         Ok(Signed { uri, headers })
     }
 
+    /// A GET of `path` on the gateway, signed (RFC 9421: `@method`,
+    /// `@target-uri`, created, expires, a fresh nonce) as an auditor's
+    /// reads of the log's entries must be.
+    pub async fn signed_get(&self, path: &str, now: i64) -> Result<Reply, ClientError> {
+        let uri = format!("{}{path}", self.gateway);
+        let mut headers = http::HeaderMap::new();
+        let msg = OwnedMessage::from_parts("GET", &uri, &headers)
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        let params = SignatureParams {
+            expires: Some(now + SIGNATURE_LIFETIME_SECS),
+            nonce: Some(httpsig::fresh_nonce()),
+            include_alg: true,
+            ..SignatureParams::new(
+                vec![Component::Method, Component::TargetUri],
+                now,
+                &self.key_id,
+            )
+        };
+        let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "sig1", &self.key)
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        header(&mut headers, "signature-input", &input)?;
+        header(&mut headers, "signature", &sig)?;
+        self.send(Signed { uri, headers }).await
+    }
+
+    /// A public GET of `path` on the gateway (checkpoint, hash tiles).
+    pub async fn get(&self, path: &str) -> Result<Reply, ClientError> {
+        let req = http::Request::get(format!("{}{path}", self.gateway))
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
+        self.exchange(req).await
+    }
+
     /// Sends a signed request and reads the whole answer.
     pub async fn send(&self, signed: Signed) -> Result<Reply, ClientError> {
         let mut req = http::Request::get(&signed.uri);
@@ -370,4 +403,80 @@ fn strip_tags(html: &str) -> String {
         }
     }
     out
+}
+
+/// Mirrors the gateway's log into `dir` as an audit bundle (the layout of
+/// `audit::bundle`): the checkpoint, then every entry bundle, signature
+/// bundle and level-0 hash tile it covers, fetched as an auditor. Full
+/// tiles already in `dir` are kept (they never change). The auditor's own
+/// `trust` and `log_key` are written beside them: nothing fetched is
+/// trusted until `audit::verify` has checked it. Returns the size.
+pub async fn mirror_log(
+    client: &AgencyClient,
+    dir: &std::path::Path,
+    trust: &policy::Trust,
+    log_key: &ledger::NoteVerifier,
+    now: impl Fn() -> i64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, ClientError> {
+    use crate::audit::bundle::{trust_json, CHECKPOINT_FILE, TRUST_FILE, VKEY_FILE};
+    use crate::audit::tiles::{tile_path, TILE_WIDTH};
+    let write = |rel: &str, bytes: &[u8]| -> Result<(), ClientError> {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ClientError::Malformed(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&p, bytes)
+            .map_err(|e| ClientError::Malformed(format!("{}: {e}", p.display())))
+    };
+    let cp = client.get("/v1/log/checkpoint").await?;
+    if cp.status != 200 {
+        return Err(ClientError::Malformed(format!(
+            "checkpoint: status {}",
+            cp.status
+        )));
+    }
+    let note = String::from_utf8(cp.body.to_vec())
+        .map_err(|_| ClientError::Malformed("the checkpoint is not UTF-8".into()))?;
+    // Opened here only to learn the size; the verifier opens it again.
+    let size = ledger::Checkpoint::open(&note, log_key)
+        .map_err(|e| ClientError::Malformed(format!("the checkpoint does not verify: {e}")))?
+        .size;
+    let tiles = size.div_ceil(TILE_WIDTH);
+    for n in 0..tiles {
+        let width = (size - n * TILE_WIDTH).min(TILE_WIDTH);
+        for (kind, signed) in [
+            ("tile/entries", true),
+            ("signatures", true),
+            ("tile/0", false),
+        ] {
+            let rel = tile_path(kind, n, width);
+            if width == TILE_WIDTH && dir.join(&rel).exists() {
+                continue;
+            }
+            let path = format!("/v1/log/{rel}");
+            let r = if signed {
+                client.signed_get(&path, now()).await?
+            } else {
+                client.get(&path).await?
+            };
+            if r.status != 200 {
+                let detail = serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["detail"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                return Err(ClientError::Malformed(format!(
+                    "{path}: status {} {detail}",
+                    r.status
+                )));
+            }
+            write(&rel, &r.body)?;
+        }
+        progress(((n + 1) * TILE_WIDTH).min(size), size);
+    }
+    write(CHECKPOINT_FILE, note.as_bytes())?;
+    write(VKEY_FILE, format!("{log_key}\n").as_bytes())?;
+    write(TRUST_FILE, trust_json(trust).as_bytes())?;
+    Ok(size)
 }

@@ -731,6 +731,12 @@ impl VerifyPolicy {
         ])
     }
 
+    /// An auditor's read of the log's entries: strict, covering the method
+    /// and the whole target URI (the tile asked for).
+    pub fn auditor() -> Self {
+        VerifyPolicy::strict(vec![Component::Method, Component::TargetUri])
+    }
+
     /// Lenient settings for checking RFC examples: nothing required but a
     /// key id, no lifetime limit.
     pub fn permissive() -> Self {

@@ -41,6 +41,7 @@
 pub mod agency;
 pub mod app;
 pub mod audit;
+pub mod auditor;
 pub mod bench;
 pub mod client;
 pub mod clock;

@@ -203,7 +203,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     match cmd {
-        Cmd::Audit { cmd } => audit_cli::run(cmd),
+        Cmd::Audit { cmd } => audit_cli::run(cmd).await,
         Cmd::Participant { cmd } => participant_cli::run(cmd).await,
         Cmd::Demo { dir, listen, fresh } => {
             gateway::demo::run(&dir, listen, fresh).await?;

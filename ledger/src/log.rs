@@ -543,6 +543,34 @@ impl Log {
         )?)
     }
 
+    /// The C2SP `tlog-tiles` hash tile `n` at tile level `level`: `width`
+    /// hashes of tree level `8 * level`, each the root of a complete
+    /// subtree of the current tree.
+    pub fn tile(&self, level: u8, n: u64, width: u64) -> Result<Vec<Hash>, LogError> {
+        let v = self.read_view();
+        let tree_level = u32::from(level) * 8;
+        let first = n.checked_mul(256);
+        let end = first
+            .and_then(|f| f.checked_add(width))
+            .filter(|_| tree_level < 64 && (1..=256).contains(&width))
+            .and_then(|e| e.checked_mul(1u64 << tree_level));
+        let (Some(first), Some(end_leaf)) = (first, end) else {
+            return Err(ProofError::SizeBeyondLog {
+                size: u64::MAX,
+                log_size: v.size,
+            }
+            .into());
+        };
+        self.check_size(end_leaf, v.size)?;
+        let nodes = Nodes {
+            store: self.inner.store.as_ref(),
+            view: &v,
+        };
+        (first..first + width)
+            .map(|i| nodes.node(tree_level as u8, i).map_err(LogError::from))
+            .collect()
+    }
+
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         let v = self.read_view();
         self.check_size(size, v.size)?;

@@ -226,6 +226,34 @@ pub mod net {
         format!("{id}:1")
     }
 
+    /// The auditor [`enrol_auditor`] enrols: an organisation with the
+    /// `auditor` role only.
+    pub const AUDITOR: &str = "community-board";
+
+    pub fn auditor_key() -> SigningKey {
+        SigningKey::from_bytes(&[99; 32])
+    }
+
+    /// Enrols [`AUDITOR`] (governance-signed), for the tests that read the
+    /// log's entries as an auditor.
+    pub async fn enrol_auditor(net: &Net) {
+        let e = Event::AgencyEnrolled(AgencyEnrolled {
+            v: V1,
+            agency: AUDITOR.to_string(),
+            name: "Community advisory board".into(),
+            key_id: agency_key_id(AUDITOR),
+            public_key: B64.encode(auditor_key().verifying_key().as_bytes()),
+            upstream: "http://127.0.0.1:9/none".into(),
+            classes: vec![],
+            roles: vec![Role::Auditor],
+            at: NOW,
+        });
+        net.dep
+            .submit(sign_event(&e, "governance", &fixture::governance()).unwrap())
+            .await
+            .unwrap();
+    }
+
     pub struct Net {
         pub dep: Arc<Deployment>,
         pub gateway: Arc<Gateway>,

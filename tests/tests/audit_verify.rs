@@ -396,3 +396,109 @@ async fn the_gateways_own_traffic_verifies_and_every_tampering_is_named() {
     let f = check(&rewritten, Some(&state));
     assert!(names(&f, release, "history rewritten"), "{f:#?}");
 }
+
+/// The auditor read API: hash tiles are public; entry bundles and their
+/// signatures only for an enrolled auditor's signed request (not an
+/// agency's, not a replay). An auditor mirrors the running log with
+/// them, verifies it, and after more traffic resumes where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditors_mirror_the_running_log_as_tiles_and_verify_it() {
+    use gateway::client::AgencyClient;
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    net::enrol_auditor(&net).await;
+    let origin = format!("http://{}", net.addr);
+    let housing = net::Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        &fixture::participant_id(0),
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    for _ in 0..2 {
+        assert_eq!(net::ask(&net, &housing).await.status, 200);
+    }
+    let size = net.dep.log.size();
+    let entries: Vec<Envelope> = (0..size)
+        .map(|i| net.dep.log.entry(i).unwrap().unwrap())
+        .collect();
+
+    // Hash tiles: public, and the tree's own.
+    let anyone = AgencyClient::new(&origin, "nobody:1", net::auditor_key()).unwrap();
+    let mut tree = tiles::HashTiles::default();
+    for e in &entries {
+        tree.push(&e.entry);
+    }
+    let level0 = tree.tiles().into_iter().find(|t| t.0 == 0).unwrap();
+    let r = anyone
+        .get(&format!("/v1/log/{}", tiles::tile_path("tile/0", 0, size)))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.to_vec()), (200, level0.3));
+    let r = anyone
+        .get(&format!(
+            "/v1/log/{}",
+            tiles::tile_path("tile/0", 0, size + 1)
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "no tile beyond the tree");
+
+    // Entries: refused unsigned, refused to an agency, served to the auditor.
+    let path = format!("/v1/log/{}", tiles::tile_path("tile/entries", 0, size));
+    let r = anyone.get(&path).await.unwrap();
+    assert_eq!(r.status, 401);
+    let agency = AgencyClient::new(
+        &origin,
+        &net::agency_key_id("riverside-housing"),
+        net::agency_key("riverside-housing"),
+    )
+    .unwrap();
+    assert_eq!(
+        agency
+            .signed_get(&path, net.clock_now())
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+    let auditor = AgencyClient::new(
+        &origin,
+        &net::agency_key_id(net::AUDITOR),
+        net::auditor_key(),
+    )
+    .unwrap();
+    let r = auditor.signed_get(&path, net.clock_now()).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body.to_vec(),
+        tiles::encode_entries(0, entries.iter().map(|e| e.entry.as_slice())).unwrap()
+    );
+
+    // Mirrored and verified, twice: the second run resumes.
+    let mirror = dir.path().join("mirror");
+    let state = dir.path().join("auditor.json");
+    let mirror_and_check = || async {
+        net.dep.log.publish_checkpoint().unwrap();
+        gateway::client::mirror_log(
+            &auditor,
+            &mirror,
+            &fixture::trust(),
+            &fixture::gateway().verifier(),
+            || net.clock_now(),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        check_from(&mirror, Some(&state))
+    };
+    let (f, from) = mirror_and_check().await;
+    assert_eq!((f, from), (vec![], 0));
+    let before = net.dep.log.size();
+    for _ in 0..3 {
+        assert_eq!(net::ask(&net, &housing).await.status, 200);
+    }
+    let (f, from) = mirror_and_check().await;
+    assert_eq!((f, from), (vec![], before));
+    net.stop().await;
+}

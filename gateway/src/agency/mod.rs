@@ -180,14 +180,19 @@ fn with_decision(mut r: Response, id: &str, index: u64) -> Response {
     r
 }
 
-/// The agency an (enrolled, current, not retired) agency key belongs to.
-fn agency_key(state: &ConsentState, key_id: &str) -> Option<(String, ed25519_dalek::VerifyingKey)> {
+/// The organisation an (enrolled, current, not retired) key with `role`
+/// belongs to.
+fn agency_key(
+    state: &ConsentState,
+    key_id: &str,
+    role: Role,
+) -> Option<(String, ed25519_dalek::VerifyingKey)> {
     let info = state.key(key_id)?;
     let KeyOwner::Agency(agency) = info.owner else {
         return None;
     };
     let a = state.agency(&agency)?;
-    if !info.current || a.retired || !a.enrolled.roles.contains(&Role::Agency) {
+    if !info.current || a.retired || !a.enrolled.roles.contains(&role) {
         return None;
     }
     Some((agency, decode_key(&info.public_key)?))
@@ -219,13 +224,16 @@ fn refused_digest(method: &str, target: &str, headers: &HeaderMap) -> String {
 }
 
 impl Gateway {
-    /// The verified signature and the agency whose current key made it, or
-    /// the reason code of the refusal.
-    fn authenticate(
+    /// The verified signature and the organisation whose current key with
+    /// `role` made it, its nonce unseen before; or the reason code of the
+    /// refusal.
+    pub(crate) fn authenticate(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
         now: i64,
+        role: Role,
+        policy: &VerifyPolicy,
     ) -> Result<(httpsig::Verified, String), &'static str> {
         let msg = OwnedMessage::from_http(
             &parts.method,
@@ -242,19 +250,34 @@ impl Gateway {
             &msg.view(body),
             LabelPolicy::First,
             |kid| {
-                agency_key(&state, kid).map(|(a, k)| {
+                agency_key(&state, kid, role).map(|(a, k)| {
                     *agency.borrow_mut() = Some(a);
                     k
                 })
             },
             now,
-            &VerifyPolicy::gateway(),
+            policy,
         )
         .map_err(|e| e.code())?;
+        drop(state);
         let agency = agency
             .into_inner()
             .ok_or(HttpSigError::UnknownKeyId.code())?;
-        Ok((verified, agency))
+        let replay = match (
+            self.nonce_share(&agency),
+            verified.nonce(),
+            verified.expires(),
+        ) {
+            (Some(cache), Some(nonce), Some(expires)) => cache
+                .check_and_insert(verified.keyid(), nonce, expires, now)
+                .err()
+                .map(|e| e.code()),
+            _ => Some("nonce-cache-full"),
+        };
+        match replay {
+            Some(reason) => Err(reason),
+            None => Ok((verified, agency)),
+        }
     }
 
     /// Logs an `access.refused` (durably) and answers 401.
@@ -343,34 +366,15 @@ pub async fn records(
 
     // 1. Authenticate.
     let now = g.clock.now();
-    let (verified, requester) = match g.authenticate(&parts, &body, now) {
-        Ok(v) => v,
-        Err(reason) => {
-            return g
-                .refuse(reason, claimed_key_id(&parts.headers), digest_of_refused())
-                .await
-        }
-    };
-    let replay = match (
-        g.nonce_share(&requester),
-        verified.nonce(),
-        verified.expires(),
-    ) {
-        (Some(cache), Some(nonce), Some(expires)) => cache
-            .check_and_insert(verified.keyid(), nonce, expires, now)
-            .err()
-            .map(|e| e.code()),
-        _ => Some("nonce-cache-full"),
-    };
-    if let Some(reason) = replay {
-        return g
-            .refuse(
-                reason,
-                Some(verified.keyid().to_string()),
-                digest_of_refused(),
-            )
-            .await;
-    }
+    let (verified, requester) =
+        match g.authenticate(&parts, &body, now, Role::Agency, &VerifyPolicy::gateway()) {
+            Ok(v) => v,
+            Err(reason) => {
+                return g
+                    .refuse(reason, claimed_key_id(&parts.headers), digest_of_refused())
+                    .await
+            }
+        };
 
     // 2–3. Decide at this position and log it durably.
     let header = |name: &str| {
