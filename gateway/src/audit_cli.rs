@@ -58,6 +58,26 @@ pub enum AuditCmd {
         #[arg(long)]
         json: bool,
     },
+    /// What the log says happened: per agency and purpose, allowed and
+    /// denied; emergency accesses; consents granted, revoked, expired; time
+    /// from each revocation to its first denial; grievances. The bundle is
+    /// verified first; a bundle with findings gets no report.
+    Report {
+        bundle: PathBuf,
+        /// text, json or html (one self-contained page, charts included).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        /// Show participants' pseudonyms and consent ids (off by default).
+        #[arg(long)]
+        pseudonyms: bool,
+        #[arg(long)]
+        vkey: Option<PathBuf>,
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
 }
 
 /// Reading a running gateway's log as an enrolled auditor.
@@ -179,6 +199,47 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 "wrote {} ({size} entries, with the checkpoint and public keys)",
                 out.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Report {
+            bundle,
+            format,
+            out,
+            pseudonyms,
+            vkey,
+            trust,
+        } => {
+            let vkey = vkey.map(|p| read_vkey(&p)).transpose()?;
+            let trust = trust.map(|p| gateway::config::read_trust(&p)).transpose()?;
+            let b = audit::bundle::Bundle::open(&bundle, vkey, trust)?;
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let pb = bar(b.checkpoint.size, "verifying");
+            let (findings, _) =
+                audit::verify::verify(&b, None, threads, |done, _| pb.set_position(done))?;
+            pb.finish_and_clear();
+            if !findings.is_empty() {
+                for f in &findings {
+                    eprintln!("#{}: {}", f.index, f.reason);
+                }
+                anyhow::bail!(
+                    "the bundle does not verify ({} finding(s)): no report",
+                    findings.len()
+                );
+            }
+            let r = audit::report::report(&b, pseudonyms)?;
+            let body = match format.as_str() {
+                "text" => audit::report::text(&r),
+                "json" => format!("{:#}\n", serde_json::to_value(&r)?),
+                "html" => audit::report::html(&r),
+                other => anyhow::bail!("--format is text, json or html, not {other:?}"),
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+                    println!("wrote {}", p.display());
+                }
+                None => print!("{body}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         AuditCmd::Verify {

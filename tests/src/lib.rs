@@ -226,6 +226,97 @@ pub mod net {
         format!("{id}:1")
     }
 
+    /// Requests of every kind through the real gateway, for the auditor's
+    /// tests: allowed (with releases), denied, an emergency, a consent
+    /// granted by its participant, used, revoked, then denied; and an
+    /// unauthenticated request, refused.
+    pub async fn every_kind_of_traffic(net: &Net) {
+        let request = |agency: &str, participant: u32, purpose: &str, categories: &str| {
+            Ask::new(
+                agency,
+                "hope-clinic",
+                &fixture::participant_id(participant),
+                purpose,
+                categories,
+            )
+        };
+        let housing = request(
+            "riverside-housing",
+            0,
+            "housing-placement",
+            "health.sud.treatment",
+        );
+        for _ in 0..3 {
+            assert_eq!(ask(net, &housing).await.status, 200);
+        }
+        let jobs_p1 = request(
+            "northside-jobs",
+            1,
+            "employment-support",
+            "social.employment",
+        );
+        assert_eq!(ask(net, &jobs_p1).await.status, 403);
+        let er = request("st-marys-er", 2, "medical-emergency", "health.sud");
+        assert_eq!(ask(net, &er).await.status, 200);
+        let origin = format!("http://{}", net.addr);
+        let me = gateway::participant::client::ParticipantClient::new(
+            &origin,
+            &fixture::participant_id(3),
+            &fixture::participant_key_id(3),
+            fixture::participant_key(3),
+        )
+        .unwrap();
+        let now = net.clock_now();
+        let grant = Event::ConsentGranted(policy::ConsentGranted {
+            v: V1,
+            consent_id: "c-jobs".into(),
+            participant: fixture::participant_id(3),
+            holders: policy::Parties {
+                agencies: vec!["hope-clinic".into()],
+                classes: vec![],
+            },
+            recipients: policy::Parties {
+                agencies: vec!["northside-jobs".into()],
+                classes: vec![],
+            },
+            categories: vec!["social.peer-support".into()],
+            purposes: vec!["employment-support".into()],
+            effective_at: now,
+            expires_at: Some(now + 30 * 86_400),
+            signed_at: now,
+            language: policy::Language::Es,
+        });
+        assert_eq!(me.submit(&grant, &[]).await.unwrap().status, 201);
+        let jobs = request(
+            "northside-jobs",
+            3,
+            "employment-support",
+            "social.peer-support",
+        );
+        assert_eq!(ask(net, &jobs).await.status, 200);
+        net.clock.advance(90);
+        let revoke = Event::ConsentRevoked(policy::ConsentRevoked {
+            v: V1,
+            consent_id: "c-jobs".into(),
+            participant: fixture::participant_id(3),
+            at: net.clock_now(),
+            assisted_by: None,
+        });
+        assert_eq!(me.submit(&revoke, &[]).await.unwrap().status, 201);
+        net.clock.advance(30);
+        assert_eq!(ask(net, &jobs).await.status, 403);
+        // An unauthenticated request, logged as refused.
+        let mut bad = sign(
+            net.addr,
+            &housing,
+            &agency_key("old-shelter"),
+            net.clock_now(),
+        );
+        bad.headers.retain(|(n, _)| n != "signature");
+        bad.headers.push(("signature".into(), "sig1=:AAAA:".into()));
+        assert_eq!(send(net.addr, &bad).await.status, 401);
+    }
+
     /// The auditor [`enrol_auditor`] enrols: an organisation with the
     /// `auditor` role only.
     pub const AUDITOR: &str = "community-board";

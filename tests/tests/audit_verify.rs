@@ -16,7 +16,6 @@ use consentry_tests::net;
 use gateway::audit::bundle::{write_bundle, Bundle};
 use gateway::audit::tiles::{self, TILE_WIDTH};
 use gateway::audit::verify::{verify, Finding, StateFile};
-use gateway::participant::client::ParticipantClient;
 use ledger::{Checkpoint, Envelope};
 use serde_json::{json, Value};
 
@@ -24,100 +23,7 @@ use serde_json::{json, Value};
 async fn traffic_bundle(out: &Path) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let net = net::start(dir.path()).await;
-    let ask = |agency: &str, participant: u32, purpose: &str, categories: &str| {
-        net::Ask::new(
-            agency,
-            "hope-clinic",
-            &fixture::participant_id(participant),
-            purpose,
-            categories,
-        )
-    };
-    // Allowed (with releases), denied, an emergency.
-    let housing = ask(
-        "riverside-housing",
-        0,
-        "housing-placement",
-        "health.sud.treatment",
-    );
-    for _ in 0..3 {
-        assert_eq!(net::ask(&net, &housing).await.status, 200);
-    }
-    assert_eq!(
-        net::ask(
-            &net,
-            &ask(
-                "northside-jobs",
-                1,
-                "employment-support",
-                "social.employment"
-            )
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        net::ask(
-            &net,
-            &ask("st-marys-er", 2, "medical-emergency", "health.sud")
-        )
-        .await
-        .status,
-        200
-    );
-    // A participant grants a consent, it is used, then revoked; denied after.
-    let origin = format!("http://{}", net.addr);
-    let me = ParticipantClient::new(
-        &origin,
-        &fixture::participant_id(3),
-        &fixture::participant_key_id(3),
-        fixture::participant_key(3),
-    )
-    .unwrap();
-    let now = net.clock_now();
-    let grant = policy::Event::ConsentGranted(policy::ConsentGranted {
-        v: policy::V1,
-        consent_id: "c-jobs".into(),
-        participant: fixture::participant_id(3),
-        holders: policy::Parties {
-            agencies: vec!["hope-clinic".into()],
-            classes: vec![],
-        },
-        recipients: policy::Parties {
-            agencies: vec!["northside-jobs".into()],
-            classes: vec![],
-        },
-        categories: vec!["social.peer-support".into()],
-        purposes: vec!["employment-support".into()],
-        effective_at: now,
-        expires_at: Some(now + 30 * 86_400),
-        signed_at: now,
-        language: policy::Language::Es,
-    });
-    assert_eq!(me.submit(&grant, &[]).await.unwrap().status, 201);
-    let jobs = ask(
-        "northside-jobs",
-        3,
-        "employment-support",
-        "social.peer-support",
-    );
-    assert_eq!(net::ask(&net, &jobs).await.status, 200);
-    let revoke = policy::Event::ConsentRevoked(policy::ConsentRevoked {
-        v: policy::V1,
-        consent_id: "c-jobs".into(),
-        participant: fixture::participant_id(3),
-        at: now,
-        assisted_by: None,
-    });
-    assert_eq!(me.submit(&revoke, &[]).await.unwrap().status, 201);
-    assert_eq!(net::ask(&net, &jobs).await.status, 403);
-    // An unauthenticated request, logged as refused.
-    let mut bad = net::sign(net.addr, &housing, &net::agency_key("old-shelter"), now);
-    bad.headers.retain(|(n, _)| n != "signature");
-    bad.headers.push(("signature".into(), "sig1=:AAAA:".into()));
-    assert_eq!(net::send(net.addr, &bad).await.status, 401);
-
+    net::every_kind_of_traffic(&net).await;
     net.stop().await;
     gateway::audit::export_dir(
         &dir.path().join("data"),
@@ -501,4 +407,48 @@ async fn auditors_mirror_the_running_log_as_tiles_and_verify_it() {
     let (f, from) = mirror_and_check().await;
     assert_eq!((f, from), (vec![], before));
     net.stop().await;
+}
+
+/// The report counts what the traffic did, names agencies, and shows no
+/// participant unless asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_counts_the_traffic_and_hides_participants_unless_asked() {
+    use gateway::audit::report;
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("b");
+    traffic_bundle(&bundle).await;
+    let b = Bundle::open(&bundle, None, None).unwrap();
+    let r = report::report(&b, false).unwrap();
+    let row = |agency: &str, purpose: &str| {
+        r.requests
+            .iter()
+            .find(|x| x.agency == agency && x.purpose == purpose)
+            .map(|x| (x.allowed, x.denied))
+    };
+    assert_eq!(row("riverside-housing", "housing-placement"), Some((3, 0)));
+    assert_eq!(row("northside-jobs", "employment-support"), Some((1, 2)));
+    assert_eq!(row("st-marys-er", "medical-emergency"), Some((1, 0)));
+    assert_eq!(r.refused_unauthenticated, 1);
+    assert_eq!(r.emergencies.len(), 1);
+    assert_eq!(r.emergencies[0].requester, "st marys er");
+    let c = &r.consents;
+    assert_eq!((c.granted, c.revoked, c.expired, c.active), (2, 1, 0, 1));
+    assert_eq!(r.revocations.len(), 1);
+    assert_eq!(
+        r.revocations[0].seconds,
+        Some(30),
+        "revoked, then denied 30 s later"
+    );
+
+    let json = serde_json::to_string(&r).unwrap();
+    for shown in [report::text(&r), report::html(&r), json] {
+        assert!(
+            !shown.contains("p-000") && !shown.contains("c-jobs"),
+            "{shown}"
+        );
+        assert!(shown.contains("riverside housing"), "agencies are named");
+    }
+    let with = report::report(&b, true).unwrap();
+    assert_eq!(with.emergencies[0].participant.as_deref(), Some("p-0002"));
+    assert!(report::text(&with).contains("p-0002"));
 }

@@ -948,3 +948,69 @@ async fn without_webcrypto_ed25519_the_served_library_signs_and_verifies() {
     c.close().await.unwrap();
     net.stop().await;
 }
+
+/// The auditor's HTML report, one self-contained file, in Chromium: no
+/// serious or critical axe violation, no sideways scrolling on a phone;
+/// screenshots at 360 and 1280 px under target/portal-screenshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_report_reads_on_a_phone() {
+    let axe_source = std::fs::read_to_string(tool(
+        "CONSENTRY_AXE_JS",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/browser/node_modules/axe-core/axe.min.js"
+        ),
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    net::every_kind_of_traffic(&net).await;
+    net.stop().await;
+    let bundle = dir.path().join("bundle");
+    gateway::audit::export_dir(
+        &dir.path().join("data"),
+        &fixture::trust(),
+        &fixture::gateway().verifier(),
+        &bundle,
+        |_| {},
+    )
+    .unwrap();
+    let b = gateway::audit::bundle::Bundle::open(&bundle, None, None).unwrap();
+    let r = gateway::audit::report::report(&b, false).unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, gateway::audit::report::html(&r)).unwrap();
+
+    let (_driver, c) = browser().await;
+    for width in [360u32, 1280] {
+        c.set_window_size(width, 900).await.unwrap();
+        c.goto(&format!("file://{}", page.display())).await.unwrap();
+        let bad = axe(&c, &axe_source).await;
+        assert!(
+            bad.is_empty(),
+            "{}",
+            serde_json::to_string_pretty(&bad).unwrap()
+        );
+        let sideways = c
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(sideways, json!(false), "scrolls sideways at {width} px");
+        let bars = c
+            .execute(
+                "return document.querySelectorAll('svg.chart rect').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            bars,
+            json!(2 * r.requests.len()),
+            "a bar each for allowed and denied"
+        );
+        screenshot(&c, &format!("audit-report-{width}")).await;
+    }
+    c.close().await.unwrap();
+}

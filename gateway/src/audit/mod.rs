@@ -8,6 +8,7 @@
 //! this).
 
 pub mod bundle;
+pub mod report;
 pub mod tiles;
 pub mod verify;
 
@@ -194,6 +195,7 @@ mod tests {
         let files = [
             ("mod.rs", include_str!("mod.rs"), "super::"),
             ("bundle.rs", include_str!("bundle.rs"), "super::super"),
+            ("report.rs", include_str!("report.rs"), "super::super"),
             ("tiles.rs", include_str!("tiles.rs"), "super::super"),
             ("verify.rs", include_str!("verify.rs"), "super::super"),
         ];
