@@ -57,6 +57,10 @@ pub enum AuditCmd {
         /// Print the findings and summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also time the bare batch Ed25519 verification of the same
+        /// signatures on the same threads (the benchmark's floor).
+        #[arg(long)]
+        floor: bool,
     },
     /// What the log says happened: per agency and purpose, allowed and
     /// denied; emergency accesses; consents granted, revoked, expired; time
@@ -250,6 +254,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             trust,
             threads,
             json,
+            floor,
         } => {
             let (bundle, vkey, trust) = match &remote.gateway {
                 None => (
@@ -274,6 +279,11 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                     pb.set_position(done)
                 })?;
             pb.finish_and_clear();
+            let floor = if floor {
+                Some(audit::verify::signature_floor(&b, threads)?)
+            } else {
+                None
+            };
             if json {
                 println!(
                     "{:#}",
@@ -282,6 +292,11 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                         "checkpoint_size": b.checkpoint.size,
                         "findings": findings,
                         "summary": summary,
+                        "threads": threads,
+                        "floor": floor.map(|(n, t)| serde_json::json!({
+                            "signatures": n,
+                            "seconds": t.as_secs_f64(),
+                        })),
                     })
                 );
             } else {
@@ -301,6 +316,12 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                     summary.findings,
                     if summary.trusted { "; the checkpoint is now trusted in the state file" } else { "" },
                 );
+                if let Some((n, t)) = floor {
+                    println!(
+                        "floor: the same {n} signatures batch-verified in {t:.2?} on {threads} threads; this run took {:.2}x that",
+                        summary.total.as_secs_f64() / t.as_secs_f64().max(1e-9)
+                    );
+                }
             }
             Ok(if summary.findings == 0 {
                 ExitCode::SUCCESS

@@ -55,6 +55,30 @@ pub fn presign_gateway(
     })
 }
 
+/// Signs `n` agency requests for the gateway, taking the (agency, request)
+/// pairs of `mix` in turn: the audit benchmark's traffic of allows,
+/// denies and emergencies.
+pub fn presign_mix(
+    mix: &[(AgencyClient, Ask)],
+    n: usize,
+    now: i64,
+) -> Result<Vec<Ready>, BenchError> {
+    if mix.is_empty() {
+        return Ok(Vec::new());
+    }
+    parallel(n, |i| {
+        let (client, ask) = &mix[i % mix.len()];
+        let s = client
+            .sign(ask, now)
+            .map_err(|e| BenchError::Sign(e.to_string()))?;
+        let uri = s
+            .uri
+            .parse()
+            .map_err(|_| BenchError::BadUrl(s.uri.clone()))?;
+        Ok((uri, s.headers))
+    })
+}
+
 /// Signs `n` forwarded requests for `sign_for` (the record system's own
 /// URL, which its signature covers), to be sent to `send_to` (the same
 /// system, or a proxy in front of it).

@@ -196,7 +196,13 @@ impl Envelope {
         });
     }
 
-    /// The structural checks that need no keys.
+    /// The structural checks that need no keys: a JSON object with a type
+    /// and version, one to four signatures by distinct, well-formed key
+    /// ids.
+    pub fn check_structure(&self) -> Result<(), EntryError> {
+        self.check_shape().map(|_| ())
+    }
+
     fn check_shape(&self) -> Result<Head, EntryError> {
         let head = parse_head(&self.entry)?;
         if self.signatures.is_empty() {
