@@ -306,6 +306,32 @@ mod tests {
         assert_eq!(tiles.len(), 277);
     }
 
+    proptest::proptest! {
+        /// What the fuzz target holds, on every run: no input panics, and
+        /// what parses encodes back to the same bytes.
+        #[test]
+        fn outside_bytes_never_panic_and_parse_one_way(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Ok(entries) = decode_entries(&data, "p") {
+                proptest::prop_assert_eq!(encode_entries(0, entries.into_iter()).unwrap(), data.clone());
+            }
+            if let Ok(sigs) = decode_signatures(&data, "p") {
+                proptest::prop_assert_eq!(encode_signatures(sigs.iter().map(Vec::as_slice)), data.clone());
+            }
+            if let Ok(s) = std::str::from_utf8(&data) {
+                if let Some((n, w)) = parse_tile_index(s) {
+                    proptest::prop_assert_eq!(tile_path("t", n, w), format!("t/{s}"));
+                }
+            }
+        }
+
+        #[test]
+        fn entry_bundles_round_trip(entries in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..40)) {
+            let bytes = encode_entries(0, entries.iter().map(Vec::as_slice)).unwrap();
+            let back = decode_entries(&bytes, "p").unwrap();
+            proptest::prop_assert_eq!(back, entries.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn bundles_round_trip_and_refuse_garbage() {
         let entries: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; i as usize * 10]).collect();
