@@ -115,22 +115,35 @@ impl AgencyClient {
         header(&mut headers, PURPOSE_HEADER, &ask.purpose)?;
         header(&mut headers, CATEGORIES_HEADER, &ask.categories.join(", "))?;
         header(&mut headers, "accept", "application/fhir+json")?;
+        self.sign_get(
+            uri,
+            headers,
+            vec![
+                Component::Method,
+                Component::TargetUri,
+                Component::field(PURPOSE_HEADER),
+                Component::field(CATEGORIES_HEADER),
+            ],
+            now,
+        )
+    }
+
+    /// Signs a GET of `uri` with `headers`, covering `components`, at
+    /// `now`, with a fresh nonce.
+    fn sign_get(
+        &self,
+        uri: String,
+        mut headers: http::HeaderMap,
+        components: Vec<Component>,
+        now: i64,
+    ) -> Result<Signed, ClientError> {
         let msg = OwnedMessage::from_parts("GET", &uri, &headers)
             .map_err(|e| ClientError::Sign(e.to_string()))?;
         let params = SignatureParams {
             expires: Some(now + SIGNATURE_LIFETIME_SECS),
             nonce: Some(httpsig::fresh_nonce()),
             include_alg: true,
-            ..SignatureParams::new(
-                vec![
-                    Component::Method,
-                    Component::TargetUri,
-                    Component::field(PURPOSE_HEADER),
-                    Component::field(CATEGORIES_HEADER),
-                ],
-                now,
-                &self.key_id,
-            )
+            ..SignatureParams::new(components, now, &self.key_id)
         };
         let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "sig1", &self.key)
             .map_err(|e| ClientError::Sign(e.to_string()))?;
@@ -143,25 +156,13 @@ impl AgencyClient {
     /// `@target-uri`, created, expires, a fresh nonce) as an auditor's
     /// reads of the log's entries must be.
     pub async fn signed_get(&self, path: &str, now: i64) -> Result<Reply, ClientError> {
-        let uri = format!("{}{path}", self.gateway);
-        let mut headers = http::HeaderMap::new();
-        let msg = OwnedMessage::from_parts("GET", &uri, &headers)
-            .map_err(|e| ClientError::Sign(e.to_string()))?;
-        let params = SignatureParams {
-            expires: Some(now + SIGNATURE_LIFETIME_SECS),
-            nonce: Some(httpsig::fresh_nonce()),
-            include_alg: true,
-            ..SignatureParams::new(
-                vec![Component::Method, Component::TargetUri],
-                now,
-                &self.key_id,
-            )
-        };
-        let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "sig1", &self.key)
-            .map_err(|e| ClientError::Sign(e.to_string()))?;
-        header(&mut headers, "signature-input", &input)?;
-        header(&mut headers, "signature", &sig)?;
-        self.send(Signed { uri, headers }).await
+        let signed = self.sign_get(
+            format!("{}{path}", self.gateway),
+            http::HeaderMap::new(),
+            vec![Component::Method, Component::TargetUri],
+            now,
+        )?;
+        self.send(signed).await
     }
 
     /// A public GET of `path` on the gateway (checkpoint, hash tiles).

@@ -312,18 +312,22 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
                 "health.sud.treatment".to_string(),
                 "social.peer-support".to_string(),
             ];
+            // A demo agency's client, with its key from the demo folder.
+            let demo_agency = |agency: &str| -> anyhow::Result<gateway::client::AgencyClient> {
+                let (_, key, key_id) = identity(
+                    Signer {
+                        dir: Some(dir.clone()),
+                        gateway: Some(url.clone()),
+                        key: None,
+                        key_id: None,
+                    },
+                    Some(agency),
+                )?;
+                Ok(gateway::client::AgencyClient::new(&url, &key_id, key)?)
+            };
             let ready = match target.as_str() {
                 "gateway" => {
-                    let (_, key, key_id) = identity(
-                        Signer {
-                            dir: Some(dir.clone()),
-                            gateway: Some(url.clone()),
-                            key: None,
-                            key_id: None,
-                        },
-                        Some("riverside-housing"),
-                    )?;
-                    let client = gateway::client::AgencyClient::new(&url, &key_id, key)?;
+                    let client = demo_agency("riverside-housing")?;
                     let ask = gateway::client::Ask {
                         holder: "hope-clinic".into(),
                         participant: "p-0001".into(),
@@ -415,16 +419,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
                     ];
                     let mut mix = Vec::new();
                     for (agency, a) in plan {
-                        let (_, key, key_id) = identity(
-                            Signer {
-                                dir: Some(dir.clone()),
-                                gateway: Some(url.clone()),
-                                key: None,
-                                key_id: None,
-                            },
-                            Some(agency),
-                        )?;
-                        mix.push((gateway::client::AgencyClient::new(&url, &key_id, key)?, a));
+                        mix.push((demo_agency(agency)?, a));
                     }
                     gateway::bench::presign_mix(&mix, requests, now())?
                 }

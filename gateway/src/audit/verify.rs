@@ -224,6 +224,34 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// Decoded registry keys by id: a key id is never reused, so a key once
+/// decoded stays right.
+#[derive(Default)]
+struct KeyCache(HashMap<String, VerifyingKey>);
+
+impl KeyCache {
+    /// The key `key_id` names at this position: the entry's own (a
+    /// self-enrolment), else the registry's.
+    fn resolve(
+        &mut self,
+        state: &ConsentState,
+        own: Option<(&str, &str)>,
+        key_id: &str,
+    ) -> Option<VerifyingKey> {
+        if let Some((id, k)) = own {
+            if id == key_id {
+                return decode_key(k);
+            }
+        }
+        if let Some(k) = self.0.get(key_id) {
+            return Some(*k);
+        }
+        let k = state.key(key_id).and_then(|k| decode_key(&k.public_key))?;
+        self.0.insert(key_id.to_string(), k);
+        Some(k)
+    }
+}
+
 /// The keys one entry's signatures resolve to at its position.
 struct EntryKeys(Vec<(String, VerifyingKey)>);
 
@@ -341,7 +369,7 @@ pub fn verify(
     summary.from = from;
     summary.to = size;
 
-    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    let mut keys = KeyCache::default();
     let mut leaves: Vec<Hash> = Vec::with_capacity((size - from.min(size)) as usize);
     let mut n = from / TILE_WIDTH;
     let mut index = n * TILE_WIDTH;
@@ -415,21 +443,7 @@ pub fn verify(
                 let own = parsed.as_ref().ok().and_then(|e| e.self_signing_key());
                 let mut resolved = Vec::with_capacity(env.signatures.len());
                 for s in &env.signatures {
-                    let key = match own {
-                        Some((id, k)) if id == s.key_id => decode_key(k),
-                        _ => match keys.get(&s.key_id) {
-                            Some(k) => Some(*k),
-                            None => {
-                                let k = policy_state
-                                    .key(&s.key_id)
-                                    .and_then(|k| decode_key(&k.public_key));
-                                if let Some(k) = k {
-                                    keys.insert(s.key_id.clone(), k);
-                                }
-                                k
-                            }
-                        },
-                    };
+                    let key = keys.resolve(&policy_state, own, &s.key_id);
                     match key {
                         // A small-order key would let anyone sign for it.
                         Some(k) if k.is_weak() => run.find(
@@ -821,25 +835,13 @@ pub fn signature_floor(bundle: &Bundle, threads: usize) -> Result<(u64, Duration
         envs.extend(bundle.read_tile(n)?.envelopes);
     }
     let mut state = ConsentState::new(bundle.trust.clone());
-    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    let mut keys = KeyCache::default();
     let mut triples: Vec<(usize, VerifyingKey, ed25519_dalek::Signature)> = Vec::new();
     for (i, env) in envs.iter().enumerate() {
         let event = parse_event(&env.entry).ok();
         let own = event.as_ref().and_then(|e| e.self_signing_key());
         for s in &env.signatures {
-            let key = match own {
-                Some((id, k)) if id == s.key_id => decode_key(k),
-                _ => match keys.get(&s.key_id) {
-                    Some(k) => Some(*k),
-                    None => {
-                        let k = state.key(&s.key_id).and_then(|k| decode_key(&k.public_key));
-                        if let Some(k) = k {
-                            keys.insert(s.key_id.clone(), k);
-                        }
-                        k
-                    }
-                },
-            };
+            let key = keys.resolve(&state, own, &s.key_id);
             if let Some(k) = key {
                 triples.push((i, k, ed25519_dalek::Signature::from_bytes(&s.signature)));
             }

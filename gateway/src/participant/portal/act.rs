@@ -97,6 +97,24 @@ pub(super) fn signed_in_page(
     Ok((lang, me, csrf))
 }
 
+/// A form posted by a signed-in page: its language, the participant, the
+/// session's token and the form's pairs; else the answer (no such page, to
+/// sign-in, or an expired form refused).
+#[allow(clippy::type_complexity)]
+fn posted_form(
+    g: &Gateway,
+    code: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Language, String, String, Vec<(String, String)>), Box<Response>> {
+    let (lang, me, csrf) = signed_in_page(g, code, headers)?;
+    let pairs = form(body);
+    if !csrf_ok(&pairs, &csrf) {
+        return Err(Box::new(expired_form(lang, &csrf)));
+    }
+    Ok((lang, me, csrf, pairs))
+}
+
 /// A posted form whose token is not this session's: refused, nothing done.
 fn expired_form(lang: Language, csrf: &str) -> Response {
     let t = catalog(lang);
@@ -359,14 +377,10 @@ async fn grant_preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+    let (lang, me, csrf, pairs) = match posted_form(&g, &code, &headers, &body) {
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let pairs = form(&body);
-    if !csrf_ok(&pairs, &csrf) {
-        return expired_form(lang, &csrf);
-    }
     let chosen = GrantChoice {
         recipients: values(&pairs, "recipient"),
         holders: values(&pairs, "holder"),
@@ -603,14 +617,10 @@ async fn grievance_preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+    let (lang, me, csrf, pairs) = match posted_form(&g, &code, &headers, &body) {
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let pairs = form(&body);
-    if !csrf_ok(&pairs, &csrf) {
-        return expired_form(lang, &csrf);
-    }
     let (Some(about), Some(key_id)) = (own_decision(&g, &me, &decision, lang), key_id_of(&g, &me))
     else {
         return not_found();
