@@ -185,8 +185,9 @@ pub struct AppendTimings {
 const LOCK_WAIT_MS_MAX: u64 = 5_000;
 
 /// Opens sled, waiting briefly for its file lock: after a `Db` is dropped,
-/// sled's threads release the lock a moment later.
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+/// sled's threads release the lock a moment later. Public for the tools
+/// and tests that open a stopped store's sled directly.
+pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let mut waited_ms = 0;
     loop {
         // sled's periodic flusher stays on: durability does not rest on it
@@ -194,8 +195,12 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
         // but without it sled's file grew to 70 MB for 90k entries instead
         // of 40 MB, and the read-only copy a check makes grew with it.
         match sled::Config::new().path(path).open() {
+            // sled 0.34 reports a held lock as an `Other` error whose text
+            // names it (the `WouldBlock` is only inside the message).
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && waited_ms < LOCK_WAIT_MS_MAX =>
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
+                    && waited_ms < LOCK_WAIT_MS_MAX =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 waited_ms += 10;
@@ -503,5 +508,26 @@ impl NodeSource for StoreNodes<'_> {
             Ok(None) => Err(ProofError::MissingNode { level, index }),
             Err(e) => Err(ProofError::Source(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store reopened while its last handle is still being dropped (a
+    /// restart in the same process) waits for sled's lock instead of
+    /// failing.
+    #[test]
+    fn open_waits_for_a_lock_released_a_moment_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = open_db(dir.path()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        let reopened = open_db(dir.path());
+        release.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
     }
 }

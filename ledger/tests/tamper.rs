@@ -57,7 +57,9 @@ fn tampered(tamper: impl FnOnce(&Path)) -> Result<ledger::FsckReport, ledger::Fi
 
 /// Edits sled's derived tree of a stopped store.
 fn with_derived(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir.join(SLED_DIR)).unwrap();
+    // Through the store's own opener: sled releases its lock a moment
+    // after the log closes, and a bare `sled::open` can lose that race.
+    let db = ledger::store::open_db(&dir.join(SLED_DIR)).unwrap();
     edit(&db.open_tree(TREE_DERIVED).unwrap());
     db.flush().unwrap();
 }
