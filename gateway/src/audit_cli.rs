@@ -54,6 +54,10 @@ pub enum AuditCmd {
         /// Threads for the signature checks (default: every core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Your witness policy (`witness KEY` lines and `quorum K`): the
+        /// checkpoint counts only with K of those witnesses' cosignatures.
+        #[arg(long)]
+        witnesses: Option<PathBuf>,
         /// Print the findings and summary as JSON.
         #[arg(long)]
         json: bool,
@@ -253,6 +257,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             vkey,
             trust,
             threads,
+            witnesses,
             json,
             floor,
         } => {
@@ -269,7 +274,12 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                     (mirror, Some(vkey), Some(trust))
                 }
             };
-            let b = audit::bundle::Bundle::open(&bundle, vkey, trust)?;
+            let mut b = audit::bundle::Bundle::open(&bundle, vkey, trust)?;
+            if let Some(w) = witnesses {
+                let text = std::fs::read_to_string(&w)
+                    .with_context(|| format!("reading {}", w.display()))?;
+                b.witness_policy = Some(ledger::WitnessPolicy::parse(&text)?);
+            }
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let state = state.map(|p| audit::verify::StateFile::new(&p));

@@ -10,6 +10,11 @@
 //!   `@target-uri`, created, expires, a fresh nonce) by the current key of
 //!   an organisation enrolled with the `auditor` role.
 //!
+//! - `POST /v1/log/cosignatures` `{"size", "cosignature"}`: a witness's
+//!   C2SP `tlog-cosignature` line for a kept checkpoint; the witness is an
+//!   organisation enrolled (governance-signed) with the `witness` role,
+//!   named in the line by its id, checked against its current key.
+//!
 //! Full tiles never change and are cached long; partial ones briefly.
 
 use std::sync::Arc;
@@ -31,6 +36,70 @@ pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/v1/log/tile/{*path}", get(tile))
         .route("/v1/log/signatures/{*path}", get(signatures))
+        .route("/v1/log/cosignatures", axum::routing::post(cosignature))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CosignatureBody {
+    size: u64,
+    cosignature: String,
+}
+
+fn refused(status: StatusCode, kind: &str, detail: &str) -> Response {
+    problem(status, kind, detail, Value::Null)
+}
+
+/// A witness's cosignature of the kept checkpoint at `size`.
+async fn cosignature(State(g): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+    let Ok(b) = serde_json::from_slice::<CosignatureBody>(&body) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "want {\"size\", \"cosignature\"}",
+        );
+    };
+    let Ok(sig) = ledger::note::parse_sig_line(b.cosignature.trim_end()) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed-cosignature",
+            "not a signed-note signature line",
+        );
+    };
+    let witness = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .agency(&sig.name)
+            .filter(|a| !a.retired && a.enrolled.roles.contains(&Role::Witness))
+            .and_then(|a| state.key(&a.current_key_id))
+            .and_then(|k| crate::audit::decode_key(&k.public_key))
+            .and_then(|k| ledger::CosignatureVerifier::from_key(&sig.name, k).ok())
+    };
+    let Some(witness) = witness else {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "not-a-witness",
+            "the line is not signed by an enrolled witness",
+        );
+    };
+    let dep = g.dep.clone();
+    let line = b.cosignature;
+    let added =
+        tokio::task::spawn_blocking(move || dep.log.add_cosignature(b.size, &line, &witness)).await;
+    match added {
+        Ok(Ok(ts)) => axum::Json(json!({"size": b.size, "timestamp": ts})).into_response(),
+        Ok(Err(ledger::LogError::UnknownCheckpoint { size })) => refused(
+            StatusCode::NOT_FOUND,
+            "no-such-checkpoint",
+            &format!("no kept checkpoint of size {size}"),
+        ),
+        Ok(Err(e)) => refused(StatusCode::BAD_REQUEST, "bad-cosignature", &e.to_string()),
+        Err(_) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log-unavailable",
+            "the cosignature could not be stored",
+        ),
+    }
 }
 
 fn not_found(detail: &str) -> Response {

@@ -173,6 +173,19 @@ impl AgencyClient {
         self.exchange(req).await
     }
 
+    /// A POST of `body` as JSON to `path` (a witness's cosignature).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, ClientError> {
+        let req = http::Request::post(format!("{}{path}", self.gateway))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|_| ClientError::BadUrl(self.gateway.clone()))?;
+        self.exchange(req).await
+    }
+
     /// Sends a signed request and reads the whole answer.
     pub async fn send(&self, signed: Signed) -> Result<Reply, ClientError> {
         let mut req = http::Request::get(&signed.uri);

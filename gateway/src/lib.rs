@@ -55,3 +55,4 @@ pub mod participant;
 pub mod problem;
 pub mod server;
 pub mod upstream;
+pub mod witness;

@@ -81,6 +81,31 @@ enum Cmd {
         #[arg(long)]
         consent: String,
     },
+    /// Run a witness: cosign the gateway's checkpoints that extend the
+    /// last one this witness cosigned; refuse (exit 2, and say why)
+    /// anything else.
+    Witness {
+        #[arg(long)]
+        gateway: String,
+        /// The witness's key file (its organisation's enrolled key).
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name: its organisation's id in the registry.
+        #[arg(long)]
+        name: String,
+        /// The log's verifier key (your own copy).
+        #[arg(long)]
+        vkey: PathBuf,
+        /// Where the last cosigned checkpoint is kept (created if missing).
+        #[arg(long)]
+        state: PathBuf,
+        /// Milliseconds between rounds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// One round, then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// The auditor's side: export a bundle, verify it.
     Audit {
         #[command(subcommand)]
@@ -205,6 +230,45 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     match cmd {
         Cmd::Audit { cmd } => audit_cli::run(cmd).await,
+        Cmd::Witness {
+            gateway: url,
+            key,
+            name,
+            vkey,
+            state,
+            interval_ms,
+            once,
+        } => {
+            use gateway::witness::{round, Round, StateFile};
+            let key = gateway::config::read_key(&key)?;
+            let cosigner = ledger::Cosigner::new(&name, key.clone())?;
+            let log_key = ledger::NoteVerifier::parse(
+                std::fs::read_to_string(&vkey)
+                    .with_context(|| format!("reading {}", vkey.display()))?
+                    .trim(),
+            )?;
+            let client = gateway::client::AgencyClient::new(&url, &format!("{name}:witness"), key)?;
+            let state = StateFile::new(&state);
+            loop {
+                match round(&client, &log_key, &cosigner, &state, now() as u64).await {
+                    Ok(Round::Cosigned(size)) => {
+                        println!("cosigned the checkpoint of {size} entries")
+                    }
+                    Ok(Round::Unchanged(_)) => {}
+                    Ok(Round::Refused(why)) => {
+                        eprintln!("REFUSED, nothing cosigned: {why}");
+                        return Ok(ExitCode::from(2));
+                    }
+                    // The gateway down or slow: try again next round; the
+                    // state is unchanged unless a cosignature was made.
+                    Err(e) => eprintln!("witness: {e}"),
+                }
+                if once {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
+            }
+        }
         Cmd::Participant { cmd } => participant_cli::run(cmd).await,
         Cmd::Demo { dir, listen, fresh } => {
             gateway::demo::run(&dir, listen, fresh).await?;

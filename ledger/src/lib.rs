@@ -60,5 +60,7 @@ pub use entry::{EntryError, EntrySignature, Envelope, KeyLookup, StaticKeys, Ver
 pub use fsck::{fsck, Finding, FsckReport};
 pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError, Pending, Prepared, Reservation};
 pub use merkle::{Frontier, Hash};
-pub use note::{Checkpoint, CosignatureVerifier, Cosigner, NoteError, NoteSigner, NoteVerifier};
+pub use note::{
+    Checkpoint, CosignatureVerifier, Cosigner, NoteError, NoteSigner, NoteVerifier, WitnessPolicy,
+};
 pub use store::{SledStore, Store, StoreError};

@@ -32,6 +32,8 @@ pub enum NoteError {
     NoTrustedSignature,
     #[error("signature by {0:?} does not verify")]
     BadSignature(String),
+    #[error("cosigned by {have} of the witnesses you trust, fewer than the {need} of {of} your policy requires")]
+    Undercosigned { have: usize, need: usize, of: usize },
 }
 
 fn key_hash(name: &str, alg: u8, key: &[u8; 32]) -> [u8; 4] {
@@ -425,6 +427,20 @@ pub struct CosignatureVerifier {
 }
 
 impl CosignatureVerifier {
+    /// The verifier of witness `name` whose Ed25519 key is `key` (for a
+    /// witness known from a registry rather than from a key string).
+    pub fn from_key(name: &str, key: VerifyingKey) -> Result<Self, NoteError> {
+        if !valid_name(name) {
+            return Err(NoteError::MalformedKey("name"));
+        }
+        let id = key_hash(name, ALG_COSIGNATURE_V1, key.as_bytes());
+        Ok(Self {
+            name: name.to_string(),
+            id,
+            key,
+        })
+    }
+
     pub fn parse(s: &str) -> Result<Self, NoteError> {
         let (name, id, key) = parse_vkey(s.trim(), ALG_COSIGNATURE_V1)?;
         Ok(Self { name, id, key })
@@ -456,6 +472,88 @@ impl CosignatureVerifier {
             )
             .map_err(|_| NoteError::BadSignature(sig.name.clone()))?;
         Ok(timestamp)
+    }
+}
+
+/// Which witnesses a client trusts, and how many of them must have
+/// cosigned a checkpoint before the client believes it: k of n.
+///
+/// The text form, one item per line (blank lines and `#` comments
+/// ignored):
+///
+/// ```text
+/// witness community-board+1a2b3c4d+BAAA…   # a cosignature/v1 verifier key
+/// witness legal-aid+5e6f7a8b+BAAA…
+/// quorum 2
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessPolicy {
+    pub witnesses: Vec<CosignatureVerifier>,
+    pub quorum: usize,
+}
+
+impl WitnessPolicy {
+    pub fn parse(text: &str) -> Result<Self, NoteError> {
+        let mut witnesses: Vec<CosignatureVerifier> = Vec::new();
+        let mut quorum = None;
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            match line.split_once(' ') {
+                Some(("witness", key)) => {
+                    let w = CosignatureVerifier::parse(key.trim())?;
+                    if witnesses.iter().any(|o| o.name == w.name) {
+                        return Err(NoteError::MalformedKey("a witness is named twice"));
+                    }
+                    witnesses.push(w);
+                }
+                Some(("quorum", k)) => {
+                    quorum = Some(
+                        k.trim()
+                            .parse::<usize>()
+                            .map_err(|_| NoteError::MalformedKey("quorum is not a number"))?,
+                    );
+                }
+                _ => {
+                    return Err(NoteError::MalformedKey(
+                        "want `witness KEY` or `quorum K` lines",
+                    ))
+                }
+            }
+        }
+        let quorum = quorum.ok_or(NoteError::MalformedKey("no quorum line"))?;
+        if quorum == 0 || quorum > witnesses.len() {
+            return Err(NoteError::MalformedKey(
+                "the quorum must be from 1 to the number of witnesses",
+            ));
+        }
+        Ok(Self { witnesses, quorum })
+    }
+
+    /// The witnesses of this policy whose cosignature on `note` (a signed
+    /// checkpoint) verifies; `Err` names how many were found when fewer
+    /// than the quorum.
+    pub fn check(&self, note: &str) -> Result<Vec<String>, NoteError> {
+        let (text, sigs) = split_note(note)?;
+        let mut good: Vec<String> = Vec::new();
+        for w in &self.witnesses {
+            let ok = sigs
+                .iter()
+                .any(|s| w.matches(s) && w.verify(text, s).is_ok());
+            if ok {
+                good.push(w.name.clone());
+            }
+        }
+        if good.len() < self.quorum {
+            return Err(NoteError::Undercosigned {
+                have: good.len(),
+                need: self.quorum,
+                of: self.witnesses.len(),
+            });
+        }
+        Ok(good)
     }
 }
 

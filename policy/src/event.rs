@@ -56,6 +56,10 @@ pub enum Role {
     Agency,
     /// Reads the log and verifies it; never receives records.
     Auditor,
+    /// Cosigns the log's checkpoints (C2SP `tlog-cosignature`, named by
+    /// the organisation's id, with its current key); never receives
+    /// records.
+    Witness,
 }
 
 /// Who may disclose or receive: specific agencies and/or classes of agencies.

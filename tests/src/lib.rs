@@ -325,6 +325,35 @@ pub mod net {
         SigningKey::from_bytes(&[99; 32])
     }
 
+    /// The key of witness number `i` (see [`enrol_witness`]).
+    pub fn witness_key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[110 + i; 32])
+    }
+
+    pub fn witness_id(i: u8) -> String {
+        format!("witness-{i}")
+    }
+
+    /// Enrols witness `i` (an organisation with the `witness` role only,
+    /// governance-signed).
+    pub async fn enrol_witness(net: &Net, i: u8) {
+        let e = Event::AgencyEnrolled(AgencyEnrolled {
+            v: V1,
+            agency: witness_id(i),
+            name: format!("Witness {i}"),
+            key_id: agency_key_id(&witness_id(i)),
+            public_key: B64.encode(witness_key(i).verifying_key().as_bytes()),
+            upstream: "http://127.0.0.1:9/none".into(),
+            classes: vec![],
+            roles: vec![Role::Witness],
+            at: NOW,
+        });
+        net.dep
+            .submit(sign_event(&e, "governance", &fixture::governance()).unwrap())
+            .await
+            .unwrap();
+    }
+
     /// Enrols [`AUDITOR`] (governance-signed), for the tests that read the
     /// log's entries as an auditor.
     pub async fn enrol_auditor(net: &Net) {

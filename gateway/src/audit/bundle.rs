@@ -158,6 +158,9 @@ pub struct Bundle {
     pub checkpoint: Checkpoint,
     pub log_key: NoteVerifier,
     pub trust: Trust,
+    /// The witnesses the auditor trusts and their quorum: when set, the
+    /// checkpoint counts only with that many of their cosignatures.
+    pub witness_policy: Option<ledger::WitnessPolicy>,
 }
 
 /// What reading a tile of entries found.
@@ -209,6 +212,7 @@ impl Bundle {
             checkpoint,
             log_key,
             trust,
+            witness_policy: None,
         })
     }
 

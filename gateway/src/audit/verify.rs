@@ -368,6 +368,13 @@ pub fn verify(
     }
     summary.from = from;
     summary.to = size;
+    // A checkpoint that too few trusted witnesses cosigned may be one
+    // history of several shown to different people: no trust moves on it.
+    if let Some(policy) = &bundle.witness_policy {
+        if let Err(e) = policy.check(&bundle.checkpoint_note) {
+            run.find(size, format!("the checkpoint is not accepted: {e}"));
+        }
+    }
 
     let mut keys = KeyCache::default();
     let mut leaves: Vec<Hash> = Vec::with_capacity((size - from.min(size)) as usize);

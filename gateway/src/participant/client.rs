@@ -40,6 +40,8 @@ pub enum ProofError {
     Missing(usize),
     #[error("the proof of entry {index} does not verify against the checkpoint: {reason}")]
     Inclusion { index: u64, reason: String },
+    #[error("the checkpoint is not accepted: {0}")]
+    Witnesses(String),
 }
 
 pub struct ParticipantClient {
@@ -193,6 +195,21 @@ impl ParticipantClient {
         let req = self.request("POST", "/v1/entries", Some(env.to_json().into_bytes()))?;
         self.exchange(req).await
     }
+}
+
+/// [`verify_page`], and then the checkpoint must carry the cosignatures
+/// of `witnesses`' quorum: a checkpoint too few trusted witnesses saw may
+/// be one of several histories shown to different people.
+pub fn verify_page_witnessed(
+    page: &Value,
+    log_key: &NoteVerifier,
+    witnesses: &ledger::WitnessPolicy,
+) -> Result<u64, ProofError> {
+    let size = verify_page(page, log_key)?;
+    witnesses
+        .check(page["checkpoint"].as_str().unwrap_or_default())
+        .map_err(|e| ProofError::Witnesses(e.to_string()))?;
+    Ok(size)
 }
 
 /// Checks a page from `/v1/me/consents` or `/v1/me/disclosures`: the

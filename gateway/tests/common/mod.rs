@@ -39,6 +39,8 @@ pub fn demo(dir: &Path) -> (Demo, Vec<String>) {
 }
 
 /// Runs `consentry` with `args`: its exit code and everything it printed.
+// Each test binary compiles this module; not every one runs the CLI.
+#[allow(dead_code)]
 pub fn consentry<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_consentry"))
         .args(args)
