@@ -156,6 +156,66 @@ pub async fn seed(
     Ok(written)
 }
 
+/// The demo's witnesses (`consentry demo --witnesses`): organisations
+/// enrolled with the `witness` role, their keys in `keys/witness-N.key`.
+pub const WITNESSES: &[(&str, &str)] = &[
+    ("witness-1", "Community Advisory Board"),
+    ("witness-2", "Legal Aid Clinic"),
+    ("witness-3", "Peer Recovery Network"),
+];
+
+/// Where the demo writes its witness policy: the three witnesses, 2 of 3.
+pub const WITNESS_POLICY_FILE: &str = "keys/witnesses.txt";
+
+/// Enrols the demo's witnesses (once) and writes the witness policy.
+pub async fn enrol_witnesses(
+    dep: &Deployment,
+    dir: &Path,
+    k: &DemoKeys,
+    now: i64,
+) -> Result<(), SeedError> {
+    let mut policy = String::from("# The demo's witnesses; a checkpoint counts with 2 of 3.\n");
+    for (id, name) in WITNESSES {
+        let key = load_or_create_key(&dir.join(format!("keys/{id}.key")))?;
+        let enrolled = {
+            let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+            state.agency(id).is_some()
+        };
+        if !enrolled {
+            let e = Event::AgencyEnrolled(AgencyEnrolled {
+                v: V1,
+                agency: id.to_string(),
+                name: name.to_string(),
+                key_id: format!("{id}:1"),
+                public_key: B64.encode(key.verifying_key().as_bytes()),
+                upstream: "http://127.0.0.1:9/none".into(),
+                classes: vec![],
+                roles: vec![Role::Witness],
+                at: now,
+            });
+            dep.submit(sign_event(&e, "governance", &k.governance)?)
+                .await?;
+        }
+        let verifier =
+            ledger::CosignatureVerifier::from_key(id, key.verifying_key()).map_err(|e| {
+                SeedError::Key(ConfigError::Parse {
+                    path: dir.join(WITNESS_POLICY_FILE),
+                    err: e.to_string(),
+                })
+            })?;
+        policy.push_str(&format!("witness {verifier}\n"));
+    }
+    policy.push_str("quorum 2\n");
+    std::fs::write(dir.join(WITNESS_POLICY_FILE), policy).map_err(|err| {
+        SeedError::Key(ConfigError::Read {
+            path: dir.join(WITNESS_POLICY_FILE),
+            err,
+        })
+    })?;
+    dep.log.publish_checkpoint().map_err(SubmitError::from)?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error(transparent)]
@@ -171,7 +231,12 @@ pub const GATEWAY_URL_FILE: &str = "gateway.url";
 /// Runs the demo in `dir` until Ctrl-C. The upstreams listen next to the
 /// gateway (port + 1 and + 2), so that a re-run finds them where the
 /// registry says; with port 0 (tests) every port is the system's choice.
-pub async fn run(dir: &Path, listen: std::net::SocketAddr, fresh: bool) -> anyhow::Result<()> {
+pub async fn run(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    fresh: bool,
+    witnesses: bool,
+) -> anyhow::Result<()> {
     use std::sync::Arc;
 
     use anyhow::Context;
@@ -223,6 +288,9 @@ pub async fn run(dir: &Path, listen: std::net::SocketAddr, fresh: bool) -> anyho
         },
     )
     .await?;
+    if witnesses {
+        enrol_witnesses(&dep, dir, &keys, clock.now()).await?;
+    }
     let url = format!("http://{bound}");
     std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))?;
     let gw = Arc::new(

@@ -35,6 +35,10 @@ enum Cmd {
         /// Start over: delete the demo folder first.
         #[arg(long)]
         fresh: bool,
+        /// Also enrol three witnesses (keys in DIR/keys/witness-N.key, the
+        /// 2-of-3 policy in DIR/keys/witnesses.txt) for `consentry witness`.
+        #[arg(long)]
+        witnesses: bool,
     },
     /// Ask for a participant's records, as an agency (RFC 9421-signed).
     Request {
@@ -270,8 +274,13 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Cmd::Participant { cmd } => participant_cli::run(cmd).await,
-        Cmd::Demo { dir, listen, fresh } => {
-            gateway::demo::run(&dir, listen, fresh).await?;
+        Cmd::Demo {
+            dir,
+            listen,
+            fresh,
+            witnesses,
+        } => {
+            gateway::demo::run(&dir, listen, fresh, witnesses).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Request {

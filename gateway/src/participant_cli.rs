@@ -138,6 +138,10 @@ pub struct Where {
     /// The log's verifier key file (default: the profile's, or DIR/keys/log.vkey).
     #[arg(long)]
     vkey: Option<PathBuf>,
+    /// Your witness policy (`witness KEY` lines, `quorum K`): pages are
+    /// believed only against a checkpoint K of those witnesses cosigned.
+    #[arg(long)]
+    witnesses: Option<PathBuf>,
     /// en or es.
     #[arg(long, default_value = "en")]
     lang: String,
@@ -154,8 +158,27 @@ fn profile_path(key: &Path) -> PathBuf {
 struct Resolved {
     gateway: String,
     vkey: PathBuf,
+    witnesses: Option<PathBuf>,
     lang: Language,
     json: bool,
+}
+
+impl Resolved {
+    /// Checks a page's proofs, and with a witness policy its checkpoint's
+    /// cosignatures, before anything of it is shown.
+    fn check(&self, page: &Value) -> anyhow::Result<u64> {
+        let key = log_key(&self.vkey)?;
+        Ok(match &self.witnesses {
+            None => verify_page(page, &key)?,
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                let policy = ledger::WitnessPolicy::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                gateway::participant::client::verify_page_witnessed(page, &key, &policy)?
+            }
+        })
+    }
 }
 
 fn resolve(w: &Where, profile: Option<&Value>) -> anyhow::Result<Resolved> {
@@ -182,6 +205,7 @@ fn resolve(w: &Where, profile: Option<&Value>) -> anyhow::Result<Resolved> {
     Ok(Resolved {
         gateway,
         vkey,
+        witnesses: w.witnesses.clone(),
         lang,
         json: w.json,
     })
@@ -415,7 +439,7 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             if !page.ok() {
                 bail!("{}", problem_line(&page));
             }
-            let size = verify_page(&page.body, &log_key(&r.vkey)?)?;
+            let size = r.check(&page.body)?;
             if r.json {
                 println!("{}", page.body);
                 return Ok(ExitCode::SUCCESS);
@@ -445,7 +469,7 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             if !page.ok() {
                 bail!("{}", problem_line(&page));
             }
-            let size = verify_page(&page.body, &log_key(&r.vkey)?)?;
+            let size = r.check(&page.body)?;
             if r.json {
                 println!("{}", page.body);
                 return Ok(ExitCode::SUCCESS);

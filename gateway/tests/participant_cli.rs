@@ -278,3 +278,55 @@ fn the_agency_confirms_an_intake_from_the_command_line() {
     assert_eq!(status, 0, "{out}");
     assert!(out.contains(&format!("Enrolled {participant}")), "{out}");
 }
+
+/// With a witness policy, the participant's pages are believed only
+/// against a checkpoint enough trusted witnesses cosigned: refused before
+/// the witnesses ran (and the reason said), shown after two of three did.
+#[test]
+fn pages_wait_for_the_witness_quorum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let (_demo, _) = common::demo_with(&dir, &["--witnesses"]);
+    let d = dir.to_str().unwrap();
+    let key = tmp.path().join("me.key");
+    let k = key.to_str().unwrap();
+    let (code, out) = consentry(&[
+        "participant",
+        "enrol",
+        "--dir",
+        d,
+        "--at",
+        "hope-clinic",
+        "--key",
+        k,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let policy = dir.join(gateway::demo::WITNESS_POLICY_FILE);
+    let p = policy.to_str().unwrap();
+    let (code, out) = consentry(&["participant", "consents", "--key", k, "--witnesses", p]);
+    assert_ne!(code, 0, "no witness has cosigned yet: {out}");
+    assert!(out.contains("fewer than the 2 of 3"), "{out}");
+    let url = std::fs::read_to_string(dir.join(gateway::demo::GATEWAY_URL_FILE)).unwrap();
+    for i in 1..=2 {
+        let wkey = dir.join(format!("keys/witness-{i}.key"));
+        let state = tmp.path().join(format!("w{i}.json"));
+        let (code, out) = consentry(&[
+            "witness",
+            "--gateway",
+            url.trim(),
+            "--name",
+            &format!("witness-{i}"),
+            "--key",
+            wkey.to_str().unwrap(),
+            "--vkey",
+            dir.join("keys/log.vkey").to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--once",
+        ]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("cosigned the checkpoint"), "{out}");
+    }
+    let (code, out) = consentry(&["participant", "consents", "--key", k, "--witnesses", p]);
+    assert_eq!(code, 0, "two of three witnesses cosigned: {out}");
+}

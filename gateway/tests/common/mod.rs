@@ -17,9 +17,15 @@ impl Drop for Demo {
 /// Starts `consentry demo` in `dir` on a free loopback port and returns it
 /// once it has printed its walkthrough, with the lines it printed.
 pub fn demo(dir: &Path) -> (Demo, Vec<String>) {
+    demo_with(dir, &[])
+}
+
+/// [`demo`] with more arguments (e.g. `--witnesses`).
+pub fn demo_with(dir: &Path, more: &[&str]) -> (Demo, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
         .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
         .arg(dir)
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
