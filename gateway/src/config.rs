@@ -96,6 +96,10 @@ pub struct Config {
     pub rules: PathBuf,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The witness policy (`witness KEY` lines, `quorum K`) the portal's
+    /// "verified" mark checks checkpoints against; none: no witnesses.
+    #[serde(default)]
+    pub witness_policy: Option<PathBuf>,
     #[serde(skip)]
     pub base: PathBuf,
 }
@@ -262,6 +266,7 @@ pub async fn init(
         vocabulary: "vocabulary.toml".into(),
         rules: "rules.toml".into(),
         limits: LimitsConfig::default(),
+        witness_policy: None,
         base: dir.into(),
     };
     let vocabulary = Vocabulary::from_toml(policy::vocab::DEFAULT_VOCABULARY_TOML)

@@ -305,6 +305,10 @@ pub async fn run(
         )
         .map_err(anyhow::Error::msg)?,
     );
+    if witnesses {
+        let text = std::fs::read_to_string(dir.join(WITNESS_POLICY_FILE))?;
+        gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
+    }
     print!(
         "{}",
         walkthrough(dir, &url, dep.log.size(), &upstream_urls, written.len())

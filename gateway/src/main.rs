@@ -690,6 +690,12 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         )
         .map_err(anyhow::Error::msg)?,
     );
+    if let Some(p) = &c.witness_policy {
+        let p = c.path(p);
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
+    }
     println!(
         "consentry serving log {} ({} entries) on {bound}, public url {public_url}",
         c.origin,

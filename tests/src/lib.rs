@@ -354,6 +354,36 @@ pub mod net {
             .unwrap();
     }
 
+    /// A policy trusting witnesses 1 to 3, `quorum` of them required.
+    pub fn witness_policy(quorum: usize) -> ledger::WitnessPolicy {
+        let lines: Vec<String> = (1..=3)
+            .map(|i| {
+                let c = ledger::Cosigner::new(&witness_id(i), witness_key(i)).unwrap();
+                format!("witness {}", c.verifier())
+            })
+            .collect();
+        ledger::WitnessPolicy::parse(&format!("{}\nquorum {quorum}\n", lines.join("\n"))).unwrap()
+    }
+
+    /// One round of witness `i` against `net`, its state in `dir`.
+    pub async fn witness_round(net: &Net, i: u8, dir: &std::path::Path) -> gateway::witness::Round {
+        let c = gateway::client::AgencyClient::new(
+            &format!("http://{}", net.addr),
+            "w:1",
+            witness_key(i),
+        )
+        .unwrap();
+        gateway::witness::round(
+            &c,
+            &fixture::gateway().verifier(),
+            &ledger::Cosigner::new(&witness_id(i), witness_key(i)).unwrap(),
+            &gateway::witness::StateFile::new(&dir.join(format!("witness-{i}.json"))),
+            net.clock_now() as u64,
+        )
+        .await
+        .unwrap()
+    }
+
     /// Enrols [`AUDITOR`] (governance-signed), for the tests that read the
     /// log's entries as an auditor.
     pub async fn enrol_auditor(net: &Net) {

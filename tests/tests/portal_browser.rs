@@ -1014,3 +1014,64 @@ async fn the_audit_report_reads_on_a_phone() {
     }
     c.close().await.unwrap();
 }
+
+/// With a witness policy, the timeline's "verified" mark waits for the
+/// quorum: before the witnesses cosign, every item says too few witnesses
+/// confirmed it; after two of three did, every item is verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verified_mark_waits_for_the_witness_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    for i in 1..=3 {
+        net::enrol_witness(&net, i).await;
+    }
+    net.gateway.set_witness_policy(Some(net::witness_policy(2)));
+    let ask = net::Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        &fixture::participant_id(0),
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    assert_eq!(net::ask(&net, &ask).await.status, 200);
+    net.dep.log.publish_checkpoint().unwrap();
+    let origin = format!("http://{}", net.addr);
+    let me = ParticipantClient::new(
+        &origin,
+        &fixture::participant_id(0),
+        &fixture::participant_key_id(0),
+        fixture::participant_key(0),
+    )
+    .unwrap();
+    let (_driver, c) = browser().await;
+    sign_in_as_fixture(&c, &me, &origin).await;
+    let word =
+        gateway::participant::portal::catalog(policy::Language::En).t("verify_few_witnesses");
+    c.goto(&format!("{origin}/portal/en/disclosures"))
+        .await
+        .unwrap();
+    let waiting = format!(
+        "return document.querySelectorAll('.proof').length > 0 && [...document.querySelectorAll('.proof')].every(p => p.dataset.state === 'failed' && p.textContent === {});",
+        serde_json::to_string(word).unwrap()
+    );
+    assert!(
+        wait_for(&c, &waiting).await,
+        "not verified: too few witnesses"
+    );
+
+    for i in 1..=2 {
+        assert!(matches!(
+            net::witness_round(&net, i, dir.path()).await,
+            gateway::witness::Round::Cosigned(_)
+        ));
+    }
+    c.goto(&format!("{origin}/portal/en/disclosures"))
+        .await
+        .unwrap();
+    assert!(
+        wait_for(&c, "return document.querySelectorAll('.proof').length > 0 && [...document.querySelectorAll('.proof')].every(p => p.dataset.state === 'verified');").await,
+        "verified once two of three witnesses cosigned"
+    );
+    c.close().await.unwrap();
+    net.stop().await;
+}

@@ -42,13 +42,7 @@ impl Witness {
 }
 
 fn policy(quorum: usize) -> WitnessPolicy {
-    let lines: Vec<String> = (1..=3)
-        .map(|i| {
-            let c = Cosigner::new(&net::witness_id(i), net::witness_key(i)).unwrap();
-            format!("witness {}", c.verifier())
-        })
-        .collect();
-    WitnessPolicy::parse(&format!("{}\nquorum {quorum}\n", lines.join("\n"))).unwrap()
+    net::witness_policy(quorum)
 }
 
 async fn fork(dir: &std::path::Path, agency: &str) -> net::Net {

@@ -212,6 +212,34 @@
     return { size, root };
   }
 
+  // C2SP tlog-cosignature: how many of `keys` (cosignature/v1 verifier
+  // keys, `name+hash+base64(0x04 || key)`) cosigned the checkpoint.
+  async function cosigners(note, keys) {
+    const split = note.lastIndexOf('\n\n');
+    const text = note.slice(0, split + 1);
+    const lines = note.slice(split + 2).split('\n');
+    let count = 0;
+    for (const vkey of keys) {
+      const a = vkey.indexOf('+');
+      const b = vkey.indexOf('+', a + 1);
+      const name = vkey.slice(0, a);
+      const hash = vkey.slice(a + 1, b);
+      const key = unbase64(vkey.slice(b + 1));
+      if (key.length !== 33 || key[0] !== 4) continue;
+      for (const line of lines) {
+        if (!line.startsWith('\u2014 ' + name + ' ')) continue;
+        const blob = unbase64(line.slice(name.length + 3));
+        const id = Array.from(blob.slice(0, 4), (x) => x.toString(16).padStart(2, '0')).join('');
+        if (blob.length !== 76 || id !== hash) continue;
+        let ts = 0n;
+        blob.slice(4, 12).forEach((x) => { ts = (ts << 8n) | BigInt(x); });
+        const msg = new TextEncoder().encode('cosignature/v1\ntime ' + ts + '\n' + text);
+        if (await ed25519Verify(key.slice(1), blob.slice(12), msg)) { count += 1; break; }
+      }
+    }
+    return count;
+  }
+
   // RFC 9162 section 2.1.3.2: the entry at `index` is in the tree.
   async function verifyInclusion(proof, cp) {
     const index = proof.index;
@@ -258,10 +286,15 @@
     (async () => {
       const d = timeline.dataset;
       const verified = new Set();
+      let fewWitnesses = false;
       try {
         const r = await fetch('/v1/me/disclosures?limit=' + d.limit, { credentials: 'same-origin' });
         const page = await r.json();
         const cp = await openCheckpoint(page.checkpoint, d.logKey);
+        if (d.quorum && (await cosigners(page.checkpoint, d.witnesses.split(' '))) < Number(d.quorum)) {
+          fewWitnesses = true;
+          throw new Error('witnesses');
+        }
         for (const item of page.items) {
           if (await verifyInclusion(item.proof, cp)) verified.add(String(item.proof.index));
         }
@@ -276,7 +309,7 @@
         const ok = verified.has(li.dataset.index);
         if (!ok) failed += 1;
         mark.dataset.state = ok ? 'verified' : 'failed';
-        mark.textContent = ok ? d.verified : d.failed;
+        mark.textContent = ok ? d.verified : (fewWitnesses ? d.fewWitnesses : d.failed);
       });
       const summary = document.getElementById('verify-summary');
       summary.textContent = failed ? d.someFailed : d.allVerified;

@@ -92,6 +92,9 @@ pub struct Gateway {
     pub sessions: crate::participant::session::Sessions,
     /// Enrolments waiting for the agency's co-signature.
     pub intakes: crate::participant::intake::Intakes,
+    /// The witnesses and quorum this deployment publishes for its portal's
+    /// "verified" mark (the text form of `ledger::WitnessPolicy`).
+    witness_policy: std::sync::RwLock<Option<ledger::WitnessPolicy>>,
 }
 
 impl Gateway {
@@ -129,7 +132,23 @@ impl Gateway {
             metrics: Metrics::default(),
             sessions: crate::participant::session::Sessions::new(Default::default()),
             intakes: crate::participant::intake::Intakes::new(Default::default()),
+            witness_policy: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Sets the witness policy the portal checks checkpoints against.
+    pub fn set_witness_policy(&self, policy: Option<ledger::WitnessPolicy>) {
+        *self
+            .witness_policy
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    pub fn witness_policy(&self) -> Option<ledger::WitnessPolicy> {
+        self.witness_policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `scheme://authority`, as agencies and participants sign it.

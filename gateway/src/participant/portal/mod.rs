@@ -385,6 +385,17 @@ async fn disclosures(
     let t = catalog(lang);
     let items = super::recent_disclosures(&g, &me, lang, TIMELINE_ITEMS);
     let log_key = g.dep.log.verifier().to_string();
+    // With a witness policy, the browser also wants its quorum of
+    // cosignatures before it marks anything verified.
+    let witnesses = g.witness_policy();
+    let witness_keys = witnesses.as_ref().map(|p| {
+        p.witnesses
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let quorum = witnesses.as_ref().map(|p| p.quorum);
     // The browser checks each item itself (portal.js): it fetches the
     // proofs, verifies the checkpoint under the log's key and each entry's
     // inclusion, and only then writes the "verified" mark.
@@ -395,6 +406,8 @@ async fn disclosures(
             Some(items) => {
                 p id="verify-summary" role="status" class="hint" { (t.t("verify_pending_all")) }
                 ol class="timeline" id="timeline" data-log-key=(log_key)
+                    data-witnesses=[witness_keys] data-quorum=[quorum]
+                    data-few-witnesses=(t.t("verify_few_witnesses"))
                     data-limit=(TIMELINE_ITEMS)
                     data-verified=(t.t("verify_ok")) data-failed=(t.t("verify_failed"))
                     data-all-verified=(t.t("verify_all_ok")) data-some-failed=(t.t("verify_some_failed")) {
