@@ -86,6 +86,29 @@ impl Upstreams {
 /// attendance and peer support from Hope Recovery Clinic, for housing.
 pub const DEMO_CONSENT: &str = "c-demo-0001";
 
+/// The governance entry that enrols organisation `id` with one role.
+fn enrolment(
+    id: &str,
+    name: &str,
+    key: &ed25519_dalek::SigningKey,
+    upstream: &str,
+    classes: &[&str],
+    role: Role,
+    now: i64,
+) -> Event {
+    Event::AgencyEnrolled(AgencyEnrolled {
+        v: V1,
+        agency: id.to_string(),
+        name: name.to_string(),
+        key_id: format!("{id}:1"),
+        public_key: B64.encode(key.verifying_key().as_bytes()),
+        upstream: upstream.to_string(),
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+        roles: vec![role],
+        at: now,
+    })
+}
+
 /// Seeds an empty deployment with the sample registry, participants and
 /// consent. Does nothing if the log already has entries.
 pub async fn seed(
@@ -103,17 +126,15 @@ pub async fn seed(
         let path = dir.join(format!("keys/{id}.key"));
         let key = load_or_create_key(&path)?;
         written.push(path);
-        let e = Event::AgencyEnrolled(AgencyEnrolled {
-            v: V1,
-            agency: id.to_string(),
-            name: name.to_string(),
-            key_id: format!("{id}:1"),
-            public_key: B64.encode(key.verifying_key().as_bytes()),
-            upstream: upstreams.of(id),
-            classes: classes.iter().map(|c| c.to_string()).collect(),
-            roles: vec![Role::Agency],
-            at: now,
-        });
+        let e = enrolment(
+            id,
+            name,
+            &key,
+            &upstreams.of(id),
+            classes,
+            Role::Agency,
+            now,
+        );
         dep.submit(sign_event(&e, "governance", &k.governance)?)
             .await?;
     }
@@ -182,17 +203,15 @@ pub async fn enrol_witnesses(
             state.agency(id).is_some()
         };
         if !enrolled {
-            let e = Event::AgencyEnrolled(AgencyEnrolled {
-                v: V1,
-                agency: id.to_string(),
-                name: name.to_string(),
-                key_id: format!("{id}:1"),
-                public_key: B64.encode(key.verifying_key().as_bytes()),
-                upstream: "http://127.0.0.1:9/none".into(),
-                classes: vec![],
-                roles: vec![Role::Witness],
-                at: now,
-            });
+            let e = enrolment(
+                id,
+                name,
+                &key,
+                "http://127.0.0.1:9/none",
+                &[],
+                Role::Witness,
+                now,
+            );
             dep.submit(sign_event(&e, "governance", &k.governance)?)
                 .await?;
         }

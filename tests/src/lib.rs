@@ -337,15 +337,27 @@ pub mod net {
     /// Enrols witness `i` (an organisation with the `witness` role only,
     /// governance-signed).
     pub async fn enrol_witness(net: &Net, i: u8) {
+        enrol_organisation(
+            net,
+            &witness_id(i),
+            &format!("Witness {i}"),
+            &witness_key(i),
+            Role::Witness,
+        )
+        .await;
+    }
+
+    /// Enrols an organisation with one role and no record system.
+    async fn enrol_organisation(net: &Net, id: &str, name: &str, key: &SigningKey, role: Role) {
         let e = Event::AgencyEnrolled(AgencyEnrolled {
             v: V1,
-            agency: witness_id(i),
-            name: format!("Witness {i}"),
-            key_id: agency_key_id(&witness_id(i)),
-            public_key: B64.encode(witness_key(i).verifying_key().as_bytes()),
+            agency: id.to_string(),
+            name: name.to_string(),
+            key_id: agency_key_id(id),
+            public_key: B64.encode(key.verifying_key().as_bytes()),
             upstream: "http://127.0.0.1:9/none".into(),
             classes: vec![],
-            roles: vec![Role::Witness],
+            roles: vec![role],
             at: NOW,
         });
         net.dep
@@ -387,21 +399,14 @@ pub mod net {
     /// Enrols [`AUDITOR`] (governance-signed), for the tests that read the
     /// log's entries as an auditor.
     pub async fn enrol_auditor(net: &Net) {
-        let e = Event::AgencyEnrolled(AgencyEnrolled {
-            v: V1,
-            agency: AUDITOR.to_string(),
-            name: "Community advisory board".into(),
-            key_id: agency_key_id(AUDITOR),
-            public_key: B64.encode(auditor_key().verifying_key().as_bytes()),
-            upstream: "http://127.0.0.1:9/none".into(),
-            classes: vec![],
-            roles: vec![Role::Auditor],
-            at: NOW,
-        });
-        net.dep
-            .submit(sign_event(&e, "governance", &fixture::governance()).unwrap())
-            .await
-            .unwrap();
+        enrol_organisation(
+            net,
+            AUDITOR,
+            "Community advisory board",
+            &auditor_key(),
+            Role::Auditor,
+        )
+        .await;
     }
 
     pub struct Net {
