@@ -1,11 +1,16 @@
 //! Witnesses: independent cosigners that make a split view visible.
 //!
-//! Two real logs run behind one log identity (origin and key), as a
-//! malicious operator would run them: fork A and fork B share their first
-//! entries and then differ. Witness 1 is shown fork A, witness 2 fork B;
-//! then each is shown the other fork, and refuses it. With a policy of 2
-//! of 3 witnesses, no fork's checkpoint reaches the quorum, and both an
-//! auditor and a participant's client reject it, saying why.
+//! Two real logs run behind one log identity (origin and key) and one
+//! address, as a malicious operator would run them: fork A and fork B
+//! share their first entries and then differ, and a front at one address
+//! serves whichever fork the operator chooses for whoever asks. Witness 1
+//! is shown fork A, witness 2 fork B; then each is shown the other fork,
+//! and refuses it. With a policy of 2 of 3 witnesses, no fork's checkpoint
+//! reaches the quorum, and both an auditor and a participant's client
+//! reject it, saying why.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use consentry_tests::fixture;
 use consentry_tests::net;
@@ -27,18 +32,63 @@ impl Witness {
     }
 
     async fn round(&self, at: &net::Net) -> Round {
-        let c =
-            AgencyClient::new(&format!("http://{}", at.addr), "w:1", net::witness_key(0)).unwrap();
+        self.round_at(at.addr, at.clock_now()).await
+    }
+
+    async fn round_at(&self, addr: std::net::SocketAddr, now: i64) -> Round {
+        let c = AgencyClient::new(&format!("http://{addr}"), "w:1", net::witness_key(0)).unwrap();
         round(
             &c,
             &fixture::gateway().verifier(),
             &self.cosigner,
             &self.state,
-            at.clock_now() as u64,
+            now as u64,
         )
         .await
         .unwrap()
     }
+}
+
+/// One address in front of both forks: the operator picks, per request,
+/// which history to show (`which`: 0 for A, 1 for B).
+struct Front {
+    addr: std::net::SocketAddr,
+    which: Arc<AtomicUsize>,
+}
+
+async fn front(forks: [std::net::SocketAddr; 2]) -> Front {
+    use axum::body::Bytes;
+    use axum::http::{Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let which = Arc::new(AtomicUsize::new(0));
+    let chosen = which.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
+        let to = forks[chosen.load(Ordering::SeqCst)];
+        async move {
+            let c =
+                AgencyClient::new(&format!("http://{to}"), "front:1", net::witness_key(0)).unwrap();
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let r = if method == Method::POST {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                c.post_json(path, &v).await
+            } else {
+                c.get(path).await
+            };
+            match r {
+                Ok(r) => (
+                    StatusCode::from_u16(r.status).unwrap(),
+                    [("content-type", r.content_type)],
+                    r.body,
+                )
+                    .into_response(),
+                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+            }
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Front { addr, which }
 }
 
 fn policy(quorum: usize) -> WitnessPolicy {
@@ -75,16 +125,36 @@ async fn a_split_view_is_refused_by_the_witnesses_and_reaches_no_quorum() {
     );
     let w1 = Witness::new(1, tmp.path());
     let w2 = Witness::new(2, tmp.path());
+    // Both witnesses talk to one address; the operator picks the fork.
+    let f = front([a.addr, b.addr]).await;
+    let now = a.clock_now();
+    let show = |fork: usize| f.which.store(fork, Ordering::SeqCst);
 
     // Each witness sees one fork, and cosigns it.
     let size_a = a.dep.log.size();
-    assert_eq!(w1.round(&a).await, Round::Cosigned(size_a));
-    assert_eq!(w2.round(&b).await, Round::Cosigned(b.dep.log.size()));
-    assert_eq!(w1.round(&a).await, Round::Unchanged(size_a), "nothing new");
+    show(0);
+    assert_eq!(w1.round_at(f.addr, now).await, Round::Cosigned(size_a));
+    show(1);
+    assert_eq!(
+        w2.round_at(f.addr, now).await,
+        Round::Cosigned(b.dep.log.size())
+    );
+    show(0);
+    assert_eq!(
+        w1.round_at(f.addr, now).await,
+        Round::Unchanged(size_a),
+        "nothing new"
+    );
 
     // Each is then shown the other fork, and refuses it.
-    assert!(matches!(w1.round(&b).await, Round::Refused(why) if why.contains("split view")));
-    assert!(matches!(w2.round(&a).await, Round::Refused(why) if why.contains("split view")));
+    show(1);
+    assert!(
+        matches!(w1.round_at(f.addr, now).await, Round::Refused(why) if why.contains("split view"))
+    );
+    show(0);
+    assert!(
+        matches!(w2.round_at(f.addr, now).await, Round::Refused(why) if why.contains("split view"))
+    );
     // Fork A grows: the history witness 2 refused is refused again.
     let more = net::Ask::new(
         "riverside-housing",
@@ -95,12 +165,15 @@ async fn a_split_view_is_refused_by_the_witnesses_and_reaches_no_quorum() {
     );
     net::ask(&a, &more).await;
     a.dep.log.publish_checkpoint().unwrap();
-    match w2.round(&a).await {
+    match w2.round_at(f.addr, now).await {
         Round::Refused(why) => assert!(why.contains("does not extend"), "{why}"),
         other => panic!("cosigned a fork it had not seen: {other:?}"),
     }
     // Witness 1 follows fork A as it grows (a consistency proof checks it).
-    assert_eq!(w1.round(&a).await, Round::Cosigned(a.dep.log.size()));
+    assert_eq!(
+        w1.round_at(f.addr, now).await,
+        Round::Cosigned(a.dep.log.size())
+    );
 
     // 2 of 3: each fork has one cosignature, so neither is accepted.
     let p = policy(2);
