@@ -84,13 +84,7 @@ fn header(h: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<()
 
 impl AgencyClient {
     pub fn new(gateway: &str, key_id: &str, key: SigningKey) -> Result<Self, ClientError> {
-        let gateway = gateway.trim_end_matches('/').to_string();
-        let uri: http::Uri = gateway
-            .parse()
-            .map_err(|_| ClientError::BadUrl(gateway.clone()))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(ClientError::BadUrl(gateway));
-        }
+        let gateway = gateway_url(gateway)?;
         Ok(Self {
             gateway,
             key_id: key_id.to_string(),
@@ -312,6 +306,19 @@ impl AgencyClient {
             body,
         })
     }
+}
+
+/// A gateway's base URL, checked (`http://host:port`) and without a
+/// trailing slash.
+pub(crate) fn gateway_url(gateway: &str) -> Result<String, ClientError> {
+    let gateway = gateway.trim_end_matches('/').to_string();
+    let uri: http::Uri = gateway
+        .parse()
+        .map_err(|_| ClientError::BadUrl(gateway.clone()))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(ClientError::BadUrl(gateway));
+    }
+    Ok(gateway)
 }
 
 /// Sends `req` to `gateway` and reads the whole answer (at most

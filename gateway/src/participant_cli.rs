@@ -309,6 +309,25 @@ async fn new_key_entry(
     Ok((key, a))
 }
 
+/// A page of `path`, its proofs checked, and the checkpoint's size; with
+/// `--json` it is printed as it came and `None` is returned.
+async fn checked_page(
+    c: &ParticipantClient,
+    r: &Resolved,
+    path: &str,
+) -> anyhow::Result<Option<(Value, u64)>> {
+    let page = c.get(path).await?;
+    if !page.ok() {
+        bail!("{}", problem_line(&page));
+    }
+    let size = r.check(&page.body)?;
+    if r.json {
+        println!("{}", page.body);
+        return Ok(None);
+    }
+    Ok(Some((page.body, size)))
+}
+
 fn split(list: &str) -> Vec<String> {
     list.split(',')
         .map(|c| c.trim().to_string())
@@ -433,18 +452,11 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
         }
         ParticipantCmd::Consents { at } => {
             let (c, r) = signed_in(&at).await?;
-            let page = c
-                .get(&format!("/v1/me/consents?lang={}", r.lang.code()))
-                .await?;
-            if !page.ok() {
-                bail!("{}", problem_line(&page));
-            }
-            let size = r.check(&page.body)?;
-            if r.json {
-                println!("{}", page.body);
+            let path = format!("/v1/me/consents?lang={}", r.lang.code());
+            let Some((page, size)) = checked_page(&c, &r, &path).await? else {
                 return Ok(ExitCode::SUCCESS);
-            }
-            let items = page.body["items"].as_array().cloned().unwrap_or_default();
+            };
+            let items = page["items"].as_array().cloned().unwrap_or_default();
             if items.is_empty() {
                 println!("You have no consents.");
             }
@@ -465,16 +477,10 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             if let Some(b) = before {
                 path.push_str(&format!("&before={b}"));
             }
-            let page = c.get(&path).await?;
-            if !page.ok() {
-                bail!("{}", problem_line(&page));
-            }
-            let size = r.check(&page.body)?;
-            if r.json {
-                println!("{}", page.body);
+            let Some((page, size)) = checked_page(&c, &r, &path).await? else {
                 return Ok(ExitCode::SUCCESS);
-            }
-            let items = page.body["items"].as_array().cloned().unwrap_or_default();
+            };
+            let items = page["items"].as_array().cloned().unwrap_or_default();
             if items.is_empty() {
                 println!("Nobody has asked for your records.");
             }
@@ -487,7 +493,7 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
                     i["text"].as_str().unwrap_or("")
                 );
             }
-            if let Some(n) = page.body["next_before"].as_u64() {
+            if let Some(n) = page["next_before"].as_u64() {
                 println!("(older: --before {n})");
             }
             println!("(every item checked against the signed checkpoint of {size} entries)");

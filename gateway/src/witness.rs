@@ -88,21 +88,8 @@ impl StateFile {
     /// Replaces the state: write a temporary file, sync it, rename it over
     /// the old one, sync the folder. A crash leaves the old or the new.
     pub fn save(&self, c: &Cosigned) -> Result<(), WitnessError> {
-        use std::io::Write;
-        let tmp = self.0.with_extension("tmp");
-        let bytes = serde_json::to_vec(c).map_err(|e| state_err(&tmp, e))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| state_err(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| state_err(&tmp, e))?;
-        f.sync_all().map_err(|e| state_err(&tmp, e))?;
-        std::fs::rename(&tmp, &self.0).map_err(|e| state_err(&self.0, e))?;
-        let dir = self
-            .0
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| state_err(dir, e))
+        let bytes = serde_json::to_vec(c).map_err(|e| state_err(&self.0, e))?;
+        crate::audit::replace_file(&self.0, &bytes).map_err(|e| state_err(&self.0, e))
     }
 }
 

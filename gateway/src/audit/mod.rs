@@ -126,6 +126,24 @@ pub fn fsck_dir(
     )?)
 }
 
+/// Replaces the file at `path` with `bytes` so that a crash leaves the
+/// old content or the new, never a mix: a temporary file is written and
+/// synced, renamed over `path`, and the folder synced. The auditor's and
+/// the witness's state files both rest on it.
+pub fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Writes an audit bundle of a stopped deployment's store in `data_dir`
 /// (read-only: the store is not changed): every entry up to the latest
 /// checkpoint, that checkpoint with its cosignatures, and the public keys.

@@ -173,21 +173,8 @@ impl StateFile {
         w.flush().map_err(|e| state_err(&lp, e))?;
         drop(w);
         f.sync_all().map_err(|e| state_err(&lp, e))?;
-        let tmp = self.path.with_extension("tmp");
-        let mut out = std::fs::File::create(&tmp).map_err(|e| state_err(&tmp, e))?;
-        out.write_all(&serde_json::to_vec(t).map_err(|e| state_err(&tmp, e))?)
-            .map_err(|e| state_err(&tmp, e))?;
-        out.sync_all().map_err(|e| state_err(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| state_err(&self.path, e))?;
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| state_err(dir, e))?;
-        Ok(())
+        let json = serde_json::to_vec(t).map_err(|e| state_err(&self.path, e))?;
+        super::replace_file(&self.path, &json).map_err(|e| state_err(&self.path, e))
     }
 }
 

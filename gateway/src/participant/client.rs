@@ -61,13 +61,7 @@ impl ParticipantClient {
         key_id: &str,
         key: SigningKey,
     ) -> Result<Self, ClientError> {
-        let gateway = gateway.trim_end_matches('/').to_string();
-        let uri: http::Uri = gateway
-            .parse()
-            .map_err(|_| ClientError::BadUrl(gateway.clone()))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(ClientError::BadUrl(gateway));
-        }
+        let gateway = crate::client::gateway_url(gateway)?;
         Ok(Self {
             gateway,
             participant: participant.to_string(),
