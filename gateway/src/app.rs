@@ -129,16 +129,28 @@ pub async fn serve_until_interrupted(
 ) -> std::io::Result<()> {
     let dep = gw.dep.clone();
     let publisher = tokio::spawn(publish_checkpoints(dep.clone(), Duration::from_secs(1)));
+    let activator = tokio::spawn(activate_rotations(dep.clone(), Duration::from_secs(1)));
     let served = run(listener, limits.connections_max, app(gw, limits), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
     publisher.abort();
+    activator.abort();
     served?;
     dep.log
         .publish_checkpoint()
         .map(|_| ())
         .map_err(std::io::Error::other)
+}
+
+/// Activates the participant key rotations whose wait has passed, every
+/// `every`, on the deployment's clock. A failure (the log stopped) is
+/// tried again on the next round; the health route reports the log.
+pub async fn activate_rotations(dep: Arc<crate::deployment::Deployment>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let _ = dep.activate_due_rotations().await;
+    }
 }
 
 /// Publishes a checkpoint whenever the log grew, every `every`: on a
@@ -272,10 +284,17 @@ fn entry_refused(e: &SubmitError) -> Response {
             &p.to_string(),
             none,
         ),
+        SubmitError::Skew { .. } => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "clock-skew",
+            &e.to_string(),
+            none,
+        ),
         SubmitError::Log(_)
         | SubmitError::Stopped
         | SubmitError::Busy
         | SubmitError::Replay(_)
+        | SubmitError::NoGatewayKey
         | SubmitError::BadTrust(_) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "log-unavailable",

@@ -16,8 +16,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ledger::{
     Envelope, FieldIndexer, KeyLookup, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
 };
-use policy::{access_decided, decide, parse_event, ConsentState, Decision, Event, Request, Trust};
+use policy::{
+    access_decided, decide, parse_event, ConsentState, Decision, Event, NoticeKind, Request, Trust,
+};
 use thiserror::Error;
+
+use crate::clock::{Clock, SystemClock};
+
+/// How far the time an outside signer states may be from the gateway's
+/// clock, for entries whose meaning depends on it (a key rotation's wait
+/// is counted from its `at`).
+pub const ENTRY_SKEW_SECS: i64 = 300;
+
+/// Most rotations one activation round appends: bounds the work of one
+/// round; the next round takes the rest.
+pub const ACTIVATIONS_PER_ROUND_MAX: usize = 256;
 
 #[derive(Debug, Error)]
 pub enum SubmitError {
@@ -37,6 +50,10 @@ pub enum SubmitError {
     BadTrust(String),
     #[error("replay failed: {0}")]
     Replay(#[from] crate::audit::ReplayError),
+    #[error("the entry says it was made at {at}, more than {ENTRY_SKEW_SECS} s from the gateway's clock ({now}); check the device's clock and sign it again")]
+    Skew { at: i64, now: i64 },
+    #[error("the log's key is not the trust roots' gateway key, so the gateway cannot sign the notices this entry needs")]
+    NoGatewayKey,
 }
 
 pub use crate::audit::{decode_key, RegistryKeys};
@@ -59,6 +76,12 @@ pub struct Deployment {
     /// The trust root's gateway key, decoded once: it signs every access
     /// record, and the trust roots never change while the log is open.
     gateway: (String, StaticKeys),
+    /// The gateway's own signing key, when the log's key is the trust
+    /// roots' gateway key (as `init` and the demo make it): it signs the
+    /// notices and activations the deployment writes on its own.
+    own_key: Option<ed25519_dalek::SigningKey>,
+    /// The gateway's clock: a rotation's wait is measured on it.
+    clock: std::sync::RwLock<Arc<dyn Clock>>,
 }
 
 /// An `access.decided` entry, durable.
@@ -109,6 +132,7 @@ impl Deployment {
     ) -> Result<Self, SubmitError> {
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(data_dir).map_err(ledger::LogError::from)?);
+        let signer_key = signer.signing_key().clone();
         let log = Log::open(
             store,
             signer,
@@ -121,14 +145,27 @@ impl Deployment {
             trust.gateway_key_id.clone(),
             StaticKeys::default().with(&trust.gateway_key_id, gateway_key),
         );
+        let own_key = (signer_key.verifying_key() == gateway_key).then_some(signer_key);
         let state = replay(&log, trust, log.size())?;
         Ok(Self {
             gateway,
+            own_key,
+            clock: std::sync::RwLock::new(Arc::new(SystemClock)),
             log,
             state: Arc::new(std::sync::RwLock::new(state)),
             failed: AtomicBool::new(false),
             changes: AtomicU64::new(0),
         })
+    }
+
+    /// The clock the deployment measures waits on: the gateway sets its
+    /// own (tests inject one).
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *self.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.read().unwrap_or_else(|p| p.into_inner()).now()
     }
 
     /// Stops the sequencer after it drains what is queued. Holders of a
@@ -166,6 +203,14 @@ impl Deployment {
             .into());
         }
         let event = parse_event(&envelope.entry)?;
+        if let Event::ParticipantKeyRotated(e) = &event {
+            // The wait runs from `at`: a signer must not be able to start
+            // it in the past (or delay it into the future).
+            let now = self.now();
+            if (e.at - now).abs() > ENTRY_SKEW_SECS {
+                return Err(SubmitError::Skew { at: e.at, now });
+            }
+        }
         let keys = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
             let registry = RegistryKeys {
@@ -188,19 +233,84 @@ impl Deployment {
 
     /// The shared tail of every write: room in the queue before the lock
     /// (so that holding it never waits on the disk), then under the write
-    /// lock check, enqueue and apply, then wait for durability outside it.
+    /// lock check, enqueue and apply, with the notice the person must get
+    /// about it (if any) right behind it, then wait for durability outside
+    /// it. Answers the entry's index once both are durable.
     async fn append(
         &self,
         event: &Event,
         prepared: ledger::Prepared,
         signers: &[&str],
     ) -> Result<u64, SubmitError> {
+        let notice = notice_kind(event);
         let reservation = self.log.reserve().await?;
-        let pending = {
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            self.enqueue_locked(&mut state, reservation, prepared, event, signers)?
+        let second = match notice {
+            Some(_) => Some(self.log.reserve().await?),
+            None => None,
         };
-        self.durable(pending).await
+        let pendings = {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if notice.is_some() && self.own_key.is_none() {
+                return Err(SubmitError::NoGatewayKey);
+            }
+            let first = self.enqueue_locked(&mut state, reservation, prepared, event, signers)?;
+            let mut pendings = vec![first];
+            if let (Some((participant, kind)), Some(r), Some(key)) =
+                (notice, second, self.own_key.as_ref())
+            {
+                let index = pendings.first().map(ledger::Pending::index);
+                let notice = Event::ParticipantNotice(policy::ParticipantNotice {
+                    v: policy::V1or2::V2,
+                    participant: participant.to_owned(),
+                    at: self.now(),
+                    kind: kind.code().into(),
+                    decision_id: None,
+                    entry_index: index,
+                });
+                let prep = self.sign_own(&notice, key)?;
+                let gw = [self.gateway.0.as_str()];
+                pendings.push(self.enqueue_locked(&mut state, r, prep, &notice, &gw)?);
+            }
+            pendings
+        };
+        let mut first = None;
+        for p in pendings {
+            let index = self.durable(p).await?;
+            first.get_or_insert(index);
+        }
+        first.ok_or(SubmitError::Busy)
+    }
+
+    /// Appends a `participant.key_activated` for every pending rotation
+    /// whose wait has passed on the gateway's clock (at most
+    /// [`ACTIVATIONS_PER_ROUND_MAX`]), each with its notice; answers their
+    /// indexes once durable. A rotation cancelled in the meantime is
+    /// skipped: policy refuses its activation.
+    pub async fn activate_due_rotations(&self) -> Result<Vec<u64>, SubmitError> {
+        let Some(key) = self.own_key.clone() else {
+            return Err(SubmitError::NoGatewayKey);
+        };
+        let now = self.now();
+        let due = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            state.due_rotations(now, ACTIVATIONS_PER_ROUND_MAX)
+        };
+        let mut done = Vec::with_capacity(due.len());
+        for r in due {
+            let event = Event::ParticipantKeyActivated(policy::ParticipantKeyActivated {
+                v: policy::V1,
+                participant: r.participant,
+                key_id: r.key_id,
+                rotation_index: r.index,
+                at: now,
+            });
+            match self.submit_own(&event, &key).await {
+                Ok(index) => done.push(index),
+                Err(SubmitError::Policy(policy::ApplyError::NoPendingRotation)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Check, enqueue (fixing the index) and apply, under the write lock.
@@ -331,16 +441,18 @@ impl Deployment {
                 d.request,
                 d.now,
                 d.decision_id,
-                d.request_digest,
+                d.evidence.clone(),
+                d.forwarded.clone(),
             )?);
             entries.push(decided);
             if decision.break_glass() && decision.is_allow() {
                 entries.push(Event::ParticipantNotice(policy::ParticipantNotice {
-                    v: policy::V1,
+                    v: policy::V1or2::V2,
                     participant: d.request.participant.clone(),
                     at: d.now,
-                    kind: "break-glass".into(),
-                    decision_id: d.decision_id.to_owned(),
+                    kind: NoticeKind::BreakGlass.code().into(),
+                    decision_id: Some(d.decision_id.to_owned()),
+                    entry_index: None,
                 }));
             }
             let mut prepared = Vec::with_capacity(2);
@@ -377,14 +489,30 @@ impl Deployment {
 }
 
 /// What [`Deployment::decide_and_log`] needs: the request, the time, the
-/// new decision id, the digest of the agency's signed request, and the
-/// gateway's signing key.
+/// new decision id, the evidence that authenticated the agency, what the
+/// request asks to have forwarded, and the gateway's signing key.
 pub struct Deciding<'a> {
     pub request: &'a Request,
     pub now: i64,
     pub decision_id: &'a str,
-    pub request_digest: &'a str,
+    pub evidence: policy::Evidence,
+    pub forwarded: Option<policy::Forwarded>,
     pub key: &'a ed25519_dalek::SigningKey,
+}
+
+/// The notice the person named by `event` must get, if any: a request to
+/// move their key, its cancellation and its activation, told at once.
+fn notice_kind(event: &Event) -> Option<(&str, NoticeKind)> {
+    match event {
+        Event::ParticipantKeyRotated(e) => Some((&e.participant, NoticeKind::KeyRotationRequested)),
+        Event::ParticipantRotationCancelled(e) => {
+            Some((&e.participant, NoticeKind::KeyRotationCancelled))
+        }
+        Event::ParticipantKeyActivated(e) => {
+            Some((&e.participant, NoticeKind::KeyRotationActivated))
+        }
+        _ => None,
+    }
 }
 
 /// Serialises an event and signs it with one key.

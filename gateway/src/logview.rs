@@ -87,7 +87,7 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
             name(&e.enrolled_by)
         ),
         Event::ParticipantKeyRotated(e) => format!(
-            "participant {} has a new key {} (in person at {})",
+            "{}'s move to a new key {} was requested (in person at {}); it waits, and the person is told",
             e.participant,
             e.key_id,
             name(&e.assisted_by)
@@ -177,8 +177,22 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
                 .unwrap_or_default()
         ),
         Event::ParticipantNotice(e) => format!(
-            "notice for {}: {} (decision {})",
-            e.participant, e.kind, e.decision_id
+            "notice for {}: {}{}",
+            e.participant,
+            e.kind,
+            match (&e.decision_id, e.entry_index) {
+                (Some(d), _) => format!(" (decision {d})"),
+                (None, Some(i)) => format!(" (entry #{i})"),
+                (None, None) => String::new(),
+            }
+        ),
+        Event::ParticipantKeyActivated(e) => format!(
+            "{}'s new key {} is now current (rotation #{})",
+            e.participant, e.key_id, e.rotation_index
+        ),
+        Event::ParticipantRotationCancelled(e) => format!(
+            "{} cancelled the move to key {} with their current key",
+            e.participant, e.key_id
         ),
     };
     format!("{at} #{i} {what}")

@@ -31,9 +31,10 @@ pub enum ParticipantCmd {
         #[arg(long)]
         agency_key: Option<PathBuf>,
     },
-    /// A new key for a lost or leaked one, at an agency in person (it
-    /// co-signs): the old key signs nothing accepted afterwards. Writes the
-    /// new key to --new-key and prints its recovery code.
+    /// A new key for a lost or leaked one, at the agency that enrolled you,
+    /// in person (it co-signs). The new key becomes current only after the
+    /// rules' waiting period, unless the old key cancels it. Writes the
+    /// new key to --key and prints its recovery code.
     Rotate {
         #[command(flatten)]
         at: Where,
@@ -46,6 +47,12 @@ pub enum ParticipantCmd {
         /// The current key id, e.g. p-…:1 (the new one is the next number).
         #[arg(long)]
         key_id: String,
+    },
+    /// Cancel a pending move to a new key, signed with the current key: the
+    /// new key never becomes current, and the board is told.
+    CancelRotation {
+        #[command(flatten)]
+        at: Where,
     },
     /// Restore the key on a new device from the recovery code.
     Restore {
@@ -242,6 +249,17 @@ async fn signed_in(w: &Where) -> anyhow::Result<(ParticipantClient, Resolved)> {
             a.body["detail"].as_str().unwrap_or("no reason given")
         );
     }
+    // Before anything else: a move of this person's key they may not have
+    // asked for, while the current key can still cancel it.
+    let me = c.get("/v1/me").await?;
+    if let Some(p) = me.body.get("pending_rotation").filter(|p| !p.is_null()) {
+        eprintln!(
+            "WARNING: a move of your account to a new key ({}) was asked for at {}; it replaces your key at {} unless you cancel it now with `consentry participant cancel-rotation`. Until then nobody can grant in your name.",
+            p["key_id"].as_str().unwrap_or("?"),
+            p["assisted_by_name"].as_str().unwrap_or("?"),
+            gateway::participant::portal::rfc3339(p["ready_at"].as_i64().unwrap_or(0)),
+        );
+    }
     Ok((c, r))
 }
 
@@ -417,7 +435,7 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
             .await
             .context("rotation")?;
             println!(
-                "New key {new_id} in {} (log index {}); the old key is retired.",
+                "New key {new_id} in {} (log index {}). It becomes your key after the waiting period the rules set (72 hours by default), unless your old key cancels it; until then it can revoke but nobody can grant. You were sent a notice.",
                 at.key.display(),
                 a.body["index"]
             );
@@ -575,6 +593,29 @@ pub async fn run(cmd: ParticipantCmd) -> anyhow::Result<std::process::ExitCode> 
                 bail!("{}", problem_line(&a));
             }
             println!("Granted {consent_id} (log index {}).", a.body["index"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        ParticipantCmd::CancelRotation { at } => {
+            let (c, _) = signed_in(&at).await?;
+            let me = c.get("/v1/me").await?;
+            let Some(key_id) = me.body["pending_rotation"]["key_id"].as_str() else {
+                println!("No move to a new key is pending; nothing changed.");
+                return Ok(ExitCode::SUCCESS);
+            };
+            let e = Event::ParticipantRotationCancelled(policy::ParticipantRotationCancelled {
+                v: V1,
+                participant: c.participant.clone(),
+                key_id: key_id.to_string(),
+                at: now,
+            });
+            let a = c.submit(&e, &[]).await?;
+            if a.status != 201 {
+                bail!("{}", problem_line(&a));
+            }
+            println!(
+                "Cancelled the move to {key_id} (log index {}): your key stays yours, and the board is told.",
+                a.body["index"]
+            );
             Ok(ExitCode::SUCCESS)
         }
         ParticipantCmd::Revoke { at, consent } => {

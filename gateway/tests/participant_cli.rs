@@ -182,8 +182,9 @@ fn a_participant_manages_their_consent_from_the_command_line() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("{consent} [revoked]")), "{out}");
 
-    // The key is lost: a new one, at an agency in person; the old one
-    // then cannot even sign in.
+    // The key is lost: a new one, at the enrolling agency in person. It
+    // waits (72 hours by default); the old key is warned at its next
+    // sign-in and cancels it.
     let rotated = tmp.path().join("rotated.key");
     let (code, out) = consentry(&[
         "participant",
@@ -191,7 +192,7 @@ fn a_participant_manages_their_consent_from_the_command_line() {
         "--dir",
         d,
         "--at",
-        "riverside-housing",
+        "hope-clinic",
         "--participant",
         &id,
         "--key-id",
@@ -200,16 +201,23 @@ fn a_participant_manages_their_consent_from_the_command_line() {
         rotated.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("waiting period"), "{out}");
     let (code, out) = consentry(&[
         "participant",
         "consents",
         "--key",
         rotated.to_str().unwrap(),
     ]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "the pending key is not yet the person's: {out}");
     let (code, out) = consentry(&["participant", "consents", "--key", k]);
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("sign-in refused"), "{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("WARNING: a move of your account"), "{out}");
+    let (code, out) = consentry(&["participant", "cancel-rotation", "--key", k]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Cancelled the move"), "{out}");
+    let (code, out) = consentry(&["participant", "consents", "--key", k]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("WARNING"), "{out}");
 }
 
 /// `consentry intake`: the staff member's side of an enrolment whose key

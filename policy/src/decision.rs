@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{AccessDecided, ParseError, Role, V1};
+use crate::event::{AccessDecided, Evidence, Forwarded, ParseError, Role, V1or2};
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use crate::state::{ConsentRec, ConsentState, ConsentStatus};
 use crate::vocab::{code_covers, parent_code, Kind};
-use crate::words::{Outcome, Reason};
+use crate::words::{Basis, Outcome, Reason};
 
 /// A request from one agency for a participant's records held by another.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +163,16 @@ impl Decision {
     }
 
     /// Break-glass access must always be told to the participant.
+    /// The lawful basis of an allow: an emergency for break-glass, else
+    /// the consents it names. `None` for a deny.
+    pub fn basis(&self) -> Option<Basis> {
+        match self {
+            Decision::Allow(a) if a.break_glass => Some(Basis::Emergency),
+            Decision::Allow(_) => Some(Basis::Consent),
+            Decision::Deny(_) => None,
+        }
+    }
+
     pub fn notify_participant(&self) -> bool {
         self.break_glass()
     }
@@ -586,18 +596,20 @@ fn evaluate(
     }
 }
 
-/// Builds the `access.decided` entry that records `decision`. Fails if the
-/// request is too large to log, in which case the gateway must refuse it
-/// rather than decide it.
+/// Builds the `access.decided` entry (format 2) that records `decision`,
+/// the `evidence` that authenticated the request and what it asks to have
+/// `forwarded`. Fails if the request is too large to log, in which case
+/// the gateway must refuse it rather than decide it.
 pub fn access_decided(
     decision: &Decision,
     request: &Request,
     at: i64,
     decision_id: &str,
-    request_digest: &str,
+    evidence: Evidence,
+    forwarded: Option<Forwarded>,
 ) -> Result<AccessDecided, ParseError> {
     let event = AccessDecided {
-        v: V1,
+        v: V1or2::V2,
         decision_id: decision_id.to_owned(),
         at,
         requester: request.requester.clone(),
@@ -611,7 +623,10 @@ pub fn access_decided(
         reasons: decision.reasons().to_vec(),
         break_glass: decision.break_glass(),
         rules_version: decision.rules_version(),
-        request_digest: request_digest.to_owned(),
+        request_digest: None,
+        basis: decision.basis(),
+        evidence: Some(evidence),
+        forwarded,
     };
     crate::event::Event::AccessDecided(event.clone()).validate()?;
     Ok(event)
@@ -687,5 +702,14 @@ pub fn replay_check(state: &ConsentState, logged: &AccessDecided) -> Result<(), 
         "break_glass",
         logged.break_glass.to_string(),
         replayed.break_glass().to_string(),
-    )
+    )?;
+    // Version 1 entries name no basis; version 2's must be the replay's.
+    if logged.v == V1or2::V2 {
+        check(
+            "basis",
+            format!("{:?}", logged.basis),
+            format!("{:?}", replayed.basis()),
+        )?;
+    }
+    Ok(())
 }

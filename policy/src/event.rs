@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::limits::{MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use crate::rules::Rules;
 use crate::vocab::{is_valid_code, Vocabulary};
-use crate::words::{GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
+use crate::words::{Basis, GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
 
 /// Why bytes are not a valid entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +44,34 @@ impl<'de> Deserialize<'de> for V1 {
             Ok(V1)
         } else {
             Err(serde::de::Error::custom("unsupported format version"))
+        }
+    }
+}
+
+/// The format version of an entry type that has a second format: `1` or
+/// `2`. Readers accept both, so that old logs replay unchanged; writers
+/// write 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum V1or2 {
+    V1,
+    V2,
+}
+
+impl Serialize for V1or2 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            V1or2::V1 => 1,
+            V1or2::V2 => 2,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for V1or2 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u64::deserialize(d)? {
+            1 => Ok(V1or2::V1),
+            2 => Ok(V1or2::V2),
+            _ => Err(serde::de::Error::custom("unsupported format version")),
         }
     }
 }
@@ -153,8 +181,13 @@ pub struct ParticipantEnrolled {
 }
 
 /// `participant.key_rotated`, for a lost or leaked key: signed by the new
-/// key and co-signed by an enrolled agency that saw the person. From this
-/// entry on, the old key signs nothing that is accepted.
+/// key and co-signed by the current key of the organisation with the
+/// `agency` role that enrolled the person (named in `assisted_by`), or by
+/// the board's governance key when that agency is retired. It only
+/// *requests* the move: the new key becomes current through a later
+/// gateway-signed [`ParticipantKeyActivated`], after the waiting period of
+/// the rules in force, unless the current key cancels it first. While it is
+/// pending neither key may grant, and both may revoke.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantKeyRotated {
@@ -227,10 +260,15 @@ pub struct ConsentRevoked {
 }
 
 /// `access.decided`, signed by the gateway before any record is released.
+///
+/// Version 1 carries the request's digest in `request_digest`; version 2
+/// carries the lawful `basis` of an allow, the `evidence` of how the
+/// agency was authenticated (which holds the digest) and what was
+/// `forwarded`. Readers accept both.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessDecided {
-    pub v: V1,
+    pub v: V1or2,
     pub decision_id: String,
     pub at: i64,
     pub requester: String,
@@ -247,8 +285,70 @@ pub struct AccessDecided {
     pub reasons: Vec<Reason>,
     pub break_glass: bool,
     pub rules_version: u32,
-    /// Digest of the agency's signed request.
-    pub request_digest: String,
+    /// Version 1: the digest of the agency's signed request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
+    /// Version 2: what an allow rests on; `None` for a deny.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<Basis>,
+    /// Version 2: how the requester was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Version 2: what the request asks the holder for (and, on an allow,
+    /// what is forwarded), without its values in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<Forwarded>,
+}
+
+impl AccessDecided {
+    /// The digest of what authenticated the request, in either version.
+    pub fn evidence_digest(&self) -> &str {
+        match (&self.evidence, &self.request_digest) {
+            (Some(e), _) => &e.digest,
+            (None, Some(d)) => d,
+            (None, None) => "",
+        }
+    }
+}
+
+/// How a requester was authenticated. Later methods (a token) add values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceMethod {
+    /// An RFC 9421 HTTP message signature; the digest is that of the
+    /// signature base (the agency cannot later deny having asked).
+    Rfc9421,
+}
+
+/// The evidence an agency's request was authenticated by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    pub method: EvidenceMethod,
+    pub digest: String,
+}
+
+/// One search parameter as forwarded: its name in clear, its value as a
+/// keyed hash (HMAC-SHA-256 under a secret the gateway holds, lowercase
+/// hex), so that a claimed request can be confirmed but not guessed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedParam {
+    pub name: String,
+    pub value_mac: String,
+}
+
+/// What the gateway asks (or would ask) the holder's record system for:
+/// a FHIR resource type, optionally one id, and search parameters. The
+/// patient parameter is the gateway's own and is not listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forwarded {
+    pub resource_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_mac: Option<String>,
+    #[serde(default)]
+    pub params: Vec<ForwardedParam>,
 }
 
 /// `access.refused`: an unauthenticated request; never replayed.
@@ -302,17 +402,89 @@ pub struct AccessReleased {
 }
 
 /// `participant.notice`, signed by the gateway: something the participant
-/// must be told, e.g. an emergency access to their records.
+/// must be told, e.g. an emergency access to their records or a request to
+/// move their key. Version 1 always names a decision; version 2 names one
+/// when the notice is about one, and otherwise the log index of the entry
+/// it is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantNotice {
-    pub v: V1,
+    pub v: V1or2,
     pub participant: String,
     pub at: i64,
-    /// What happened, as a code: `break-glass`.
+    /// What happened, as a code ([`NoticeKind`]).
     pub kind: String,
     /// The decision it is about.
-    pub decision_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<String>,
+    /// Version 2: the log index of the entry it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_index: Option<u64>,
+}
+
+/// The kinds of [`ParticipantNotice`] the gateway writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoticeKind {
+    /// An emergency access without consent (§2.51).
+    BreakGlass,
+    /// Someone asked to move the person's key to a new one; it becomes
+    /// current only after the waiting period, unless cancelled.
+    KeyRotationRequested,
+    /// The person's current key cancelled a pending move.
+    KeyRotationCancelled,
+    /// The waiting period passed: the new key is now the person's key.
+    KeyRotationActivated,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 4] = [
+        NoticeKind::BreakGlass,
+        NoticeKind::KeyRotationRequested,
+        NoticeKind::KeyRotationCancelled,
+        NoticeKind::KeyRotationActivated,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            NoticeKind::BreakGlass => "break-glass",
+            NoticeKind::KeyRotationRequested => "key-rotation-requested",
+            NoticeKind::KeyRotationCancelled => "key-rotation-cancelled",
+            NoticeKind::KeyRotationActivated => "key-rotation-activated",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+/// `participant.key_activated`, signed by the gateway when a pending
+/// rotation's waiting period has passed on its own clock: from this entry
+/// on the new key is the participant's key and the old one signs nothing
+/// that is accepted. No signer of the rotation can backdate it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantKeyActivated {
+    pub v: V1,
+    pub participant: String,
+    /// The pending key that becomes current.
+    pub key_id: String,
+    /// The log index of the `participant.key_rotated` entry.
+    pub rotation_index: u64,
+    pub at: i64,
+}
+
+/// `participant.rotation_cancelled`, signed by the participant's current
+/// key: the pending move to `key_id` will never happen. The board sees
+/// every cancellation (someone tried to take the person's key, or the
+/// person changed their mind).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantRotationCancelled {
+    pub v: V1,
+    pub participant: String,
+    pub key_id: String,
+    pub at: i64,
 }
 
 /// Every entry the log holds.
@@ -347,9 +519,13 @@ pub enum Event {
     GrievanceFiled(GrievanceFiled),
     #[serde(rename = "grievance.resolved")]
     GrievanceResolved(GrievanceResolved),
+    #[serde(rename = "participant.key_activated")]
+    ParticipantKeyActivated(ParticipantKeyActivated),
+    #[serde(rename = "participant.rotation_cancelled")]
+    ParticipantRotationCancelled(ParticipantRotationCancelled),
 }
 
-const EVENT_TYPES: [&str; 14] = [
+const EVENT_TYPES: [&str; 16] = [
     "governance.rules",
     "agency.enrolled",
     "agency.key_rotated",
@@ -364,7 +540,12 @@ const EVENT_TYPES: [&str; 14] = [
     "participant.key_rotated",
     "grievance.filed",
     "grievance.resolved",
+    "participant.key_activated",
+    "participant.rotation_cancelled",
 ];
+
+/// The entry types with a second format version (see [`V1or2`]).
+const TYPES_WITH_V2: [&str; 2] = ["access.decided", "participant.notice"];
 
 #[derive(Deserialize)]
 struct Header {
@@ -387,7 +568,12 @@ pub fn parse_event(bytes: &[u8]) -> Result<Event, ParseError> {
     if !EVENT_TYPES.contains(&header.kind.as_str()) {
         return Err(ParseError::UnknownType(header.kind));
     }
-    if header.v != 1 {
+    let v_max = if TYPES_WITH_V2.contains(&header.kind.as_str()) {
+        2
+    } else {
+        1
+    };
+    if header.v == 0 || header.v > v_max {
         return Err(ParseError::UnsupportedVersion(header.v));
     }
     let event: Event =
@@ -497,6 +683,8 @@ impl Event {
             Event::ParticipantKeyRotated(_) => 11,
             Event::GrievanceFiled(_) => 12,
             Event::GrievanceResolved(_) => 13,
+            Event::ParticipantKeyActivated(_) => 14,
+            Event::ParticipantRotationCancelled(_) => 15,
         };
         EVENT_TYPES.get(i).copied().unwrap_or("unknown")
     }
@@ -518,6 +706,8 @@ impl Event {
             Event::ParticipantKeyRotated(e) => e.at,
             Event::GrievanceFiled(e) => e.at,
             Event::GrievanceResolved(e) => e.at,
+            Event::ParticipantKeyActivated(e) => e.at,
+            Event::ParticipantRotationCancelled(e) => e.at,
         }
     }
 
@@ -609,7 +799,39 @@ impl Event {
                 check_list("released", &e.released, false, |c| bounded(c))?;
                 check_list("consents", &e.consents, false, |c| bounded(c))?;
                 check_list("reasons", &e.reasons, false, |_| true)?;
-                check_text("request_digest", &e.request_digest)
+                match e.v {
+                    V1or2::V1 => {
+                        if e.basis.is_some() || e.evidence.is_some() || e.forwarded.is_some() {
+                            return Err(invalid(
+                                "v",
+                                "version 1 has no basis, evidence or forwarded",
+                            ));
+                        }
+                        check_text("request_digest", e.request_digest.as_deref().unwrap_or(""))
+                    }
+                    V1or2::V2 => {
+                        if e.request_digest.is_some() {
+                            return Err(invalid(
+                                "request_digest",
+                                "version 2 keeps it in evidence",
+                            ));
+                        }
+                        let Some(evidence) = &e.evidence else {
+                            return Err(invalid("evidence", "is required in version 2"));
+                        };
+                        check_text("evidence.digest", &evidence.digest)?;
+                        if (e.outcome == Outcome::Allow) != e.basis.is_some() {
+                            return Err(invalid(
+                                "basis",
+                                "is set exactly when the outcome is allow",
+                            ));
+                        }
+                        match &e.forwarded {
+                            Some(f) => check_forwarded(f),
+                            None => Ok(()),
+                        }
+                    }
+                }
             }
             Event::AccessRefused(e) => {
                 check_id("decision_id", &e.decision_id)?;
@@ -644,11 +866,66 @@ impl Event {
             }
             Event::ParticipantNotice(e) => {
                 check_id("participant", &e.participant)?;
-                check_id("decision_id", &e.decision_id)?;
-                check_text("kind", &e.kind)
+                check_text("kind", &e.kind)?;
+                if let Some(d) = &e.decision_id {
+                    check_id("decision_id", d)?;
+                }
+                match e.v {
+                    V1or2::V1 if e.decision_id.is_none() => {
+                        Err(invalid("decision_id", "is required in version 1"))
+                    }
+                    V1or2::V1 if e.entry_index.is_some() => {
+                        Err(invalid("entry_index", "is not in version 1"))
+                    }
+                    V1or2::V1 => Ok(()),
+                    V1or2::V2 if NoticeKind::from_code(&e.kind).is_none() => {
+                        Err(invalid("kind", "is not a notice kind"))
+                    }
+                    V1or2::V2 => Ok(()),
+                }
+            }
+            Event::ParticipantKeyActivated(e) => {
+                check_id("participant", &e.participant)?;
+                check_id("key_id", &e.key_id)
+            }
+            Event::ParticipantRotationCancelled(e) => {
+                check_id("participant", &e.participant)?;
+                check_id("key_id", &e.key_id)
             }
         }
     }
+}
+
+/// Names and keyed hashes only: a FHIR resource type, and hex MACs.
+fn check_forwarded(f: &Forwarded) -> Result<(), ParseError> {
+    let is_type =
+        |t: &str| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric());
+    let is_mac = |m: &str| {
+        m.len() == 64
+            && m.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let is_name = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    };
+    if !is_type(&f.resource_type) {
+        return Err(invalid(
+            "forwarded.resource_type",
+            "must be a FHIR resource type",
+        ));
+    }
+    if f.id_mac.as_deref().is_some_and(|m| !is_mac(m)) {
+        return Err(invalid(
+            "forwarded.id_mac",
+            "must be 64 lowercase hex digits",
+        ));
+    }
+    check_list("forwarded.params", &f.params, false, |p| {
+        is_name(&p.name) && is_mac(&p.value_mac)
+    })
 }
 
 #[cfg(test)]
@@ -700,6 +977,7 @@ mod tests {
                 "allow_until_revoked": false,
                 "specific_recipient_categories": [],
                 "break_glass": {"purpose": "emergency", "agencies": [], "classes": [], "categories": []},
+                "participant_key_rotation_wait_hours": 720,
             })
         };
         loop {

@@ -75,17 +75,20 @@ pub use decision::{
 pub use event::{
     is_valid_id, parse_event, AccessDecided, AccessRefused, AccessReleased, AgencyEnrolled,
     AgencyKeyRotated, AgencyRetired, CategoryCount, ConsentGranted, ConsentRevoked, Event,
-    GovernanceRules, GrievanceFiled, GrievanceResolved, ParseError, ParticipantEnrolled,
-    ParticipantKeyRotated, ParticipantNotice, Parties, Role, V1,
+    Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules, GrievanceFiled,
+    GrievanceResolved, NoticeKind, ParseError, ParticipantEnrolled, ParticipantKeyActivated,
+    ParticipantKeyRotated, ParticipantNotice, ParticipantRotationCancelled, Parties, Role, V1or2,
+    V1,
 };
 pub use explain::{civil_date, consent_summary, decision_summary, format_date};
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
-    AgencyInfo, ApplyError, ConsentState, ConsentStatus, ConsentView, GrievanceView, KeyInfo,
-    KeyOwner, Revocation, Trust, GRIEVANCES_PER_PARTICIPANT_MAX,
+    AgencyInfo, ApplyError, CancelledRotation, ConsentState, ConsentStatus, ConsentView,
+    GrievanceView, KeyInfo, KeyOwner, Revocation, RotationView, Trust,
+    GRIEVANCES_PER_PARTICIPANT_MAX,
 };
 pub use vocab::{Kind, Term, Vocabulary, VocabularyError};
-pub use words::{GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
+pub use words::{Basis, GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
 
 /// The modules in dependency order: each may import only those before it.
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub enum RulesError {
     TooLarge { bytes: usize, max: usize },
     #[error("the maximum consent duration must be between 1 and 36500 days")]
     BadDuration,
+    #[error("the waiting period for a participant's new key must be between 1 and 720 hours")]
+    BadRotationWait,
     #[error("the break-glass purpose {0:?} is itself forbidden")]
     BreakGlassForbidden(String),
 }
@@ -58,6 +60,19 @@ struct RulesSpec {
     specific_recipient_categories: Vec<String>,
     #[serde(default)]
     break_glass: Option<BreakGlass>,
+    /// Rules written before this field existed get the default.
+    #[serde(default = "default_rotation_wait_hours")]
+    participant_key_rotation_wait_hours: u32,
+}
+
+/// How long a participant's new key waits before it becomes current, so
+/// that the person has time to see the notice and cancel a move they did
+/// not ask for.
+pub const ROTATION_WAIT_HOURS_DEFAULT: u32 = 72;
+const ROTATION_WAIT_HOURS_MAX: u32 = 720;
+
+fn default_rotation_wait_hours() -> u32 {
+    ROTATION_WAIT_HOURS_DEFAULT
 }
 
 /// Validated governance rules; same serialised shape in TOML and JSON.
@@ -69,6 +84,7 @@ pub struct Rules {
     allow_until_revoked: bool,
     specific_recipient_categories: Vec<String>,
     break_glass: Option<BreakGlass>,
+    participant_key_rotation_wait_hours: u32,
 }
 
 fn check_codes(codes: &[String]) -> Result<(), RulesError> {
@@ -100,6 +116,11 @@ impl TryFrom<RulesSpec> for Rules {
         if spec.consent_duration_days_max == 0 || spec.consent_duration_days_max > 36_500 {
             return Err(RulesError::BadDuration);
         }
+        if spec.participant_key_rotation_wait_hours == 0
+            || spec.participant_key_rotation_wait_hours > ROTATION_WAIT_HOURS_MAX
+        {
+            return Err(RulesError::BadRotationWait);
+        }
         if let Some(bg) = &spec.break_glass {
             check_codes(std::slice::from_ref(&bg.purpose))?;
             check_codes(&bg.classes)?;
@@ -128,6 +149,7 @@ impl TryFrom<RulesSpec> for Rules {
             allow_until_revoked: spec.allow_until_revoked,
             specific_recipient_categories: sorted(spec.specific_recipient_categories),
             break_glass: spec.break_glass,
+            participant_key_rotation_wait_hours: spec.participant_key_rotation_wait_hours,
         })
     }
 }
@@ -140,6 +162,7 @@ impl From<Rules> for RulesSpec {
             allow_until_revoked: r.allow_until_revoked,
             specific_recipient_categories: r.specific_recipient_categories,
             break_glass: r.break_glass,
+            participant_key_rotation_wait_hours: r.participant_key_rotation_wait_hours,
         }
     }
 }
@@ -163,8 +186,15 @@ impl Rules {
                 allow_until_revoked: false,
                 specific_recipient_categories: Vec::new(),
                 break_glass: None,
+                participant_key_rotation_wait_hours: ROTATION_WAIT_HOURS_DEFAULT,
             },
         }
+    }
+
+    /// How long a requested participant key rotation waits, on the
+    /// gateway's clock, before the gateway may activate it.
+    pub fn participant_key_rotation_wait_seconds(&self) -> i64 {
+        i64::from(self.participant_key_rotation_wait_hours) * 3600
     }
 
     /// Checks that every code the rules name is in `vocabulary`.

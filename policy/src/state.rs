@@ -14,7 +14,8 @@ use std::ops::Range;
 use crate::event::{
     AgencyEnrolled, AgencyKeyRotated, AgencyRetired, ConsentGranted, ConsentRevoked, Event,
     GovernanceRules, GrievanceFiled, GrievanceResolved, ParseError, ParticipantEnrolled,
-    ParticipantKeyRotated, Parties, Role, V1,
+    ParticipantKeyActivated, ParticipantKeyRotated, ParticipantRotationCancelled, Parties, Role,
+    V1,
 };
 use crate::rules::{Rules, RulesError};
 use crate::vocab::{parent_code, Kind, Vocabulary};
@@ -204,6 +205,13 @@ pub enum ApplyError {
     UnknownGrievance(String),
     #[error("grievance {0:?} is already resolved")]
     GrievanceResolved(String),
+    /// Told only to the participant's own keys and the enrolling agency.
+    #[error("a move to a new key is pending: no consent can be granted until it is activated or cancelled")]
+    RotationPending,
+    #[error("no move to that key is pending")]
+    NoPendingRotation,
+    #[error("the waiting period of this key rotation ends at {ready_at}, after {at}")]
+    RotationNotDue { at: i64, ready_at: i64 },
 }
 
 /// Interns codes to u32 ids, keeping each code's parent so that "covers" is
@@ -284,6 +292,44 @@ struct ParticipantRec {
     enrolled_by: u32,
     /// Indexes into `ConsentState::grievances`.
     grievances: Vec<u32>,
+    pending: Option<PendingRec>,
+}
+
+/// A requested move to a new key, waiting for its activation.
+#[derive(Clone, Debug)]
+struct PendingRec {
+    key_id: Box<str>,
+    /// Ledger index of the `participant.key_rotated` entry.
+    index: u64,
+    requested_at: i64,
+    /// The first instant the gateway may activate it: `requested_at` plus
+    /// the wait of the rules in force at the request.
+    ready_at: i64,
+    assisted_by: Box<str>,
+}
+
+/// A key rotation that is pending, as the participant, the gateway's
+/// activation task and the board read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationView {
+    pub participant: String,
+    pub key_id: String,
+    pub index: u64,
+    pub requested_at: i64,
+    pub ready_at: i64,
+    /// The organisation that co-signed the request.
+    pub assisted_by: String,
+}
+
+/// A rotation the person's current key cancelled: flagged to the board,
+/// since either someone tried to take the key or the person changed their
+/// mind, and both deserve a look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelledRotation {
+    pub rotation: RotationView,
+    /// Ledger index of the `participant.rotation_cancelled` entry.
+    pub cancelled_index: u64,
+    pub cancelled_at: i64,
 }
 
 /// A grievance as the participant and the auditor read it.
@@ -385,7 +431,22 @@ pub struct ConsentState {
     revocations: HashMap<u32, (u64, i64, Option<u32>)>,
     grievances: Vec<GrievanceView>,
     grievance_index: HashMap<Box<str>, u32>,
+    /// Pending rotations by (ready_at, participant): the activation task
+    /// finds the due ones in O(log n + due).
+    rotations_due: std::collections::BTreeSet<(i64, u32)>,
+    cancelled_rotations: Vec<CancelledRotation>,
     last_index: Option<u64>,
+}
+
+fn rotation_view(participant: &str, r: &PendingRec) -> RotationView {
+    RotationView {
+        participant: participant.to_owned(),
+        key_id: r.key_id.to_string(),
+        index: r.index,
+        requested_at: r.requested_at,
+        ready_at: r.ready_at,
+        assisted_by: r.assisted_by.to_string(),
+    }
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -450,6 +511,8 @@ impl ConsentState {
             revocations: HashMap::new(),
             grievances: Vec::new(),
             grievance_index: HashMap::new(),
+            rotations_due: std::collections::BTreeSet::new(),
+            cancelled_rotations: Vec::new(),
             last_index: None,
         }
     }
@@ -516,6 +579,13 @@ impl ConsentState {
             }
             Event::ParticipantEnrolled(e) => self.validate_participant(e, signers),
             Event::ParticipantKeyRotated(e) => self.validate_participant_rotation(e, signers),
+            Event::ParticipantKeyActivated(e) => {
+                gateway()?;
+                self.validate_activation(e).map(|_| ())
+            }
+            Event::ParticipantRotationCancelled(e) => {
+                self.validate_cancellation(e, signers).map(|_| ())
+            }
             Event::GrievanceFiled(e) => self.validate_grievance(e, signers),
             Event::GrievanceResolved(e) => {
                 governance()?;
@@ -615,7 +685,7 @@ impl ConsentState {
         // person by co-signing.
         if self.signing_agency(&e.enrolled_by, signers).is_none() {
             return Err(ApplyError::NotSignedBy(format!(
-                "the current key of the enrolling agency {:?}",
+                "the current key of the enrolling organisation {:?}, which has the agency role",
                 e.enrolled_by
             )));
         }
@@ -630,25 +700,85 @@ impl ConsentState {
         Ok(())
     }
 
-    /// A new key for a lost or leaked one: signed by the new key, and by
-    /// an enrolled agency that saw the person. An unknown participant gets
-    /// the same refusal as one the signatures do not cover.
+    /// A request to move to a new key, for a lost or leaked one: signed by
+    /// the new key, and co-signed by the current key of the organisation
+    /// with the `agency` role that enrolled the person (named in
+    /// `assisted_by`), or by governance when that agency is retired. Any
+    /// other signer, and an unknown participant, get one
+    /// [`ApplyError::NotAuthorised`]. One pending request at a time.
     fn validate_participant_rotation(
         &self,
         e: &ParticipantKeyRotated,
         signers: &[&str],
     ) -> Result<(), ApplyError> {
-        if !signed_by(signers, &e.key_id)
-            || self.signing_agency(&e.assisted_by, signers).is_none()
-            || !self.participant_index.contains_key(e.participant.as_str())
-        {
+        let rec = self.participant_rec(&e.participant);
+        let enrolling = rec.and_then(|p| self.agencies.get(p.enrolled_by as usize));
+        let vouched = match enrolling {
+            Some(a) if a.retired => {
+                signed_by(signers, &self.trust.governance_key_id) && *a.id == *e.assisted_by
+            }
+            Some(a) => {
+                *a.id == *e.assisted_by
+                    && self
+                        .signing_agency(&e.assisted_by, signers)
+                        .is_some_and(|i| Some(i) == rec.map(|p| p.enrolled_by))
+            }
+            None => false,
+        };
+        if !signed_by(signers, &e.key_id) || !vouched {
             return Err(ApplyError::NotAuthorised);
+        }
+        if rec.is_some_and(|p| p.pending.is_some()) {
+            return Err(ApplyError::RotationPending);
         }
         self.key_free(&e.key_id)
     }
 
+    /// The gateway activates a pending rotation once its wait has passed
+    /// at the activation's own time, which the gateway's clock gave.
+    fn validate_activation(&self, e: &ParticipantKeyActivated) -> Result<u32, ApplyError> {
+        let index = self
+            .participant_index
+            .get(e.participant.as_str())
+            .copied()
+            .ok_or(ApplyError::NoPendingRotation)?;
+        let pending = self
+            .participants
+            .get(index as usize)
+            .and_then(|p| p.pending.as_ref())
+            .filter(|r| *r.key_id == *e.key_id && r.index == e.rotation_index)
+            .ok_or(ApplyError::NoPendingRotation)?;
+        if e.at < pending.ready_at {
+            return Err(ApplyError::RotationNotDue {
+                at: e.at,
+                ready_at: pending.ready_at,
+            });
+        }
+        Ok(index)
+    }
+
+    /// Only the person's current key cancels a pending rotation: the
+    /// pending key cannot, nor can any organisation.
+    fn validate_cancellation(
+        &self,
+        e: &ParticipantRotationCancelled,
+        signers: &[&str],
+    ) -> Result<u32, ApplyError> {
+        let Some(index) = self.signing_participant(&e.participant, signers) else {
+            return Err(ApplyError::NotAuthorised);
+        };
+        let pending = self
+            .participants
+            .get(index as usize)
+            .and_then(|p| p.pending.as_ref());
+        match pending {
+            Some(r) if *r.key_id == *e.key_id => Ok(index),
+            _ => Err(ApplyError::NoPendingRotation),
+        }
+    }
+
     fn validate_grievance(&self, e: &GrievanceFiled, signers: &[&str]) -> Result<(), ApplyError> {
-        let Some(p) = self.signing_participant(&e.participant, signers) else {
+        let Some(p) = self.signing_participant_or_pending(&e.participant, signers) else {
             return Err(ApplyError::NotAuthorised);
         };
         if self.grievance_index.contains_key(e.grievance_id.as_str()) {
@@ -672,8 +802,17 @@ impl ConsentState {
 
     fn validate_grant(&self, e: &ConsentGranted, signers: &[&str]) -> Result<(), ApplyError> {
         // Authority first: nothing below may answer anyone but the participant.
-        if self.signing_participant(&e.participant, signers).is_none() {
+        let Some(p) = self.signing_participant(&e.participant, signers) else {
             return Err(ApplyError::NotAuthorised);
+        };
+        // Neither a thief holding the old key nor a hostile agency that
+        // asked for the new one may grant while the move is pending.
+        if self
+            .participants
+            .get(p as usize)
+            .is_some_and(|r| r.pending.is_some())
+        {
+            return Err(ApplyError::RotationPending);
         }
         if self.find_consent(&e.consent_id).is_some() {
             return Err(ApplyError::ConsentExists(e.consent_id.clone()));
@@ -728,7 +867,10 @@ impl ConsentState {
             let rec = self.consents.get(i as usize)?;
             (Some(rec.participant) == participant).then_some((i, rec))
         });
-        if self.signing_participant(&e.participant, signers).is_some() {
+        if self
+            .signing_participant_or_pending(&e.participant, signers)
+            .is_some()
+        {
             // The participant may learn what is true of their own consents.
             let (index, rec) =
                 consent.ok_or_else(|| ApplyError::UnknownConsent(e.consent_id.clone()))?;
@@ -769,7 +911,22 @@ impl ConsentState {
         })
     }
 
-    /// The live agency `id`, if one of `signers` is its current key.
+    /// The participant `id`, if one of `signers` is its current key or the
+    /// key of its pending rotation: either may revoke (and file a
+    /// grievance), so that a person who lost their key, or whose key was
+    /// stolen, can always stop sharing.
+    fn signing_participant_or_pending(&self, id: &str, signers: &[&str]) -> Option<u32> {
+        self.signing_participant(id, signers).or_else(|| {
+            let index = self.participant_index.get(id).copied()?;
+            let pending = self.participants.get(index as usize)?.pending.as_ref()?;
+            signed_by(signers, &pending.key_id).then_some(index)
+        })
+    }
+
+    /// The live organisation `id` with the `agency` role, if one of
+    /// `signers` is its current key. Only such an organisation vouches for
+    /// a person (enrolment, rotation) or helps them revoke: an auditor's or
+    /// a witness's signature gives no authority over anyone's records.
     fn signing_agency(&self, id: &str, signers: &[&str]) -> Option<u32> {
         signers.iter().find_map(|&key_id| {
             let key = self.keys.get(key_id).filter(|k| k.current)?;
@@ -777,7 +934,8 @@ impl ConsentState {
                 return None;
             };
             let a = self.agencies.get(index as usize)?;
-            (&*a.id == id && &*a.key_id == key_id && !a.retired).then_some(index)
+            (&*a.id == id && &*a.key_id == key_id && !a.retired && a.has_role(Role::Agency))
+                .then_some(index)
         })
     }
 
@@ -874,6 +1032,7 @@ impl ConsentState {
                     consents: Vec::new(),
                     enrolled_by,
                     grievances: Vec::new(),
+                    pending: None,
                 });
                 self.participant_index
                     .insert(e.participant.as_str().into(), id);
@@ -906,22 +1065,65 @@ impl ConsentState {
                     .get(e.participant.as_str())
                     .copied()
                     .ok_or(ApplyError::NotAuthorised)?;
+                let ready_at =
+                    e.at.saturating_add(self.rules.participant_key_rotation_wait_seconds());
                 let rec = self
                     .participants
                     .get_mut(id as usize)
                     .ok_or(ApplyError::NotAuthorised)?;
-                if let Some(old) = self.keys.get_mut(&rec.key_id) {
-                    old.current = false;
-                }
-                rec.key_id = e.key_id.as_str().into();
+                rec.pending = Some(PendingRec {
+                    key_id: e.key_id.as_str().into(),
+                    index,
+                    requested_at: e.at,
+                    ready_at,
+                    assisted_by: e.assisted_by.as_str().into(),
+                });
+                self.rotations_due.insert((ready_at, id));
+                // Registered now so that the key id is never reused and
+                // the pending key's revocations verify; not current.
                 self.keys.insert(
                     e.key_id.as_str().into(),
                     KeyRec {
                         public_key: e.public_key.as_str().into(),
                         owner: OwnerRec::Participant(id),
-                        current: true,
+                        current: false,
                     },
                 );
+            }
+            Event::ParticipantKeyActivated(e) => {
+                let id = self.validate_activation(e)?;
+                let rec = self
+                    .participants
+                    .get_mut(id as usize)
+                    .ok_or(ApplyError::NoPendingRotation)?;
+                let pending = rec.pending.take().ok_or(ApplyError::NoPendingRotation)?;
+                if let Some(old) = self.keys.get_mut(&rec.key_id) {
+                    old.current = false;
+                }
+                rec.key_id = pending.key_id.clone();
+                if let Some(new) = self.keys.get_mut(&pending.key_id) {
+                    new.current = true;
+                }
+                self.rotations_due.remove(&(pending.ready_at, id));
+            }
+            Event::ParticipantRotationCancelled(e) => {
+                let participant = e.participant.clone();
+                let id = self
+                    .participant_index
+                    .get(participant.as_str())
+                    .copied()
+                    .ok_or(ApplyError::NoPendingRotation)?;
+                let pending = self
+                    .participants
+                    .get_mut(id as usize)
+                    .and_then(|r| r.pending.take())
+                    .ok_or(ApplyError::NoPendingRotation)?;
+                self.rotations_due.remove(&(pending.ready_at, id));
+                self.cancelled_rotations.push(CancelledRotation {
+                    rotation: rotation_view(&participant, &pending),
+                    cancelled_index: index,
+                    cancelled_at: e.at,
+                });
             }
             Event::GrievanceFiled(e) => {
                 let p = self
@@ -1275,6 +1477,30 @@ impl ConsentState {
     pub fn participant_enrolled_by(&self, id: &str) -> Option<&str> {
         let p = self.participant_rec(id)?;
         self.agencies.get(p.enrolled_by as usize).map(|a| &*a.id)
+    }
+
+    /// The participant's pending key rotation, if any.
+    pub fn pending_rotation(&self, participant: &str) -> Option<RotationView> {
+        let p = self.participant_rec(participant)?;
+        p.pending.as_ref().map(|r| rotation_view(&p.id, r))
+    }
+
+    /// Pending rotations whose wait has passed at `at`, soonest first, at
+    /// most `max` of them.
+    pub fn due_rotations(&self, at: i64, max: usize) -> Vec<RotationView> {
+        self.rotations_due
+            .range(..=(at, u32::MAX))
+            .take(max)
+            .filter_map(|&(_, i)| {
+                let p = self.participants.get(i as usize)?;
+                p.pending.as_ref().map(|r| rotation_view(&p.id, r))
+            })
+            .collect()
+    }
+
+    /// Every cancelled rotation, oldest first: flagged to the board.
+    pub fn cancelled_rotations(&self) -> &[CancelledRotation] {
+        &self.cancelled_rotations
     }
 
     /// Every grievance `participant` filed, oldest first.

@@ -37,6 +37,24 @@ pub enum Outcome {
     Deny,
 }
 
+/// The lawful basis an allow rests on (42 CFR part 2): a consent
+/// (§2.31) or a medical emergency (§2.51). Later bases add values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    Consent,
+    Emergency,
+}
+
+impl Basis {
+    pub fn code(self) -> &'static str {
+        match self {
+            Basis::Consent => "consent",
+            Basis::Emergency => "emergency",
+        }
+    }
+}
+
 /// A stable reason code. The order of the variants is the order reasons are
 /// listed in, so that a decision's reasons are deterministic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -465,7 +465,15 @@ fn decision_table() {
             failures.push(format!("{}:\n  got  {got:?}\n  want {want:?}", row.name));
         }
         // Every decision must be recordable and replay to itself.
-        let logged = access_decided(&d, &row.request, row.at, "d-1", "sha-256=:x:").unwrap();
+        let logged = access_decided(
+            &d,
+            &row.request,
+            row.at,
+            "d-1",
+            rfc9421("sha-256=:x:"),
+            None,
+        )
+        .unwrap();
         assert_eq!(replay_check(&w.state, &logged), Ok(()), "{}", row.name);
         assert_eq!(d.break_glass(), d.reasons().contains(&Reason::BreakGlass));
         assert_eq!(d.notify_participant(), d.break_glass());
@@ -584,7 +592,7 @@ fn replay_check_names_the_field_that_disagrees() {
         "housing-placement",
     );
     let d = w.decide(&req, t0() + DAY);
-    let logged = access_decided(&d, &req, t0() + DAY, "d-7", "digest").unwrap();
+    let logged = access_decided(&d, &req, t0() + DAY, "d-7", rfc9421("digest"), None).unwrap();
     assert_eq!(replay_check(&w.state, &logged), Ok(()));
 
     let mut forged = logged.clone();

@@ -191,7 +191,15 @@ fn a_parent_category_never_releases_a_restricted_child_through_a_class() {
                 }
             }
         }
-        let logged = access_decided(&d, &row.request, row.at, "d-1", "sha-256=:x:").unwrap();
+        let logged = access_decided(
+            &d,
+            &row.request,
+            row.at,
+            "d-1",
+            rfc9421("sha-256=:x:"),
+            None,
+        )
+        .unwrap();
         assert_eq!(replay_check(&w.state, &logged), Ok(()), "{}", row.name);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -410,7 +410,7 @@ proptest! {
             let a = decide(&live.state, &req, spec.at());
             let b = decide(&replay, &req, spec.at());
             prop_assert_eq!(&a, &b);
-            let logged = access_decided(&a, &req, spec.at(), &format!("d{n}"), "digest").unwrap();
+            let logged = access_decided(&a, &req, spec.at(), &format!("d{n}"), rfc9421("digest"), None).unwrap();
             let bytes = Event::AccessDecided(logged).to_json().unwrap();
             let Event::AccessDecided(parsed) = parse_event(&bytes).unwrap() else {
                 panic!("not an access.decided");

@@ -566,7 +566,7 @@ fn enrolment_needs_the_intake_agency_and_a_rotation_retires_the_old_key() {
         key_id: "k-p9-2".into(),
         public_key: KEY.into(),
         at: t0(),
-        assisted_by: "jobs-centre".into(),
+        assisted_by: "harbor-clinic".into(),
     });
     // Without the agency in person, or for someone not enrolled: one refusal.
     assert_eq!(
@@ -578,15 +578,32 @@ fn enrolment_needs_the_intake_agency_and_a_rotation_retires_the_old_key() {
         r.participant = "p-nobody".into();
     }
     assert_eq!(
-        w.apply_signed(stranger, &["k-p9-2", "k-jobs-centre"])
+        w.apply_signed(stranger, &["k-p9-2", "k-harbor-clinic"])
             .unwrap_err(),
         ApplyError::NotAuthorised
     );
-    w.apply_signed(rotated, &["k-p9-2", "k-jobs-centre"])
+    // Another agency, even one that knows the person, cannot vouch: only
+    // the one that enrolled them.
+    let mut elsewhere = rotated.clone();
+    if let Event::ParticipantKeyRotated(r) = &mut elsewhere {
+        r.assisted_by = "jobs-centre".into();
+    }
+    assert_eq!(
+        w.apply_signed(elsewhere, &["k-p9-2", "k-jobs-centre"])
+            .unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+    w.apply_signed(rotated, &["k-p9-2", "k-harbor-clinic"])
         .unwrap();
-    assert_eq!(w.state.participant_key_id("p9"), Some("k-p9-2"));
+    let rotation_index = w.index;
+    // Pending: the old key is still the person's key.
+    assert_eq!(w.state.participant_key_id("p9"), Some("k-p9"));
+    let pending = w.state.pending_rotation("p9").unwrap();
+    assert_eq!(pending.ready_at, t0() + 72 * 3600);
+    assert!(w.state.due_rotations(t0() + 72 * 3600 - 1, 10).is_empty());
+    assert_eq!(w.state.due_rotations(t0() + 72 * 3600, 10), vec![pending]);
 
-    // The old key now signs nothing that is accepted; the new one does.
+    // While it is pending, neither key grants.
     let g = Grant::new("c-p9", "p9")
         .holders(Parties::agencies(&["harbor-clinic"]))
         .recipients(Parties::agencies(&["riverside-housing"]))
@@ -594,9 +611,118 @@ fn enrolment_needs_the_intake_agency_and_a_rotation_retires_the_old_key() {
         .purposes(&["housing-placement"]);
     assert_eq!(
         w.apply_signed(g.event(), &["k-p9"]).unwrap_err(),
+        ApplyError::RotationPending
+    );
+    assert_eq!(
+        w.apply_signed(g.event(), &["k-p9-2"]).unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+
+    // The gateway activates it only once the wait has passed.
+    let activation = |at: i64| {
+        Event::ParticipantKeyActivated(policy::ParticipantKeyActivated {
+            v: V1,
+            participant: "p9".into(),
+            key_id: "k-p9-2".into(),
+            rotation_index,
+            at,
+        })
+    };
+    assert_eq!(
+        w.apply_signed(activation(t0() + 72 * 3600), &["k-harbor-clinic"])
+            .unwrap_err(),
+        ApplyError::NotSignedBy("the gateway key".into())
+    );
+    assert_eq!(
+        w.apply_signed(activation(t0() + 72 * 3600 - 1), &[GW])
+            .unwrap_err(),
+        ApplyError::RotationNotDue {
+            at: t0() + 72 * 3600 - 1,
+            ready_at: t0() + 72 * 3600
+        }
+    );
+    w.apply_signed(activation(t0() + 72 * 3600), &[GW]).unwrap();
+    assert_eq!(w.state.participant_key_id("p9"), Some("k-p9-2"));
+    assert!(w.state.pending_rotation("p9").is_none());
+
+    // The old key now signs nothing that is accepted; the new one does.
+    assert_eq!(
+        w.apply_signed(g.event(), &["k-p9"]).unwrap_err(),
         ApplyError::NotAuthorised
     );
     w.apply_signed(g.event(), &["k-p9-2"]).unwrap();
+}
+
+#[test]
+fn the_current_key_cancels_a_rotation_and_either_key_revokes_while_it_waits() {
+    let mut w = World::new();
+    w.grant(
+        Grant::new("c1", "p1")
+            .holders(Parties::agencies(&["harbor-clinic"]))
+            .recipients(Parties::agencies(&["riverside-housing"]))
+            .categories(&["social.housing"])
+            .purposes(&["housing-placement"]),
+    );
+    let rotate = |key: &str| {
+        Event::ParticipantKeyRotated(ParticipantKeyRotated {
+            v: V1,
+            participant: "p1".into(),
+            key_id: key.into(),
+            public_key: KEY.into(),
+            at: t0(),
+            assisted_by: "harbor-clinic".into(),
+        })
+    };
+    w.apply_signed(rotate("k-p1-new"), &["k-p1-new", "k-harbor-clinic"])
+        .unwrap();
+    // One pending move at a time.
+    assert_eq!(
+        w.apply_signed(rotate("k-p1-other"), &["k-p1-other", "k-harbor-clinic"])
+            .unwrap_err(),
+        ApplyError::RotationPending
+    );
+    // The pending key may revoke: a person who lost their key can stop
+    // sharing at once.
+    w.apply_signed(revoke_event("c1", "p1", None), &["k-p1-new"])
+        .unwrap();
+    let cancel = |key: &str| {
+        Event::ParticipantRotationCancelled(policy::ParticipantRotationCancelled {
+            v: V1,
+            participant: "p1".into(),
+            key_id: key.into(),
+            at: t0() + 60,
+        })
+    };
+    // Neither the pending key, nor the agency, nor another person cancels.
+    for signer in ["k-p1-new", "k-harbor-clinic", "k-p2"] {
+        assert_eq!(
+            w.apply_signed(cancel("k-p1-new"), &[signer]).unwrap_err(),
+            ApplyError::NotAuthorised,
+            "{signer}"
+        );
+    }
+    assert_eq!(
+        w.apply_signed(cancel("k-p1-other"), &["k-p1"]).unwrap_err(),
+        ApplyError::NoPendingRotation
+    );
+    w.apply_signed(cancel("k-p1-new"), &["k-p1"]).unwrap();
+    assert!(w.state.pending_rotation("p1").is_none());
+    assert!(w.state.due_rotations(i64::MAX, 10).is_empty());
+    let flagged = w.state.cancelled_rotations();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].rotation.key_id, "k-p1-new");
+    assert_eq!(flagged[0].rotation.assisted_by, "harbor-clinic");
+    // The cancelled key never becomes anyone's, and its id is spent.
+    assert_eq!(
+        w.apply_signed(revoke_event("c1", "p1", None), &["k-p1-new"])
+            .unwrap_err(),
+        ApplyError::NotAuthorised
+    );
+    assert!(matches!(
+        w.apply_signed(rotate("k-p1-new"), &["k-p1-new", "k-harbor-clinic"])
+            .unwrap_err(),
+        ApplyError::KeyIdInUse(_)
+    ));
 }
 
 #[test]

@@ -243,6 +243,8 @@ async fn the_gateways_own_traffic_verifies_and_every_tampering_is_named() {
     v["outcome"] = json!("allow");
     v["released"] = v["categories"].clone();
     v["reasons"] = json!([]);
+    // Format 2: an allow names its basis, as a careful forger would.
+    v["basis"] = json!("consent");
     e[deny] = resign(&v);
     let forged = tmp.path().join("forged");
     rebuild(&e, &forged);

@@ -260,7 +260,8 @@ async fn forged_replayed_expired_and_rotated_out_are_refused() {
     assert_eq!(me.get("/v1/me").await.unwrap().status, 401);
     net.clock.set(NOW);
 
-    // Key rotation at an agency, in person: the new key signs, the old not.
+    // Key rotation at the enrolling agency, in person: it waits, the
+    // person is told, and only then does the new key sign and the old not.
     let new_key = random_key();
     let rotation = Event::ParticipantKeyRotated(ParticipantKeyRotated {
         v: V1,
@@ -268,17 +269,69 @@ async fn forged_replayed_expired_and_rotated_out_are_refused() {
         key_id: format!("{id}:2"),
         public_key: B64.encode(new_key.verifying_key().as_bytes()),
         at: NOW,
-        assisted_by: "riverside-housing".into(),
+        assisted_by: "hope-clinic".into(),
     });
     let mut rotated = ParticipantClient::new(&url(&net), &id, &format!("{id}:2"), new_key).unwrap();
+    // Another agency cannot ask for it.
+    let mut elsewhere = rotation.clone();
+    if let Event::ParticipantKeyRotated(r) = &mut elsewhere {
+        r.assisted_by = "riverside-housing".into();
+    }
     let r = rotated
         .submit(
-            &rotation,
+            &elsewhere,
             &[("riverside-housing:1", &net::agency_key("riverside-housing"))],
         )
         .await
         .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = rotated
+        .submit(
+            &rotation,
+            &[("hope-clinic:1", &net::agency_key("hope-clinic"))],
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 201, "{}", r.body);
+    // The old key still signs in, and is told first.
+    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    let pending = me.get("/v1/me").await.unwrap();
+    assert_eq!(
+        pending.body["pending_rotation"]["key_id"],
+        format!("{id}:2"),
+        "{}",
+        pending.body
+    );
+    assert_eq!(
+        pending.body["pending_rotation"]["ready_at"],
+        NOW + 72 * 3600
+    );
+    // The notice is on the person's timeline at once.
+    let timeline = me.get("/v1/me/disclosures").await.unwrap();
+    assert!(
+        timeline.body.to_string().contains("key-rotation-requested"),
+        "{}",
+        timeline.body
+    );
+    // Nothing happens before the wait is over, on the gateway's clock.
+    net.clock.set(NOW + 72 * 3600 - 1);
+    assert!(net.dep.activate_due_rotations().await.unwrap().is_empty());
+    assert_eq!(rotated.sign_in().await.unwrap().status, 401, "not yet");
+    net.clock.set(NOW + 72 * 3600);
+    let me_before = me.get("/v1/me").await.unwrap();
+    assert_eq!(
+        me_before.status, 401,
+        "the session outlived its life anyway"
+    );
+    net.clock.set(NOW + 72 * 3600 - 60);
+    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    net.clock.set(NOW + 72 * 3600);
+    assert_eq!(net.dep.activate_due_rotations().await.unwrap().len(), 1);
+    assert_eq!(
+        me.get("/v1/me").await.unwrap().status,
+        401,
+        "the old key's session ended"
+    );
     let old = me.submit(&revoke_event(&id, "c-1"), &[]).await.unwrap();
     assert_eq!(old.status, 403, "the rotated-out key: {}", old.body);
     assert_eq!(

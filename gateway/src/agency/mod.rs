@@ -111,6 +111,9 @@ impl Gateway {
             .split_once("://")
             .ok_or_else(|| format!("public url {public_url:?} has no scheme"))?;
         let authority = authority.trim_end_matches('/').to_string();
+        // One clock for the gateway and its deployment: a rotation's wait
+        // is measured on the same time the handlers see.
+        dep.set_clock(clock.clone());
         let key_id = {
             let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
             state.trust().gateway_key_id.clone()
@@ -424,7 +427,11 @@ pub async fn records(
             request: &ask,
             now,
             decision_id: &decision_id,
-            request_digest: verified.request_digest(),
+            evidence: policy::Evidence {
+                method: policy::EvidenceMethod::Rfc9421,
+                digest: verified.request_digest().to_owned(),
+            },
+            forwarded: None,
             key: &g.key,
         })
         .await

@@ -193,13 +193,17 @@ async fn sign_in(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
     if !g.sessions.redeem(&b.challenge, &b.participant, now) {
         return sign_in_refused();
     }
-    let key = {
+    let (key_id, key) = {
         let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-        state
+        let key_id = state
             .participant_key_id(&b.participant)
-            .and_then(|kid| state.key(kid))
+            .map(str::to_string)
+            .unwrap_or_default();
+        let key = state
+            .key(&key_id)
             .filter(|k| k.current)
-            .and_then(|k| decode_key(&k.public_key))
+            .and_then(|k| decode_key(&k.public_key));
+        (key_id, key)
     };
     let signature = B64
         .decode(b.signature.as_bytes())
@@ -214,7 +218,7 @@ async fn sign_in(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
     if !ok {
         return sign_in_refused();
     }
-    match g.sessions.open(&b.participant, now) {
+    match g.sessions.open(&b.participant, &key_id, now) {
         Ok((token, expires_at)) => {
             let secure = if g.origin().starts_with("https://") {
                 "; Secure"
@@ -282,8 +286,17 @@ pub(crate) fn browser_language(headers: &HeaderMap) -> Language {
 /// The participant a request's session belongs to.
 fn signed_in(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
     token_of(headers)
-        .and_then(|t| g.sessions.participant(&t, g.clock.now()))
+        .and_then(|t| live_session(g, &t))
         .ok_or(ApiError::NotSignedIn)
+}
+
+/// The participant of session `token`, while it lives and its key is
+/// still theirs.
+pub(crate) fn live_session(g: &Gateway, token: &str) -> Option<String> {
+    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    g.sessions.participant(token, g.clock.now(), |p| {
+        state.participant_key_id(p).map(str::to_string)
+    })
 }
 
 /// The participant of a request's live session, if any (for the portal).
@@ -379,9 +392,22 @@ async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     };
     let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
     let enrolled_by = state.participant_enrolled_by(&me).map(str::to_string);
+    let rotation = state.pending_rotation(&me).map(|r| {
+        json!({
+            "key_id": r.key_id,
+            "rotation_index": r.index,
+            "requested_at": r.requested_at,
+            "ready_at": r.ready_at,
+            "assisted_by": r.assisted_by,
+            "assisted_by_name": agency_name(&state, &r.assisted_by),
+        })
+    });
     Json(json!({
         "participant": me,
         "key_id": state.participant_key_id(&me),
+        // First thing a client shows: a move of the key the person may not
+        // have asked for.
+        "pending_rotation": rotation,
         "enrolled_by": enrolled_by,
         "enrolled_at_name": enrolled_by.as_deref().map(|a| agency_name(&state, a)),
     }))
@@ -577,28 +603,44 @@ fn describe(
             };
             ("released", text)
         }
-        Event::ParticipantNotice(e) => {
-            let who = asked_by.get(&e.decision_id);
-            let text = match (lang, who) {
-                (Language::En, Some(who)) => format!(
-                    "notice — {who} reached your records in an emergency. You are told because the rules require it, and you may file a grievance."
-                ),
-                (Language::En, None) => format!(
-                    "notice — your records were reached in an emergency (request {}).",
-                    e.decision_id
-                ),
-                (Language::Es, Some(who)) => format!(
-                    "aviso — {who} accedió a sus expedientes en una emergencia. Se le avisa porque las reglas lo exigen, y puede presentar una queja."
-                ),
-                (Language::Es, None) => format!(
-                    "aviso — se accedió a sus expedientes en una emergencia (petición {}).",
-                    e.decision_id
-                ),
-            };
-            ("notice", text)
-        }
+        Event::ParticipantNotice(e) => (
+            "notice",
+            notice_sentence(e, lang, |d| asked_by.get(d).cloned()),
+        ),
         _ => return None,
     })
+}
+
+/// What a notice tells the person, in their language. `asked_by` names
+/// the agency behind a decision, when the page knows it.
+pub fn notice_sentence(
+    e: &policy::ParticipantNotice,
+    lang: Language,
+    asked_by: impl Fn(&str) -> Option<String>,
+) -> String {
+    use policy::NoticeKind;
+    let decision = e.decision_id.as_deref().unwrap_or("");
+    let who = e.decision_id.as_deref().and_then(asked_by);
+    match (NoticeKind::from_code(&e.kind), lang, who) {
+        (Some(NoticeKind::KeyRotationRequested), Language::En, _) => "notice — someone asked to move your account to a new key. If it was not you, cancel it now: sign in with your current key and press \"Cancel the move\", or ask the board. Until it is settled nobody can grant a consent in your name; you can still revoke.".to_string(),
+        (Some(NoticeKind::KeyRotationRequested), Language::Es, _) => "aviso — alguien pidió pasar su cuenta a una llave nueva. Si no fue usted, cancélelo ya: entre con su llave actual y pulse \"Cancelar el cambio\", o avise a la junta. Mientras tanto nadie puede dar un consentimiento en su nombre; usted sí puede revocar.".to_string(),
+        (Some(NoticeKind::KeyRotationCancelled), Language::En, _) => "notice — the move to a new key was cancelled with your current key. The board has been told.".to_string(),
+        (Some(NoticeKind::KeyRotationCancelled), Language::Es, _) => "aviso — el cambio a una llave nueva se canceló con su llave actual. Se avisó a la junta.".to_string(),
+        (Some(NoticeKind::KeyRotationActivated), Language::En, _) => "notice — your new key is now your key; the old one no longer works.".to_string(),
+        (Some(NoticeKind::KeyRotationActivated), Language::Es, _) => "aviso — su llave nueva ya es su llave; la anterior ya no sirve.".to_string(),
+        (_, Language::En, Some(who)) => format!(
+            "notice — {who} reached your records in an emergency. You are told because the rules require it, and you may file a grievance."
+        ),
+        (_, Language::En, None) => format!(
+            "notice — your records were reached in an emergency (request {decision})."
+        ),
+        (_, Language::Es, Some(who)) => format!(
+            "aviso — {who} accedió a sus expedientes en una emergencia. Se le avisa porque las reglas lo exigen, y puede presentar una queja."
+        ),
+        (_, Language::Es, None) => format!(
+            "aviso — se accedió a sus expedientes en una emergencia (petición {decision})."
+        ),
+    }
 }
 
 /// A decision, release or notice about a participant: its log index, the

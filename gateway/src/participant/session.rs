@@ -52,6 +52,9 @@ struct Challenge {
 
 struct Session {
     participant: String,
+    /// The key that signed in: the session ends when it stops being the
+    /// participant's current key (a rotation activated).
+    key_id: String,
     expires_at: i64,
 }
 
@@ -120,7 +123,12 @@ impl Sessions {
     }
 
     /// Opens a session for a participant whose signature was checked.
-    pub fn open(&self, participant: &str, now: i64) -> Result<(String, i64), SessionError> {
+    pub fn open(
+        &self,
+        participant: &str,
+        key_id: &str,
+        now: i64,
+    ) -> Result<(String, i64), SessionError> {
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if !make_room(&mut map, self.limits.sessions_max, |s| s.expires_at <= now) {
             return Err(SessionError::Busy);
@@ -131,6 +139,7 @@ impl Sessions {
             t.clone(),
             Session {
                 participant: participant.to_string(),
+                key_id: key_id.to_string(),
                 expires_at,
             },
         );
@@ -138,10 +147,23 @@ impl Sessions {
     }
 
     /// The participant a live session belongs to.
-    pub fn participant(&self, token: &str, now: i64) -> Option<String> {
+    /// The participant of a live session whose key is still theirs:
+    /// `current_key` says which key a participant has now.
+    pub fn participant(
+        &self,
+        token: &str,
+        now: i64,
+        current_key: impl Fn(&str) -> Option<String>,
+    ) -> Option<String> {
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(token) {
-            Some(s) if now < s.expires_at => Some(s.participant.clone()),
+            Some(s)
+                if now < s.expires_at
+                    && current_key(&s.participant).as_deref() == Some(s.key_id.as_str()) =>
+            {
+                Some(s.participant.clone())
+            }
+            // Expired, or its key rotated away: gone for good.
             Some(_) => {
                 map.remove(token);
                 None
@@ -183,12 +205,29 @@ mod tests {
             challenges_max: 1,
             ..SessionLimits::default()
         });
-        let (t, exp) = s.open("p-a", 0).unwrap();
-        assert_eq!(s.participant(&t, 1).as_deref(), Some("p-a"));
-        assert_eq!(s.open("p-b", 1), Err(SessionError::Busy));
-        assert_eq!(s.participant(&t, exp), None);
-        assert!(s.open("p-b", exp).is_ok(), "room once the old one expired");
+        let (t, exp) = s.open("p-a", "k-a", 0).unwrap();
+        let k_a = |_: &str| Some("k-a".to_string());
+        assert_eq!(s.participant(&t, 1, k_a).as_deref(), Some("p-a"));
+        assert_eq!(s.open("p-b", "k-b", 1), Err(SessionError::Busy));
+        assert_eq!(s.participant(&t, exp, k_a), None);
+        assert!(
+            s.open("p-b", "k-b", exp).is_ok(),
+            "room once the old one expired"
+        );
         s.challenge("p-a", 0).unwrap();
         assert_eq!(s.challenge("p-a", 0), Err(SessionError::Busy));
+    }
+
+    #[test]
+    fn a_session_ends_when_its_key_stops_being_current() {
+        let s = Sessions::new(SessionLimits::default());
+        let (t, _) = s.open("p-a", "k-a:1", 0).unwrap();
+        assert_eq!(
+            s.participant(&t, 1, |_| Some("k-a:1".into())).as_deref(),
+            Some("p-a")
+        );
+        // A rotation activated: the old key's session is gone for good.
+        assert_eq!(s.participant(&t, 1, |_| Some("k-a:2".into())), None);
+        assert_eq!(s.participant(&t, 1, |_| Some("k-a:1".into())), None);
     }
 }

@@ -165,6 +165,7 @@ fn signer_of(event: &Event) -> String {
         Event::ParticipantKeyRotated(e) => e.key_id.clone(),
         Event::GrievanceFiled(e) => format!("k-{}", e.participant),
         Event::GrievanceResolved(_) => GOV.into(),
+        Event::ParticipantRotationCancelled(e) => format!("k-{}", e.participant),
         Event::ConsentGranted(e) => format!("k-{}", e.participant),
         Event::ConsentRevoked(e) => match &e.assisted_by {
             Some(a) => format!("k-{a}"),
@@ -173,7 +174,8 @@ fn signer_of(event: &Event) -> String {
         Event::AccessDecided(_)
         | Event::AccessRefused(_)
         | Event::AccessReleased(_)
-        | Event::ParticipantNotice(_) => GW.into(),
+        | Event::ParticipantNotice(_)
+        | Event::ParticipantKeyActivated(_) => GW.into(),
     }
 }
 
@@ -286,4 +288,12 @@ pub fn rules_with(forbidden: &[&str], allow_until_revoked: bool, days_max: u32) 
         forbidden.join(", ")
     );
     Rules::from_toml(&text).expect("test rules")
+}
+
+/// The evidence of an RFC 9421-signed request with this digest.
+pub fn rfc9421(digest: &str) -> Evidence {
+    Evidence {
+        method: EvidenceMethod::Rfc9421,
+        digest: digest.into(),
+    }
 }

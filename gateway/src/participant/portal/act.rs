@@ -41,6 +41,10 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/portal/{lang}/grant", get(grant_form).post(grant_preview))
         .route("/portal/{lang}/revoke/{id}", get(revoke_confirm))
         .route(
+            "/portal/{lang}/cancel-rotation",
+            get(cancel_rotation_confirm),
+        )
+        .route(
             "/portal/{lang}/grievance/{decision}",
             get(grievance_form).post(grievance_preview),
         )
@@ -59,7 +63,7 @@ pub fn csrf_of(session_token: &str) -> String {
 /// The signed-in participant and the session's form token.
 pub fn session(g: &Gateway, headers: &HeaderMap) -> Option<(String, String)> {
     let token = crate::participant::token_of(headers)?;
-    let me = g.sessions.participant(&token, g.clock.now())?;
+    let me = crate::participant::live_session(g, &token)?;
     Some((me, csrf_of(&token)))
 }
 
@@ -543,6 +547,59 @@ async fn revoke_confirm(
             done: format!("/portal/{}/?revoked={id}#consent-{id}", lang.code()),
             button_key: "revoke_sign",
             back: format!("/portal/{}/#consent-{id}", lang.code()),
+        },
+    )
+}
+
+/// Cancels a pending move to a new key, signed in the browser by the
+/// person's current key (the only key that may).
+async fn cancel_rotation_confirm(
+    State(g): State<Arc<Gateway>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (lang, me, csrf) = match signed_in_page(&g, &code, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let t = catalog(lang);
+    let pending = {
+        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        state.pending_rotation(&me)
+    };
+    let (Some(pending), Some(key_id)) = (pending, key_id_of(&g, &me)) else {
+        let main = html! {
+            p role="status" { (t.t("rotation_none")) }
+            p { a href={ "/portal/" (lang.code()) "/" } { (t.t("nav_consents")) } }
+        };
+        return page(lang, "", "rotation_title", Some(&csrf), main);
+    };
+    let event = Event::ParticipantRotationCancelled(policy::ParticipantRotationCancelled {
+        v: V1,
+        participant: me.clone(),
+        key_id: pending.key_id,
+        at: g.clock.now(),
+    });
+    let Ok(entry) = event.to_json() else {
+        return not_found();
+    };
+    sign_page(
+        lang,
+        "",
+        "rotation_title",
+        &csrf,
+        &ToSign {
+            sentence: html! {
+                p { strong { (t.t("rotation_question")) } }
+                p { (t.t("rotation_effect")) }
+            },
+            entry: &entry,
+            kind: "participant.rotation_cancelled",
+            key_id: &key_id,
+            participant: &me,
+            done: format!("/portal/{}/?rotation=cancelled", lang.code()),
+            button_key: "rotation_sign",
+            back: format!("/portal/{}/", lang.code()),
         },
     )
 }

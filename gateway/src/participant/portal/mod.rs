@@ -230,6 +230,7 @@ struct HomeQuery {
     granted: Option<String>,
     revoked: Option<String>,
     grievance: Option<String>,
+    rotation: Option<String>,
 }
 
 /// Signed in: the consents as plain-language cards, each with its status
@@ -258,8 +259,14 @@ async fn home(
         return page(lang, "", "site_name", None, main);
     };
     let now = g.clock.now();
-    let (cards, grievances) = {
+    let (cards, grievances, rotation) = {
         let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let rotation = state.pending_rotation(&me).map(|r| {
+            let by = state
+                .agency(&r.assisted_by)
+                .map_or(r.assisted_by.clone(), |a| a.enrolled.name);
+            (by, r.ready_at)
+        });
         let cards: Vec<(String, ConsentStatus, String)> = state
             .consents_of(&me, now)
             .into_iter()
@@ -279,7 +286,7 @@ async fn home(
                 )
             })
             .collect();
-        (cards, grievances)
+        (cards, grievances, rotation)
     };
     let note = if q.granted.is_some() {
         Some("granted_note")
@@ -287,10 +294,22 @@ async fn home(
         Some("revoked_note")
     } else if q.grievance.is_some() {
         Some("grievance_note")
+    } else if q.rotation.is_some() {
+        Some("rotation_cancelled_note")
     } else {
         None
     };
     let main = html! {
+        // First, before anything else: a move of the key the person may
+        // not have asked for, while they can still cancel it.
+        @if let Some((by, ready_at)) = &rotation {
+            section class="alert" role="alert" aria-labelledby="rotation-h" {
+                h2 id="rotation-h" { (t.t("rotation_banner_title")) }
+                p { (t.t("rotation_banner_by")) " " strong { (by) } ". " (t.t("rotation_banner_when")) " " time datetime=(rfc3339(*ready_at)) { (date_time(*ready_at, lang)) } "." }
+                p { (t.t("rotation_banner_effect")) }
+                p { a class="button" href={ "/portal/" (lang.code()) "/cancel-rotation" } { (t.t("rotation_cancel_link")) } }
+            }
+        }
         @if let Some(k) = note {
             p class="note" role="status" { (t.t(k)) }
         }
@@ -339,7 +358,7 @@ async fn home(
     page(lang, "", "consents_title", Some(&csrf), main)
 }
 
-fn rfc3339(at: i64) -> String {
+pub fn rfc3339(at: i64) -> String {
     let (y, m, d) = policy::civil_date(at);
     let s = at.rem_euclid(86_400);
     format!(
