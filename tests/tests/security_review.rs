@@ -1,0 +1,78 @@
+//! The security review's findings (issue 21), each reproduced as the
+//! review did it, against the real gateway over loopback. Each test failed
+//! on the main before its fix (the note on the issue quotes what it
+//! printed) and passes after.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use consentry_tests::fixture::NOW;
+use consentry_tests::net::{self, Ask};
+use ed25519_dalek::SigningKey;
+use gateway::participant::client::ParticipantClient;
+use policy::{ConsentGranted, Event, Language, ParticipantKeyRotated, Parties, V1};
+
+fn url(net: &net::Net) -> String {
+    format!("http://{}", net.addr)
+}
+
+/// Finding 1: an organisation enrolled with the `auditor` role only
+/// co-signed a rotation of p-0000 (enrolled at hope-clinic) to a key it
+/// made, then granted riverside-housing a consent in p-0000's name, and
+/// riverside-housing's next request got the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_organisation_cannot_take_over_a_participants_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    net::enrol_auditor(&net).await;
+    let thief = SigningKey::from_bytes(&[13; 32]);
+    let p = "p-0001";
+    {
+        // The input the finding needs: the person exists, at hope-clinic.
+        let state = net.dep.state.read().unwrap();
+        assert_eq!(state.participant_enrolled_by(p), Some("hope-clinic"));
+    }
+    let as_p = ParticipantClient::new(&url(&net), p, &format!("{p}:2"), thief.clone()).unwrap();
+    let rotation = Event::ParticipantKeyRotated(ParticipantKeyRotated {
+        v: V1,
+        participant: p.into(),
+        key_id: format!("{p}:2"),
+        public_key: B64.encode(thief.verifying_key().as_bytes()),
+        at: NOW,
+        assisted_by: net::AUDITOR.into(),
+    });
+    let auditor_kid = format!("{}:1", net::AUDITOR);
+    let r = as_p
+        .submit(&rotation, &[(auditor_kid.as_str(), &net::auditor_key())])
+        .await
+        .unwrap();
+    let grant = Event::ConsentGranted(ConsentGranted {
+        v: V1,
+        consent_id: "c-stolen".into(),
+        participant: p.into(),
+        holders: Parties::agencies(&["hope-clinic"]),
+        recipients: Parties::agencies(&["riverside-housing"]),
+        categories: vec!["health.sud.treatment".into()],
+        purposes: vec!["housing-placement".into()],
+        effective_at: NOW,
+        expires_at: Some(NOW + 86_400),
+        signed_at: NOW,
+        language: Language::En,
+    });
+    let g = as_p.submit(&grant, &[]).await.unwrap();
+    let ask = Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        p,
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    let answer = net::ask(&net, &ask).await;
+    println!(
+        "rotation: {} {}\ngrant: {} {}\nagency request: {}",
+        r.status, r.body, g.status, g.body, answer.status
+    );
+    assert_eq!(r.status, 403, "the rotation is refused: {}", r.body);
+    assert_ne!(g.status, 201, "no grant in the person's name: {}", g.body);
+    assert_eq!(answer.status, 403, "no records leave");
+    net.stop().await;
+}
