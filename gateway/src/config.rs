@@ -46,6 +46,9 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
     pub requests_in_flight_max: usize,
     pub connections_max: usize,
+    pub connections_per_address_max: usize,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
     pub upstream_timeout_secs: u64,
     pub upstream_body_bytes_max: usize,
 }
@@ -59,6 +62,9 @@ impl Default for LimitsConfig {
             request_timeout_secs: http.request_timeout.as_secs(),
             requests_in_flight_max: http.requests_in_flight_max,
             connections_max: http.connections_max,
+            connections_per_address_max: http.connections_per_address_max,
+            header_read_timeout_secs: http.header_read_timeout.as_secs(),
+            idle_timeout_secs: http.idle_timeout.as_secs(),
             upstream_timeout_secs: 10,
             upstream_body_bytes_max: 4 * 1024 * 1024,
         }
@@ -66,14 +72,22 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
-    pub fn http(&self) -> HttpLimits {
-        HttpLimits {
+    /// The HTTP limits, refused when they cannot work together.
+    pub fn http(&self) -> Result<HttpLimits, ConfigError> {
+        let limits = HttpLimits {
             body_bytes_max: self.body_bytes_max,
             header_bytes_max: self.header_bytes_max,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             requests_in_flight_max: self.requests_in_flight_max,
             connections_max: self.connections_max,
-        }
+            connections_per_address_max: self.connections_per_address_max,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        };
+        limits
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("[limits]: {e}")))?;
+        Ok(limits)
     }
 }
 

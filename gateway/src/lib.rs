@@ -18,8 +18,9 @@
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530
 //!   `Content-Digest`, with a bounded nonce replay cache.
 //! - [`server`]: health and the public auditor read routes.
-//! - [`listener`], [`clock`], [`problem`]: bounded connections, injected
-//!   time, RFC 9457 problem documents.
+//! - [`listener`], [`clock`], [`problem`]: bounded connections (in all and
+//!   per source address) and idle watch, injected time, RFC 9457 problem
+//!   documents.
 //! - [`demo`]: the ready-made sample deployment.
 //!
 //! **Invariants**

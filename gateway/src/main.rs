@@ -696,11 +696,12 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
     }
+    let limits = c.limits.http()?;
     println!(
         "consentry serving log {} ({} entries) on {bound}, public url {public_url}",
         c.origin,
         dep.log.size()
     );
-    gateway::app::serve_until_interrupted(listener, gw, &c.limits.http()).await?;
+    gateway::app::serve_until_interrupted(listener, gw, &limits).await?;
     Ok(())
 }

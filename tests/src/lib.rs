@@ -502,12 +502,9 @@ pub mod net {
         let router = app(gateway.clone(), &limits);
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = stop.clone();
-        let server = tokio::spawn(gateway::app::run(
-            l,
-            limits.connections_max,
-            router,
-            async move { stopped.notified().await },
-        ));
+        let server = tokio::spawn(async move {
+            gateway::app::run(l, &limits, router, async move { stopped.notified().await }).await
+        });
         Net {
             dep,
             gateway,
