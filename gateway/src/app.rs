@@ -1,6 +1,6 @@
 //! The gateway's HTTP surface, built from its parts and testable without a
-//! socket: [`app`] returns the `Router`, [`run`] serves it on a listener
-//! until `shutdown` resolves.
+//! socket: [`app`] returns the public `Router`, [`metrics_app`] the
+//! operator's, [`run`] serves one on a listener until `shutdown` resolves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -117,8 +117,9 @@ impl HttpLimits {
     }
 }
 
-/// Every route: the agency path, the one write route for signed entries,
-/// the public auditor read routes, health and metrics.
+/// Every public route: the agency path, the one write route for signed
+/// entries, the participant's API and portal, the auditor read routes and
+/// health. Not `/metrics`: see [`metrics_app`].
 pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
     Router::new()
@@ -127,7 +128,6 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
             get(agency::records),
         )
         .route("/v1/entries", post(post_entry))
-        .route("/metrics", get(metrics))
         .merge(crate::participant::routes())
         .merge(crate::participant::portal::routes())
         .merge(crate::auditor::routes())
@@ -173,6 +173,16 @@ async fn as_problem(resp: Response) -> Response {
         }
     }
     out
+}
+
+/// The operator's routes, for a listener of their own (`metrics_listen`,
+/// loopback by default): `/metrics`. Kept off the public listener because
+/// counts over time say more than any one answer does.
+pub fn metrics_app(g: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(g)
+        .layer(middleware::map_response(as_problem))
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves:
@@ -272,22 +282,38 @@ async fn serve_connection<I>(
     }
 }
 
-/// Runs `gw` on `listener` until Ctrl-C, as `serve` and `demo` do:
-/// a checkpoint every second while the log grows, and a last one at the
-/// end so that it covers everything served.
+/// Runs `gw` until Ctrl-C, as `serve` and `demo` do: the public routes on
+/// `listener`, `/metrics` on `metrics_listener`; a checkpoint every second
+/// while the log grows, and a last one at the end so that it covers
+/// everything served.
 pub async fn serve_until_interrupted(
     listener: tokio::net::TcpListener,
+    metrics_listener: tokio::net::TcpListener,
     gw: Arc<Gateway>,
     limits: &HttpLimits,
 ) -> std::io::Result<()> {
     let dep = gw.dep.clone();
     let publisher = tokio::spawn(publish_checkpoints(dep.clone(), Duration::from_secs(1)));
+    let (stop_metrics, stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = {
+        let limits = limits.clone();
+        let app = metrics_app(gw.clone());
+        tokio::spawn(async move {
+            run(metrics_listener, &limits, app, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
     let served = run(listener, limits, app(gw, limits), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
+    drop(stop_metrics);
+    let metrics_served = metrics.await.map_err(std::io::Error::other)?;
     publisher.abort();
     served?;
+    metrics_served?;
     dep.log
         .publish_checkpoint()
         .map(|_| ())

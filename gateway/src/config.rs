@@ -21,6 +21,14 @@ use policy::{Event, GovernanceRules, Rules, Trust, Vocabulary, V1};
 /// The config file `consentry init` writes.
 pub const CONFIG_FILE: &str = "consentry.toml";
 
+/// Where `/metrics` listens unless the config says otherwise: loopback, so
+/// that only the machine's own scraper (or a tunnel to it) reads it.
+pub const METRICS_LISTEN: &str = "127.0.0.1:9700";
+
+fn default_metrics_listen() -> String {
+    METRICS_LISTEN.into()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {err}")]
@@ -96,6 +104,12 @@ impl LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
+    /// Where `/metrics` is served, apart from the public routes: counts
+    /// over time are for the operator. Loopback unless the operator says
+    /// otherwise; a config written before this field had it gets
+    /// [`METRICS_LISTEN`].
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
     /// `scheme://host:port` agencies sign `@target-uri` against.
     pub public_url: String,
     pub data_dir: PathBuf,
@@ -243,6 +257,7 @@ pub struct Initialised {
 pub async fn init(
     dir: &Path,
     listen: &str,
+    metrics_listen: &str,
     origin: &str,
     now: i64,
 ) -> Result<Initialised, ConfigError> {
@@ -272,6 +287,7 @@ pub async fn init(
     write(&dir.join("rules.toml"), policy::rules::DEFAULT_RULES_TOML)?;
     let config = Config {
         listen: listen.into(),
+        metrics_listen: metrics_listen.into(),
         public_url: format!("http://{listen}"),
         data_dir: "data".into(),
         origin: origin.into(),
@@ -316,4 +332,38 @@ pub async fn init(
         governance_key: governance_path,
         log_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE_METRICS_LISTEN: &str = r#"
+listen = "0.0.0.0:8700"
+public_url = "https://gateway.example"
+data_dir = "data"
+origin = "gateway.example/log"
+gateway_key = "keys/gateway.key"
+trust = "keys/trust.json"
+vocabulary = "vocabulary.toml"
+rules = "rules.toml"
+"#;
+
+    #[test]
+    fn a_config_from_before_metrics_listen_serves_metrics_on_loopback() {
+        let c: Config = toml::from_str(BEFORE_METRICS_LISTEN).unwrap();
+        assert_eq!(c.metrics_listen, METRICS_LISTEN);
+        let at: std::net::SocketAddr = c.metrics_listen.parse().unwrap();
+        assert!(at.ip().is_loopback());
+        // And its limits are the defaults, which work together.
+        assert!(c.limits.http().is_ok());
+    }
+
+    #[test]
+    fn limits_that_cannot_work_together_are_refused_at_load() {
+        let text = format!("{BEFORE_METRICS_LISTEN}\n[limits]\nidle_timeout_secs = 5\n");
+        let c: Config = toml::from_str(&text).unwrap();
+        let err = c.limits.http().unwrap_err().to_string();
+        assert!(err.contains("idle_timeout"), "{err}");
+    }
 }

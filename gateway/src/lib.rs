@@ -5,8 +5,9 @@
 //! only then let data move. Only this crate speaks HTTP.
 //!
 //! **Layout**
-//! - [`app`]: the `Router` from the parts below (testable without a
-//!   socket), `run`, the HTTP limits, `POST /v1/entries`, `/metrics`.
+//! - [`app`]: the public `Router` from the parts below (testable without a
+//!   socket), `metrics_app` (`/metrics`, on a listener of its own), `run`,
+//!   the HTTP limits, `POST /v1/entries`.
 //! - [`agency`]: the proxy path: authenticate, decide, forward, filter,
 //!   release.
 //! - [`deployment`]: the log plus the consent state replayed from it; the
