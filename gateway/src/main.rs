@@ -647,6 +647,9 @@ fn identity(
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     use gateway::config::Config;
     let c = Config::load(path)?;
+    // Before anything is opened: limits that cannot work together are a
+    // mistake in the file, not a reason to hold the store.
+    let limits = c.limits.http()?;
     let key = c.gateway_signing_key()?;
     let signer = ledger::NoteSigner::new(&c.origin, key.clone())?;
     let dep = Arc::new(
@@ -701,7 +704,6 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
     }
-    let limits = c.limits.http()?;
     let metrics_listener = tokio::net::TcpListener::bind(&c.metrics_listen)
         .await
         .with_context(|| format!("binding {} for /metrics", c.metrics_listen))?;
