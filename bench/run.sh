@@ -33,6 +33,8 @@ W="$(mktemp -d)"
 PORT=18700
 GW="http://127.0.0.1:$PORT"
 REC="http://127.0.0.1:$((PORT + 1))/fhir"
+# The demo serves /metrics on its own loopback listener, at port + 3.
+METRICS="http://127.0.0.1:$((PORT + 3))/metrics"
 PROXY_PORT=18710
 
 "$B" demo --fresh --dir "$W/demo" --listen "127.0.0.1:$PORT" >"$W/demo.log" 2>&1 &
@@ -74,7 +76,7 @@ CONF
 
 bench() { "$B" bench --dir "$W/demo" "$@"; }
 field() { sed -E "s/.*$1 ([0-9.]+).*/\1/"; }
-metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { curl -s "$METRICS" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 echo "== $N requests each, $C connections, one machine (load generator included)"
 direct=$(bench --target direct --url "$REC" --requests "$N" --connections "$C")

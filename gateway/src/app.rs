@@ -1,6 +1,6 @@
 //! The gateway's HTTP surface, built from its parts and testable without a
-//! socket: [`app`] returns the `Router`, [`run`] serves it on a listener
-//! until `shutdown` resolves.
+//! socket: [`app`] returns the public `Router`, [`metrics_app`] the
+//! operator's, [`run`] serves one on a listener until `shutdown` resolves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::agency::{self, Gateway};
 use crate::deployment::SubmitError;
 use crate::problem::problem;
 
-/// The limits of the HTTP surface.
+/// The limits of the HTTP surface, per listener.
 #[derive(Clone, Debug)]
 pub struct HttpLimits {
     pub body_bytes_max: usize,
@@ -33,6 +33,23 @@ pub struct HttpLimits {
     pub requests_in_flight_max: usize,
     /// Connections held open at once; more wait to be accepted.
     pub connections_max: usize,
+    /// Connections held open at once from one source (an IPv4 address, an
+    /// IPv6 /64); more are closed as soon as they are accepted. Well below
+    /// `connections_max`, so that no one source can hold every slot; above
+    /// what one well-behaved client opens (the load benchmark: 64, the
+    /// tests: 200 at once). Behind a reverse proxy every connection comes
+    /// from the proxy: raise this to `connections_max` there, and limit
+    /// per client in the proxy.
+    pub connections_per_address_max: usize,
+    /// From a connection's first byte, or the end of its last answer, to
+    /// the end of the next request's headers. Also how long a kept-alive
+    /// connection may wait for its next request.
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moved either way for this long is
+    /// closed: a client that stopped reading its answer, or stopped
+    /// sending its body. Longer than `request_timeout`, so that no request
+    /// being worked on is ever cut.
+    pub idle_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -43,12 +60,66 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             requests_in_flight_max: 1024,
             connections_max: 2048,
+            connections_per_address_max: 256,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
 
-/// Every route: the agency path, the one write route for signed entries,
-/// the public auditor read routes, health and metrics.
+/// Limits that cannot work together.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LimitsError {
+    #[error("{0} must be above zero")]
+    Zero(&'static str),
+    #[error("connections_per_address_max ({per_address}) is above connections_max ({max})")]
+    PerAddressAboveMax { per_address: usize, max: usize },
+    #[error("idle_timeout ({idle:?}) must be longer than request_timeout ({request:?}), or a request being answered could be cut")]
+    IdleNotAboveRequest { idle: Duration, request: Duration },
+}
+
+impl HttpLimits {
+    pub fn check(&self) -> Result<(), LimitsError> {
+        let counts = [
+            ("body_bytes_max", self.body_bytes_max),
+            ("header_bytes_max", self.header_bytes_max),
+            ("requests_in_flight_max", self.requests_in_flight_max),
+            ("connections_max", self.connections_max),
+            (
+                "connections_per_address_max",
+                self.connections_per_address_max,
+            ),
+        ];
+        let times = [
+            ("request_timeout", self.request_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(LimitsError::Zero(name));
+        }
+        if let Some((name, _)) = times.iter().find(|(_, d)| d.is_zero()) {
+            return Err(LimitsError::Zero(name));
+        }
+        if self.connections_per_address_max > self.connections_max {
+            return Err(LimitsError::PerAddressAboveMax {
+                per_address: self.connections_per_address_max,
+                max: self.connections_max,
+            });
+        }
+        if self.idle_timeout <= self.request_timeout {
+            return Err(LimitsError::IdleNotAboveRequest {
+                idle: self.idle_timeout,
+                request: self.request_timeout,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Every public route: the agency path, the one write route for signed
+/// entries, the participant's API and portal, the auditor read routes and
+/// health. Not `/metrics`: see [`metrics_app`].
 pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
     Router::new()
@@ -57,7 +128,6 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
             get(agency::records),
         )
         .route("/v1/entries", post(post_entry))
-        .route("/metrics", get(metrics))
         .merge(crate::participant::routes())
         .merge(crate::participant::portal::routes())
         .merge(crate::auditor::routes())
@@ -105,38 +175,147 @@ async fn as_problem(resp: Response) -> Response {
     out
 }
 
-/// Serves `app` on `listener`, holding at most `connections_max`
-/// connections, until `shutdown` resolves.
+/// The operator's routes, for a listener of their own (`metrics_listen`,
+/// loopback by default): `/metrics`. Kept off the public listener because
+/// counts over time say more than any one answer does.
+pub fn metrics_app(g: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(g)
+        .layer(middleware::map_response(as_problem))
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves:
+/// HTTP/1.1, the connection limits of [`crate::listener`], the header-read
+/// and idle timeouts. Then it stops accepting, lets each connection finish
+/// the request it is on (idle ones close at once), and closes what is
+/// still open after the longer of the request and header-read timeouts.
 pub async fn run(
     listener: tokio::net::TcpListener,
-    connections_max: usize,
+    limits: &HttpLimits,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = crate::listener::LimitedListener::new(listener, connections_max);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    limits
+        .check()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut listener = crate::listener::LimitedListener::new(
+        listener,
+        limits.connections_max,
+        limits.connections_per_address_max,
+    );
+    let http = Arc::new(http1_builder(limits));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (io, peer) = listener.accept() => {
+                connections.spawn(serve_connection(
+                    io,
+                    peer,
+                    app.clone(),
+                    http.clone(),
+                    limits.idle_timeout,
+                    graceful.watcher(),
+                ));
+            }
+            // Reaped as they end, so that the set holds open ones only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let last = limits.request_timeout.max(limits.header_read_timeout);
+    let _ = tokio::time::timeout(last, graceful.shutdown()).await;
+    connections.shutdown().await;
+    Ok(())
 }
 
-/// Runs `gw` on `listener` until Ctrl-C, as `serve` and `demo` do:
-/// a checkpoint every second while the log grows, and a last one at the
-/// end so that it covers everything served.
+/// HTTP/1.1 only, as axum's own `serve` without its `http2` feature: a
+/// version-sniffing server reads a connection's first bytes before any
+/// header timer starts, so a socket that never sends one would never time
+/// out.
+fn http1_builder(limits: &HttpLimits) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    b
+}
+
+/// One connection, until it ends, its idle timeout passes, or a graceful
+/// shutdown has let it finish. Each request carries the peer's address as
+/// axum's `ConnectInfo`.
+async fn serve_connection<I>(
+    io: I,
+    peer: std::net::SocketAddr,
+    app: Router,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    idle: Duration,
+    graceful: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let activity = crate::listener::Activity::new();
+    let io = hyper_util::rt::TokioIo::new(crate::listener::Watched::new(io, activity.clone()));
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let conn = graceful.watch(http.serve_connection(io, service));
+    tokio::pin!(conn);
+    let mut deadline = activity.last() + idle;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep_until(deadline) => {
+                deadline = activity.last() + idle;
+                if deadline <= tokio::time::Instant::now() {
+                    // Dropping the connection closes the socket.
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `gw` until Ctrl-C, as `serve` and `demo` do: the public routes on
+/// `listener`, `/metrics` on `metrics_listener`; a checkpoint every second
+/// while the log grows, and a last one at the end so that it covers
+/// everything served.
 pub async fn serve_until_interrupted(
     listener: tokio::net::TcpListener,
+    metrics_listener: tokio::net::TcpListener,
     gw: Arc<Gateway>,
     limits: &HttpLimits,
 ) -> std::io::Result<()> {
     let dep = gw.dep.clone();
     let publisher = tokio::spawn(publish_checkpoints(dep.clone(), Duration::from_secs(1)));
     let activator = tokio::spawn(activate_rotations(dep.clone(), Duration::from_secs(1)));
-    let served = run(listener, limits.connections_max, app(gw, limits), async {
+    let (stop_metrics, stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = {
+        let limits = limits.clone();
+        let app = metrics_app(gw.clone());
+        tokio::spawn(async move {
+            run(metrics_listener, &limits, app, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let served = run(listener, limits, app(gw, limits), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
+    drop(stop_metrics);
+    let metrics_served = metrics.await.map_err(std::io::Error::other)?;
     publisher.abort();
     activator.abort();
     served?;
+    metrics_served?;
     dep.log
         .publish_checkpoint()
         .map(|_| ())
@@ -301,5 +480,87 @@ fn entry_refused(e: &SubmitError) -> Response {
             &e.to_string(),
             none,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn the_default_limits_work_together() {
+        assert_eq!(HttpLimits::default().check(), Ok(()));
+    }
+
+    #[test]
+    fn limits_that_cannot_work_together_are_refused() {
+        let with = |edit: fn(&mut HttpLimits)| {
+            let mut l = HttpLimits::default();
+            edit(&mut l);
+            l.check()
+        };
+        assert_eq!(
+            with(|l| l.header_read_timeout = Duration::ZERO),
+            Err(LimitsError::Zero("header_read_timeout"))
+        );
+        assert_eq!(
+            with(|l| l.connections_per_address_max = 0),
+            Err(LimitsError::Zero("connections_per_address_max"))
+        );
+        assert_eq!(
+            with(|l| l.connections_per_address_max = l.connections_max + 1),
+            Err(LimitsError::PerAddressAboveMax {
+                per_address: 2049,
+                max: 2048
+            })
+        );
+        assert!(matches!(
+            with(|l| l.idle_timeout = l.request_timeout),
+            Err(LimitsError::IdleNotAboveRequest { .. })
+        ));
+    }
+
+    /// A client that asks for a large answer and never reads it: hyper's
+    /// own timers only watch for request heads, so without the idle
+    /// timeout the connection would be held for ever, its write pending.
+    #[tokio::test]
+    async fn a_connection_whose_client_stopped_reading_is_closed_when_idle() {
+        const BIG: usize = 32 << 20;
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small window, so that the kernel holds little of the answer.
+        client.set_recv_buffer_size(4096).unwrap();
+        let mut client = client.connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /big HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let (server_side, peer) = tcp.accept().await.unwrap();
+        let big = Router::new().route("/big", get(|| async { vec![b'x'; BIG] }));
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(300),
+            ..HttpLimits::default()
+        };
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let started = tokio::time::Instant::now();
+        let served = tokio::time::timeout(
+            Duration::from_secs(20),
+            serve_connection(
+                server_side,
+                peer,
+                big,
+                Arc::new(http1_builder(&limits)),
+                limits.idle_timeout,
+                graceful.watcher(),
+            ),
+        )
+        .await;
+        assert!(served.is_ok(), "the stalled connection was never closed");
+        assert!(started.elapsed() >= limits.idle_timeout);
+        drop(client);
     }
 }

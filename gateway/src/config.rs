@@ -21,6 +21,14 @@ use policy::{Event, GovernanceRules, Rules, Trust, Vocabulary, V1};
 /// The config file `consentry init` writes.
 pub const CONFIG_FILE: &str = "consentry.toml";
 
+/// Where `/metrics` listens unless the config says otherwise: loopback, so
+/// that only the machine's own scraper (or a tunnel to it) reads it.
+pub const METRICS_LISTEN: &str = "127.0.0.1:9700";
+
+fn default_metrics_listen() -> String {
+    METRICS_LISTEN.into()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {err}")]
@@ -46,6 +54,9 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
     pub requests_in_flight_max: usize,
     pub connections_max: usize,
+    pub connections_per_address_max: usize,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
     pub upstream_timeout_secs: u64,
     pub upstream_body_bytes_max: usize,
 }
@@ -59,6 +70,9 @@ impl Default for LimitsConfig {
             request_timeout_secs: http.request_timeout.as_secs(),
             requests_in_flight_max: http.requests_in_flight_max,
             connections_max: http.connections_max,
+            connections_per_address_max: http.connections_per_address_max,
+            header_read_timeout_secs: http.header_read_timeout.as_secs(),
+            idle_timeout_secs: http.idle_timeout.as_secs(),
             upstream_timeout_secs: 10,
             upstream_body_bytes_max: 4 * 1024 * 1024,
         }
@@ -66,14 +80,22 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
-    pub fn http(&self) -> HttpLimits {
-        HttpLimits {
+    /// The HTTP limits, refused when they cannot work together.
+    pub fn http(&self) -> Result<HttpLimits, ConfigError> {
+        let limits = HttpLimits {
             body_bytes_max: self.body_bytes_max,
             header_bytes_max: self.header_bytes_max,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             requests_in_flight_max: self.requests_in_flight_max,
             connections_max: self.connections_max,
-        }
+            connections_per_address_max: self.connections_per_address_max,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        };
+        limits
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("[limits]: {e}")))?;
+        Ok(limits)
     }
 }
 
@@ -82,6 +104,12 @@ impl LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
+    /// Where `/metrics` is served, apart from the public routes: counts
+    /// over time are for the operator. Loopback unless the operator says
+    /// otherwise; a config written before this field had it gets
+    /// [`METRICS_LISTEN`].
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
     /// `scheme://host:port` agencies sign `@target-uri` against.
     pub public_url: String,
     pub data_dir: PathBuf,
@@ -229,6 +257,7 @@ pub struct Initialised {
 pub async fn init(
     dir: &Path,
     listen: &str,
+    metrics_listen: &str,
     origin: &str,
     now: i64,
 ) -> Result<Initialised, ConfigError> {
@@ -258,6 +287,7 @@ pub async fn init(
     write(&dir.join("rules.toml"), policy::rules::DEFAULT_RULES_TOML)?;
     let config = Config {
         listen: listen.into(),
+        metrics_listen: metrics_listen.into(),
         public_url: format!("http://{listen}"),
         data_dir: "data".into(),
         origin: origin.into(),
@@ -302,4 +332,38 @@ pub async fn init(
         governance_key: governance_path,
         log_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE_METRICS_LISTEN: &str = r#"
+listen = "0.0.0.0:8700"
+public_url = "https://gateway.example"
+data_dir = "data"
+origin = "gateway.example/log"
+gateway_key = "keys/gateway.key"
+trust = "keys/trust.json"
+vocabulary = "vocabulary.toml"
+rules = "rules.toml"
+"#;
+
+    #[test]
+    fn a_config_from_before_metrics_listen_serves_metrics_on_loopback() {
+        let c: Config = toml::from_str(BEFORE_METRICS_LISTEN).unwrap();
+        assert_eq!(c.metrics_listen, METRICS_LISTEN);
+        let at: std::net::SocketAddr = c.metrics_listen.parse().unwrap();
+        assert!(at.ip().is_loopback());
+        // And its limits are the defaults, which work together.
+        assert!(c.limits.http().is_ok());
+    }
+
+    #[test]
+    fn limits_that_cannot_work_together_are_refused_at_load() {
+        let text = format!("{BEFORE_METRICS_LISTEN}\n[limits]\nidle_timeout_secs = 5\n");
+        let c: Config = toml::from_str(&text).unwrap();
+        let err = c.limits.http().unwrap_err().to_string();
+        assert!(err.contains("idle_timeout"), "{err}");
+    }
 }

@@ -249,7 +249,8 @@ pub const GATEWAY_URL_FILE: &str = "gateway.url";
 
 /// Runs the demo in `dir` until Ctrl-C. The upstreams listen next to the
 /// gateway (port + 1 and + 2), so that a re-run finds them where the
-/// registry says; with port 0 (tests) every port is the system's choice.
+/// registry says, and `/metrics` on loopback at port + 3; with port 0
+/// (tests) every port is the system's choice.
 pub async fn run(
     dir: &Path,
     listen: std::net::SocketAddr,
@@ -296,6 +297,13 @@ pub async fn run(
         .await
         .with_context(|| format!("binding {listen}"))?;
     let bound = listener.local_addr()?;
+    // Metrics next to the upstreams, on loopback whatever `listen` is.
+    let metrics_at =
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), next(3).port());
+    let metrics_listener = tokio::net::TcpListener::bind(metrics_at)
+        .await
+        .with_context(|| format!("binding {metrics_at} for /metrics"))?;
+    let metrics_url = format!("http://{}/metrics", metrics_listener.local_addr()?);
     let written = seed(
         &dep,
         dir,
@@ -330,9 +338,22 @@ pub async fn run(
     }
     print!(
         "{}",
-        walkthrough(dir, &url, dep.log.size(), &upstream_urls, written.len())
+        walkthrough(
+            dir,
+            &url,
+            &metrics_url,
+            dep.log.size(),
+            &upstream_urls,
+            written.len()
+        )
     );
-    crate::app::serve_until_interrupted(listener, gw, &crate::app::HttpLimits::default()).await?;
+    crate::app::serve_until_interrupted(
+        listener,
+        metrics_listener,
+        gw,
+        &crate::app::HttpLimits::default(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -340,6 +361,7 @@ pub async fn run(
 pub fn walkthrough(
     dir: &Path,
     url: &str,
+    metrics_url: &str,
     size: u64,
     upstreams: &[String],
     keys_written: usize,
@@ -353,7 +375,8 @@ pub fn walkthrough(
     };
     let mut out = format!(
         "consentry demo: gateway {url}, log {ORIGIN} with {size} entries, data in {d}/data\n\
-         sample record systems: Hope Recovery Clinic at {}, Riverside Housing at {}\n",
+         sample record systems: Hope Recovery Clinic at {}, Riverside Housing at {}\n\
+         metrics (for the operator, on loopback only): {metrics_url}\n",
         upstreams.first().map(String::as_str).unwrap_or("?"),
         upstreams.get(1).map(String::as_str).unwrap_or("?"),
     );

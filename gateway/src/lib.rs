@@ -5,8 +5,9 @@
 //! only then let data move. Only this crate speaks HTTP.
 //!
 //! **Layout**
-//! - [`app`]: the `Router` from the parts below (testable without a
-//!   socket), `run`, the HTTP limits, `POST /v1/entries`, `/metrics`.
+//! - [`app`]: the public `Router` from the parts below (testable without a
+//!   socket), `metrics_app` (`/metrics`, on a listener of its own), `run`,
+//!   the HTTP limits, `POST /v1/entries`.
 //! - [`agency`]: the proxy path: authenticate, decide, forward, filter,
 //!   release.
 //! - [`deployment`]: the log plus the consent state replayed from it; the
@@ -18,8 +19,9 @@
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530
 //!   `Content-Digest`, with a bounded nonce replay cache.
 //! - [`server`]: health and the public auditor read routes.
-//! - [`listener`], [`clock`], [`problem`]: bounded connections, injected
-//!   time, RFC 9457 problem documents.
+//! - [`listener`], [`clock`], [`problem`]: bounded connections (in all and
+//!   per source address) and idle watch, injected time, RFC 9457 problem
+//!   documents.
 //! - [`demo`]: the ready-made sample deployment.
 //!
 //! **Invariants**

@@ -156,6 +156,9 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8700")]
         listen: String,
+        /// Where /metrics is served, apart from the public routes.
+        #[arg(long, default_value = gateway::config::METRICS_LISTEN)]
+        metrics_listen: String,
         /// The log's origin line in checkpoints, e.g. your domain + /log.
         #[arg(long, default_value = "consentry.local/log")]
         origin: String,
@@ -552,9 +555,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Init {
             dir,
             listen,
+            metrics_listen,
             origin,
         } => {
-            let done = gateway::config::init(&dir, &listen, &origin, now()).await?;
+            let done =
+                gateway::config::init(&dir, &listen, &metrics_listen, &origin, now()).await?;
             println!(
                 "created a deployment in {}: config {}, log of {} entry",
                 dir.display(),
@@ -642,6 +647,9 @@ fn identity(
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     use gateway::config::Config;
     let c = Config::load(path)?;
+    // Before anything is opened: limits that cannot work together are a
+    // mistake in the file, not a reason to hold the store.
+    let limits = c.limits.http()?;
     let key = c.gateway_signing_key()?;
     let signer = ledger::NoteSigner::new(&c.origin, key.clone())?;
     let dep = Arc::new(
@@ -696,11 +704,15 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
     }
+    let metrics_listener = tokio::net::TcpListener::bind(&c.metrics_listen)
+        .await
+        .with_context(|| format!("binding {} for /metrics", c.metrics_listen))?;
+    let metrics_bound = metrics_listener.local_addr()?;
     println!(
-        "consentry serving log {} ({} entries) on {bound}, public url {public_url}",
+        "consentry serving log {} ({} entries) on {bound}, public url {public_url}, metrics on http://{metrics_bound}/metrics",
         c.origin,
         dep.log.size()
     );
-    gateway::app::serve_until_interrupted(listener, gw, &c.limits.http()).await?;
+    gateway::app::serve_until_interrupted(listener, metrics_listener, gw, &limits).await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! HTTP routes: health, metrics and the public auditor read side
-//! (checkpoint with cosignatures, inclusion and consistency proofs).
+//! HTTP routes: health and the public auditor read side (checkpoint with
+//! cosignatures, inclusion and consistency proofs); the log's part of
+//! `/metrics`, which [`crate::app::metrics_app`] serves.
 
 use std::sync::Arc;
 
@@ -18,11 +19,10 @@ use crate::deployment::Deployment;
 /// Largest request body any route accepts.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// The read routes alone, with metrics: what a deployment without the
-/// agency path serves.
+/// The read routes alone: what a deployment without the agency path
+/// serves publicly.
 pub fn router(dep: Arc<Deployment>) -> Router {
     routes()
-        .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(dep)
 }
@@ -54,12 +54,8 @@ async fn healthz(State(dep): State<Arc<Deployment>>) -> Response {
     }
 }
 
-async fn metrics(State(dep): State<Arc<Deployment>>) -> Response {
-    let body = render_metrics(&dep);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-/// The log's and the state's part of `/metrics`, in Prometheus text.
+/// The log's and the state's part of `/metrics`, in Prometheus text. It
+/// counts participants and consents: for the operator's listener only.
 pub fn render_metrics(dep: &Deployment) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let s = dep.log.stats();

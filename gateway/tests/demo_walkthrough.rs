@@ -10,6 +10,20 @@ use std::process::Command;
 
 const PREFIX: &str = "cargo run --release --bin consentry -- ";
 
+/// A plain GET over a fresh connection: the whole answer.
+fn get(authority: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn consentry(args: &str) -> (i32, String) {
     common::consentry(&args.split_whitespace().collect::<Vec<_>>())
 }
@@ -82,6 +96,22 @@ fn the_printed_walkthrough_works_when_pasted() {
     ] {
         assert!(out.contains(want), "log tail lacks {want:?}:\n{out}");
     }
+
+    // Metrics where the demo says, and not on the public listener.
+    let metrics = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics (for the operator, on loopback only): http://"))
+        .unwrap_or_else(|| panic!("no metrics line:\n{}", printed.join("\n")));
+    let (authority, path) = metrics.split_once('/').unwrap();
+    let counted = get(authority, &format!("/{path}"));
+    assert!(counted.starts_with("HTTP/1.1 200"), "{counted}");
+    assert!(
+        counted.contains("consentry_requests_total{outcome=\"allow\",reason=\"\"} 1"),
+        "{counted}"
+    );
+    let public = std::fs::read_to_string(dir.join("gateway.url")).unwrap();
+    let public = public.trim().strip_prefix("http://").unwrap();
+    assert!(get(public, "/metrics").starts_with("HTTP/1.1 404"));
 
     // A wrong key and an unreachable gateway: one clear line each.
     let wrong = format!(

@@ -47,6 +47,7 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
         .args(["init", "--dir"])
         .arg(dir.path())
         .args(["--listen", "127.0.0.1:0", "--origin", "init.test/log"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert!(
@@ -74,6 +75,7 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
             "gateway_key",
             "limits",
             "listen",
+            "metrics_listen",
             "origin",
             "public_url",
             "rules",
@@ -115,6 +117,17 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
         body.contains("\"log_size\":1"),
         "the governance rules entry: {body}"
     );
+    // Metrics on the operator's listener only.
+    let metrics = line
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|r| r.trim().strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_string();
+    let (status, body) = http(&metrics, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("consentry_log_size 1"), "{body}");
+    assert_eq!(http(&addr, "GET", "/metrics", "").0, 404);
 
     // An agency enrolment signed by the governance key.
     let governance = {

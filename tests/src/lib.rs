@@ -185,7 +185,7 @@ pub mod net {
     use base64::Engine;
     use ed25519_dalek::SigningKey;
     use gateway::agency::{Gateway, Limits};
-    use gateway::app::{app, HttpLimits};
+    use gateway::app::{app, metrics_app, HttpLimits};
     use gateway::clock::ManualClock;
     use gateway::deployment::{sign_event, Deployment};
     use gateway::httpsig::{self, Component, OwnedMessage, SignatureParams};
@@ -414,9 +414,11 @@ pub mod net {
         pub gateway: Arc<Gateway>,
         pub clock: Arc<ManualClock>,
         pub addr: SocketAddr,
+        /// The operator's listener: `/metrics`.
+        pub metrics_addr: SocketAddr,
         pub upstreams: Vec<(String, SocketAddr)>,
-        stop: Arc<tokio::sync::Notify>,
-        server: tokio::task::JoinHandle<std::io::Result<()>>,
+        stop: tokio::sync::watch::Sender<bool>,
+        servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     }
 
     async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
@@ -499,23 +501,33 @@ pub mod net {
             )
             .unwrap(),
         );
-        let router = app(gateway.clone(), &limits);
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let stopped = stop.clone();
-        let server = tokio::spawn(gateway::app::run(
-            l,
-            limits.connections_max,
-            router,
-            async move { stopped.notified().await },
-        ));
+        let (metrics_l, metrics_addr) = bind().await;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let servers = [
+            (l, app(gateway.clone(), &limits)),
+            (metrics_l, metrics_app(gateway.clone())),
+        ]
+        .into_iter()
+        .map(|(l, router)| {
+            let mut stopped = stop.subscribe();
+            let limits = limits.clone();
+            tokio::spawn(async move {
+                gateway::app::run(l, &limits, router, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+            })
+        })
+        .collect();
         Net {
             dep,
             gateway,
             clock,
             addr,
+            metrics_addr,
             upstreams,
             stop,
-            server,
+            servers,
         }
     }
 
@@ -732,8 +744,10 @@ pub mod net {
         /// Stops the gateway, publishes a final checkpoint and closes the
         /// deployment, releasing its store for an outside check.
         pub async fn stop(self) {
-            self.stop.notify_one();
-            self.server.await.unwrap().unwrap();
+            self.stop.send_replace(true);
+            for server in self.servers {
+                server.await.unwrap().unwrap();
+            }
             self.dep.log.publish_checkpoint().unwrap();
             let Net { dep, gateway, .. } = self;
             drop(gateway);

@@ -393,7 +393,7 @@ async fn two_hundred_concurrent_requests_are_all_answered_and_logged() {
     assert_eq!(net.dep.log.size(), size0 + 100 * 2 + 100);
     // Metrics count what happened, by outcome and reason.
     let m = send(
-        net.addr,
+        net.metrics_addr,
         &net::Raw {
             method: "GET".into(),
             target: "/metrics".into(),

@@ -89,7 +89,9 @@ async fn demo_deployment_serves_verifiable_checkpoint_and_proofs() {
         assert!(body.contains("detail"), "{body}");
     }
     // Still serving after bad input.
-    assert_eq!(get(addr, "/metrics").await.0, 200);
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    // Counts are for the operator's listener, never the public one.
+    assert_eq!(get(addr, "/metrics").await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

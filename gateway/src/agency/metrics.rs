@@ -1,5 +1,6 @@
 //! Prometheus counters and histograms for the agency path: requests by
-//! outcome and reason, decision and upstream latency. Plain atomics; the
+//! outcome and the reason the agency was told, decision and upstream
+//! latency. Plain atomics; the
 //! text format is written by hand (it is small and stable).
 
 use std::collections::BTreeMap;
@@ -77,10 +78,14 @@ impl Metrics {
         self.count("refused", reason);
     }
 
+    /// Counts what the agency was told, never the internal reasons: those
+    /// tell an enrolled person without a consent (`no-consent`, `revoked`)
+    /// from an id nobody holds (`unknown-participant`), which is exactly
+    /// what the agency's view hides.
     pub fn decided(&self, d: &Decision, took: Duration) {
         self.decision_seconds.observe(took);
         let outcome = if d.is_allow() { "allow" } else { "deny" };
-        let reasons = d.reasons();
+        let reasons = d.agency_reasons();
         if reasons.is_empty() {
             self.count(outcome, "");
         }
