@@ -555,6 +555,98 @@ pub mod net {
         .unwrap()
     }
 
+    /// What a fake record system saw: each request's path and query.
+    pub type Seen = Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// A record system that answers every request with `answer(path and
+    /// query, the participant the gateway named)`, verifying nothing: for
+    /// tests of what the gateway sends and what it lets through.
+    pub async fn fake_upstream(answer: fn(&str, &str) -> serde_json::Value) -> (SocketAddr, Seen) {
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                let target = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(target.clone());
+                let participant = req
+                    .headers()
+                    .get(gateway::upstream::PARTICIPANT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                (
+                    [("content-type", "application/fhir+json")],
+                    answer(&target, &participant).to_string(),
+                )
+            }
+        });
+        let (l, addr) = bind().await;
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (addr, seen)
+    }
+
+    /// A FHIR resource of `participant` (by pseudonym) labelled `label`.
+    pub fn labelled(kind: &str, id: &str, participant: &str, label: &str) -> serde_json::Value {
+        serde_json::json!({
+            "resourceType": kind,
+            "id": id,
+            "meta": {"security": [{"system": gateway::agency::filter::CATEGORY_SYSTEM, "code": label}]},
+            "subject": {"identifier": {"system": "https://consentry.dev/participant", "value": participant}},
+        })
+    }
+
+    /// Enrols `holder` (agency role) with its record system at `addr`, and
+    /// lets riverside-housing receive p-0000's treatment records from it
+    /// for housing placement (consent `c-{holder}`).
+    pub async fn holder_with_consent(net: &Net, holder: &str, addr: SocketAddr) {
+        let e = Event::AgencyEnrolled(AgencyEnrolled {
+            v: V1,
+            agency: holder.into(),
+            name: holder.into(),
+            key_id: format!("{holder}:1"),
+            public_key: B64.encode(SigningKey::from_bytes(&[23; 32]).verifying_key().as_bytes()),
+            upstream: format!("http://{addr}/fhir"),
+            classes: vec!["clinic".into()],
+            roles: vec![Role::Agency],
+            at: NOW,
+        });
+        net.dep
+            .submit(sign_event(&e, "governance", &fixture::governance()).unwrap())
+            .await
+            .unwrap();
+        let grant = Event::ConsentGranted(policy::ConsentGranted {
+            v: V1,
+            consent_id: format!("c-{holder}"),
+            participant: fixture::participant_id(0),
+            holders: policy::Parties::agencies(&[holder]),
+            recipients: policy::Parties::agencies(&["riverside-housing"]),
+            categories: vec!["health.sud.treatment".into()],
+            purposes: vec!["housing-placement".into()],
+            effective_at: NOW,
+            expires_at: Some(NOW + 86_400),
+            signed_at: NOW,
+            language: policy::Language::En,
+        });
+        net.dep
+            .submit(
+                sign_event(
+                    &grant,
+                    &fixture::participant_key_id(0),
+                    &fixture::participant_key(0),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
     /// One agency request, before signing.
     #[derive(Clone, Debug)]
     pub struct Ask {

@@ -76,3 +76,56 @@ async fn an_auditor_organisation_cannot_take_over_a_participants_key() {
     assert_eq!(answer.status, 403, "no records leave");
     net.stop().await;
 }
+
+/// A record system that does what a real FHIR server would with whatever
+/// reaches it: it answers for the `patient` its query names (else the
+/// participant the gateway named).
+fn honours_any_patient(target: &str, participant: &str) -> serde_json::Value {
+    let asked = target
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("patient="))
+        .unwrap_or(participant);
+    serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": net::labelled("Observation", &format!("record-of-{asked}"), asked, "health.sud.treatment")}],
+    })
+}
+
+/// Finding 2: a request decided for p-0000 with the FHIR path
+/// `..%2F..%2Fadmin%2Fexport%3Fpatient%3Dp-0002` reached the upstream as
+/// `GET /fhir/../../admin/export?patient=p-0002`, and the gateway released
+/// a resource whose subject was p-0002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarded_path_cannot_name_another_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let (addr, seen) = net::fake_upstream(honours_any_patient).await;
+    net::holder_with_consent(&net, "harbor-clinic", addr).await;
+    let mut ask = Ask::new(
+        "riverside-housing",
+        "harbor-clinic",
+        "p-0000",
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    // The honest request works, and releases p-0000's record only.
+    let honest = net::ask(&net, &ask).await;
+    assert_eq!(honest.status, 200);
+    ask.path = "..%2F..%2Fadmin%2Fexport%3Fpatient%3Dp-0002".into();
+    let answer = net::ask(&net, &ask).await;
+    let body = String::from_utf8_lossy(&answer.body).to_string();
+    let seen = seen.lock().unwrap().clone();
+    println!(
+        "status {}\nupstream saw {seen:?}\nbody {body}",
+        answer.status
+    );
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the honest request reached the upstream: {seen:?}"
+    );
+    assert!(!body.contains("p-0002"), "{body}");
+    assert_eq!(answer.status, 400, "{body}");
+    net.stop().await;
+}

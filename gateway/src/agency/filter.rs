@@ -11,6 +11,18 @@
 //! `social.housing` alone). A response that is not FHIR JSON releases
 //! nothing.
 //!
+//! Only the decided participant's records leave. A resource is kept only
+//! when its `subject` (or `patient`) names the participant, either by the
+//! pseudonym identifier ([`PARTICIPANT_SYSTEM`]) or by a local reference
+//! `Patient/{id}` to a `Patient` resource of the same answer whose
+//! identifiers hold that pseudonym; and when no other reference to a
+//! patient anywhere in it (contained resources included) names anyone
+//! else. Anything that cannot be tied is dropped as
+//! [`NOT_THE_PARTICIPANT`]. Every `contained` resource must itself be
+//! labelled within the release (a contained `Patient` must be the
+//! participant), else the resource is dropped as
+//! [`CONTAINED_NOT_RELEASED`].
+//!
 //! What is released is always a FHIR `Bundle` of type `searchset` holding
 //! the kept resources, serialised once: those exact bytes are hashed into
 //! `access.released` and sent.
@@ -23,6 +35,15 @@ use serde_json::{json, Value};
 pub const CATEGORY_SYSTEM: &str = "https://consentry.dev/fhir/CodeSystem/data-category";
 /// The drop bucket for a resource with no category label.
 pub const UNLABELLED: &str = "unlabelled";
+/// The drop bucket for a resource not tied to the decided participant.
+pub const NOT_THE_PARTICIPANT: &str = "not-the-participant";
+/// The drop bucket for a resource with a contained resource outside the
+/// release.
+pub const CONTAINED_NOT_RELEASED: &str = "contained-not-released";
+pub use super::path::PARTICIPANT_SYSTEM;
+/// How deep the search for patient references goes: FHIR resources are
+/// shallow; a deeper answer is dropped rather than walked without end.
+const DEPTH_MAX: usize = 32;
 /// Most resources one answer may hold.
 pub const RESOURCES_MAX: usize = 10_000;
 
@@ -88,8 +109,122 @@ fn is_resource(v: &Value) -> bool {
     v.get("resourceType").and_then(Value::as_str).is_some()
 }
 
-/// Filters the upstream's answer down to the resources `released` covers.
-pub fn filter(upstream_body: &[u8], released: &[String]) -> Result<Filtered, FilterError> {
+fn kind_of(v: &Value) -> &str {
+    v.get("resourceType").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whose record it is, as this answer says it.
+struct Person<'a> {
+    pseudonym: &'a str,
+    /// `Patient/{id}` of the answer's Patient resources with the pseudonym.
+    local: Vec<String>,
+}
+
+/// True if `identifiers` (one Identifier or a list) holds the pseudonym.
+fn has_pseudonym(identifiers: Option<&Value>, pseudonym: &str) -> bool {
+    let one = |i: &Value| {
+        i.get("system").and_then(Value::as_str) == Some(PARTICIPANT_SYSTEM)
+            && i.get("value").and_then(Value::as_str) == Some(pseudonym)
+    };
+    match identifiers {
+        Some(Value::Array(list)) => list.iter().any(one),
+        Some(i @ Value::Object(_)) => one(i),
+        _ => false,
+    }
+}
+
+impl Person<'_> {
+    /// For a FHIR Reference: `Some(true)` if it names the person,
+    /// `Some(false)` if it names a patient who may be someone else, `None`
+    /// if it names no patient (a practitioner, a contained resource, …).
+    fn names(&self, r: &serde_json::Map<String, Value>) -> Option<bool> {
+        if let Some(i) = r.get("identifier") {
+            if i.get("system").and_then(Value::as_str) == Some(PARTICIPANT_SYSTEM) {
+                return Some(has_pseudonym(Some(i), self.pseudonym));
+            }
+        }
+        let reference = r.get("reference").and_then(Value::as_str);
+        let typed_patient = r.get("type").and_then(Value::as_str) == Some("Patient");
+        match reference {
+            Some(s) if s.starts_with('#') => None,
+            Some(s) => {
+                // `Patient/x`, or an absolute URL ending in it.
+                let tail: Vec<&str> = s.rsplitn(3, '/').collect();
+                match tail.as_slice() {
+                    [id, "Patient", ..] => {
+                        Some(self.local.iter().any(|l| *l == format!("Patient/{id}")))
+                    }
+                    _ if typed_patient => Some(false),
+                    _ => None,
+                }
+            }
+            None if typed_patient => Some(false),
+            None => None,
+        }
+    }
+
+    /// True if no patient reference anywhere under `v` names anyone but
+    /// the person (and the walk stayed within its depth).
+    fn only_them(&self, v: &Value, depth: usize) -> bool {
+        if depth > DEPTH_MAX {
+            return false;
+        }
+        match v {
+            Value::Object(map) => {
+                if self.names(map) == Some(false) {
+                    return false;
+                }
+                map.values().all(|x| self.only_them(x, depth + 1))
+            }
+            Value::Array(list) => list.iter().all(|x| self.only_them(x, depth + 1)),
+            _ => true,
+        }
+    }
+
+    /// Why resource `r` is not the person's, if it is not.
+    fn refuse(&self, r: &Value) -> Option<&'static str> {
+        let tied = if kind_of(r) == "Patient" {
+            has_pseudonym(r.get("identifier"), self.pseudonym)
+        } else {
+            ["subject", "patient"].iter().any(|f| {
+                r.get(*f)
+                    .and_then(Value::as_object)
+                    .and_then(|m| self.names(m))
+                    == Some(true)
+            })
+        };
+        if !tied || !self.only_them(r, 0) {
+            return Some(NOT_THE_PARTICIPANT);
+        }
+        None
+    }
+}
+
+/// True if every contained resource of `r` may leave with it: labelled
+/// within the release (a contained Patient: the person themself).
+fn contained_ok(r: &Value, released: &[String], person: &Person<'_>) -> bool {
+    let Some(contained) = r.get("contained") else {
+        return true;
+    };
+    let Some(list) = contained.as_array() else {
+        return false;
+    };
+    list.iter().all(|c| {
+        if kind_of(c) == "Patient" {
+            return has_pseudonym(c.get("identifier"), person.pseudonym);
+        }
+        let ls = labels(c);
+        !ls.is_empty() && ls.iter().all(|l| released.iter().any(|rel| covers(rel, l)))
+    })
+}
+
+/// Filters the upstream's answer down to the resources of `participant`
+/// that `released` covers.
+pub fn filter(
+    upstream_body: &[u8],
+    released: &[String],
+    participant: &str,
+) -> Result<Filtered, FilterError> {
     let doc: Value = serde_json::from_slice(upstream_body).map_err(|_| FilterError::NotJson)?;
     if !is_resource(&doc) {
         return Err(FilterError::NotFhir);
@@ -110,10 +245,29 @@ pub fn filter(upstream_body: &[u8], released: &[String]) -> Result<Filtered, Fil
     if resources.len() > RESOURCES_MAX {
         return Err(FilterError::TooMany);
     }
+    let person = Person {
+        pseudonym: participant,
+        local: resources
+            .iter()
+            .filter(|r| kind_of(r) == "Patient" && has_pseudonym(r.get("identifier"), participant))
+            .filter_map(|r| r.get("id").and_then(Value::as_str))
+            .map(|id| format!("Patient/{id}"))
+            .collect(),
+    };
     let mut kept_resources = Vec::new();
     let mut kept = BTreeMap::new();
     let mut dropped = BTreeMap::new();
     for r in resources {
+        if let Some(why) = person.refuse(r) {
+            *dropped.entry(why.to_string()).or_insert(0) += 1;
+            continue;
+        }
+        if !contained_ok(r, released, &person) {
+            *dropped
+                .entry(CONTAINED_NOT_RELEASED.to_string())
+                .or_insert(0) += 1;
+            continue;
+        }
         let labels = labels(r);
         let outside = labels
             .iter()
@@ -151,12 +305,24 @@ pub fn filter(upstream_body: &[u8], released: &[String]) -> Result<Filtered, Fil
 mod tests {
     use super::*;
 
+    /// The decided participant of these tests.
+    const P: &str = "p-0001";
+
     fn res(kind: &str, id: &str, labels: &[&str]) -> Value {
         let security: Vec<Value> = labels
             .iter()
             .map(|c| json!({"system": CATEGORY_SYSTEM, "code": c}))
             .collect();
-        json!({"resourceType": kind, "id": id, "meta": {"security": security}})
+        json!({
+            "resourceType": kind,
+            "id": id,
+            "meta": {"security": security},
+            "subject": {"identifier": {"system": PARTICIPANT_SYSTEM, "value": P}},
+        })
+    }
+
+    fn filter(body: &[u8], released: &[String]) -> Result<Filtered, FilterError> {
+        super::filter(body, released, P)
     }
 
     fn bundle(rs: Vec<Value>) -> Vec<u8> {
@@ -182,7 +348,8 @@ mod tests {
             res("Condition", "diagnosis", &["health.mental"]),
             res("Observation", "housing", &["social.housing"]),
             res("Observation", "mixed", &["social.housing", "health.mental"]),
-            json!({"resourceType": "Observation", "id": "bare"}),
+            json!({"resourceType": "Observation", "id": "bare",
+                "subject": {"identifier": {"system": PARTICIPANT_SYSTEM, "value": P}}}),
             res("Observation", "parent-label", &["health"]),
         ]);
         let released = vec!["health.sud".to_string(), "social.housing".to_string()];
@@ -222,6 +389,78 @@ mod tests {
         // Nothing released: an empty Bundle, every resource dropped.
         let f = filter(&one, &[]).unwrap();
         assert!(ids(&f).is_empty());
+    }
+
+    #[test]
+    fn only_the_decided_participants_resources_leave() {
+        let released = vec!["health.sud".to_string()];
+        let mine = res("Observation", "mine", &["health.sud.treatment"]);
+        let mut theirs = mine.clone();
+        theirs["id"] = json!("theirs");
+        theirs["subject"]["identifier"]["value"] = json!("p-0002");
+        let mut nobody = mine.clone();
+        nobody["id"] = json!("nobody");
+        nobody.as_object_mut().unwrap().remove("subject");
+        // Tied through the answer's own Patient resource.
+        let me_local = json!({"resourceType": "Patient", "id": "local-7",
+            "identifier": [{"system": "urn:mrn", "value": "12345"}, {"system": PARTICIPANT_SYSTEM, "value": P}]});
+        let other_local = json!({"resourceType": "Patient", "id": "local-8",
+            "identifier": [{"system": PARTICIPANT_SYSTEM, "value": "p-0002"}]});
+        let mut by_local = mine.clone();
+        by_local["id"] = json!("by-local");
+        by_local["subject"] = json!({"reference": "Patient/local-7"});
+        let mut by_other_local = mine.clone();
+        by_other_local["id"] = json!("by-other-local");
+        by_other_local["subject"] =
+            json!({"reference": "https://ehr.example/fhir/Patient/local-8"});
+        let mut unknown_local = mine.clone();
+        unknown_local["id"] = json!("unknown-local");
+        unknown_local["subject"] = json!({"reference": "Patient/local-9"});
+        // Subject is the person, but another patient hides deeper in.
+        let mut smuggled = mine.clone();
+        smuggled["id"] = json!("smuggled");
+        smuggled["focus"] = json!([{"reference": "Patient/local-8"}]);
+        // A contained resource labelled outside the release, and one inside.
+        let mut contained_out = mine.clone();
+        contained_out["id"] = json!("contained-out");
+        contained_out["contained"] = json!([res("Condition", "c", &["health.mental"])]);
+        let mut contained_in = mine.clone();
+        contained_in["id"] = json!("contained-in");
+        contained_in["contained"] = json!([res("Medication", "m", &["health.sud.medication"])]);
+        let mut contained_patient = mine.clone();
+        contained_patient["id"] = json!("contained-patient");
+        contained_patient["contained"] = json!([{"resourceType": "Patient", "id": "x",
+            "identifier": [{"system": PARTICIPANT_SYSTEM, "value": "p-0002"}]}]);
+        let body = bundle(vec![
+            mine,
+            theirs,
+            nobody,
+            me_local,
+            other_local,
+            by_local,
+            by_other_local,
+            unknown_local,
+            smuggled,
+            contained_out,
+            contained_in,
+            contained_patient,
+        ]);
+        let f = filter(&body, &released).unwrap();
+        assert_eq!(ids(&f), vec!["mine", "by-local", "contained-in"]);
+        assert_eq!(
+            f.dropped.get(NOT_THE_PARTICIPANT),
+            Some(&6),
+            "{:?}",
+            f.dropped
+        );
+        assert_eq!(
+            f.dropped.get(CONTAINED_NOT_RELEASED),
+            Some(&2),
+            "{:?}",
+            f.dropped
+        );
+        // The person's own Patient resource is theirs, but unlabelled.
+        assert_eq!(f.dropped.get(UNLABELLED), Some(&1), "{:?}", f.dropped);
     }
 
     /// Every code a generated resource may carry.

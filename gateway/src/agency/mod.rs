@@ -21,6 +21,7 @@
 pub mod filter;
 pub mod forward;
 pub mod metrics;
+pub mod path;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,8 @@ pub struct Gateway {
     scheme: String,
     authority: String,
     forwarder: Forwarder,
+    /// Keys the hashes of forwarded values in `access.decided`.
+    forward_mac: path::ForwardMac,
     nonces: Mutex<HashMap<String, Arc<NonceCache>>>,
     limits: Limits,
     pub metrics: Metrics,
@@ -125,6 +128,7 @@ impl Gateway {
                 forwarder_timeout,
                 upstream_bytes_max,
             ),
+            forward_mac: path::ForwardMac::from_gateway_key(&key),
             dep,
             clock,
             key,
@@ -330,6 +334,41 @@ impl Gateway {
         }
     }
 
+    /// An authenticated request the gateway will not decide (what it asks
+    /// to forward breaks the grammar): logged as `access.refused` with the
+    /// verified key id, answered 400 with the precise reason.
+    async fn refuse_invalid(
+        &self,
+        reason: &str,
+        detail: &str,
+        key_id: &str,
+        digest: String,
+    ) -> Response {
+        let id = new_decision_id();
+        let event = Event::AccessRefused(AccessRefused {
+            v: V1,
+            decision_id: id.clone(),
+            at: self.clock.now(),
+            reason: reason.to_string(),
+            request_digest: digest,
+            claimed_key_id: Some(key_id.to_string()),
+        });
+        self.metrics.refused(reason);
+        match self.dep.submit_own(&event, &self.key).await {
+            Ok(index) => with_decision(
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    reason,
+                    detail,
+                    serde_json::Value::Null,
+                ),
+                &id,
+                index,
+            ),
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
     /// Logs `access.released` (durably); the answer waits for it.
     async fn log_release(&self, release: AccessReleased) -> Result<u64, Response> {
         let event = Event::AccessReleased(release);
@@ -358,10 +397,19 @@ fn counts(map: &std::collections::BTreeMap<String, u32>) -> Vec<CategoryCount> {
         .collect()
 }
 
+/// The raw path after `/v1/records/{holder}/{participant}/`, before any
+/// percent-decoding: the grammar reads what the agency sent.
+fn raw_fhir_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/records/")?;
+    let (_, rest) = rest.split_once('/')?;
+    let (_, rest) = rest.split_once('/')?;
+    Some(rest)
+}
+
 /// `GET /v1/records/{holder}/{participant}/{*fhir_path}`.
 pub async fn records(
     State(g): State<Arc<Gateway>>,
-    Path((holder, participant, fhir_path)): Path<(String, String, String)>,
+    Path((holder, participant, _fhir_path)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
@@ -398,6 +446,26 @@ pub async fn records(
             }
         };
 
+    // What may be forwarded: a grammar, checked before anything is
+    // decided (a refusal is logged, attributed to the verified key).
+    let raw_rest = raw_fhir_path(parts.uri.path());
+    let forward = match raw_rest
+        .ok_or(path::PathError::Shape)
+        .and_then(|rest| path::parse(rest, parts.uri.query()))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            return g
+                .refuse_invalid(
+                    e.code(),
+                    &e.to_string(),
+                    verified.keyid(),
+                    digest_of_refused(),
+                )
+                .await
+        }
+    };
+
     // 2–3. Decide at this position and log it durably.
     let header = |name: &str| {
         parts
@@ -431,7 +499,7 @@ pub async fn records(
                 method: policy::EvidenceMethod::Rfc9421,
                 digest: verified.request_digest().to_owned(),
             },
-            forwarded: None,
+            forwarded: Some(forward.describe(&g.forward_mac)),
             key: &g.key,
         })
         .await
@@ -463,11 +531,6 @@ pub async fn records(
         let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
         state.agency(&holder).map(|a| a.enrolled.upstream)
     };
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
     let release_base = AccessReleased {
         v: V1,
         decision_id: decision_id.clone(),
@@ -503,7 +566,11 @@ pub async fn records(
             let answer = g
                 .forwarder
                 .get(&Outgoing {
-                    url: format!("{}/{}{}", base.trim_end_matches('/'), fhir_path, query),
+                    url: format!(
+                        "{}/{}",
+                        base.trim_end_matches('/'),
+                        forward.upstream_path(&participant)
+                    ),
                     participant: &participant,
                     decision_id: &decision_id,
                     released: &released_categories,
@@ -520,7 +587,7 @@ pub async fn records(
                     Err(nothing(StatusCode::BAD_GATEWAY, "upstream-error", a.status))
                 }
                 // 5. Keep only what the released categories cover.
-                Ok(a) => match filter::filter(&a.body, &released_categories) {
+                Ok(a) => match filter::filter(&a.body, &released_categories, &participant) {
                     Err(e) => Err(nothing(StatusCode::BAD_GATEWAY, e.code(), a.status)),
                     Ok(f) => Ok((a.status, f)),
                 },
