@@ -50,6 +50,14 @@ pub struct HttpLimits {
     /// sending its body. Longer than `request_timeout`, so that no request
     /// being worked on is ever cut.
     pub idle_timeout: Duration,
+    /// Requests per second one source (peer address) may send, on
+    /// average; more get 429 before any work is done or counted. Above
+    /// what one busy agency's gateway client sends (the load benchmark:
+    /// about 4,300/s from one address); behind a reverse proxy, limit per
+    /// client in the proxy.
+    pub requests_per_source_per_second: u32,
+    /// The burst one source may send above that rate.
+    pub requests_per_source_burst: u32,
 }
 
 impl Default for HttpLimits {
@@ -63,6 +71,8 @@ impl Default for HttpLimits {
             connections_per_address_max: 256,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            requests_per_source_per_second: 10_000,
+            requests_per_source_burst: 20_000,
         }
     }
 }
@@ -142,7 +152,43 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
             limits.request_timeout,
         ))
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
+        .layer(per_source_rate_limit(limits))
         .layer(middleware::map_response(as_problem))
+}
+
+/// The per-source rate limit: governor's GCRA keyed by the peer address
+/// (from `ConnectInfo`, never from a header a client writes). Its table of
+/// sources is pruned every minute by a task that ends with the limiter.
+fn per_source_rate_limit(
+    limits: &HttpLimits,
+) -> tower_governor::GovernorLayer<
+    tower_governor::key_extractor::PeerIpKeyExtractor,
+    governor::middleware::NoOpMiddleware,
+    axum::body::Body,
+> {
+    let rate = limits.requests_per_source_per_second.max(1);
+    let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .period(Duration::from_nanos(1_000_000_000 / u64::from(rate)).max(Duration::from_nanos(1)))
+        .burst_size(limits.requests_per_source_burst.max(1))
+        .finish();
+    let config = match config {
+        Some(c) => Arc::new(c),
+        // Only a zero period or burst fails, and both are at least 1.
+        None => Arc::new(tower_governor::governor::GovernorConfig::default()),
+    };
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let limiter = Arc::downgrade(config.limiter());
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                match limiter.upgrade() {
+                    Some(l) => l.retain_recent(),
+                    None => return,
+                }
+            }
+        });
+    }
+    tower_governor::GovernorLayer::new(config)
 }
 
 /// Answers from the limit layers (413, 408) and axum's own rejections
@@ -160,6 +206,10 @@ async fn as_problem(resp: Response) -> Response {
     let (kind, detail) = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "the request body is over the limit"),
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took longer than the limit"),
+        StatusCode::TOO_MANY_REQUESTS => (
+            "too-many-requests",
+            "this source sent more requests than its rate allows; wait as Retry-After says",
+        ),
         StatusCode::NOT_FOUND => ("not-found", "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
             ("method-not-allowed", "this route does not take that method")
@@ -295,6 +345,7 @@ pub async fn serve_until_interrupted(
     let dep = gw.dep.clone();
     let publisher = tokio::spawn(publish_checkpoints(dep.clone(), Duration::from_secs(1)));
     let activator = tokio::spawn(activate_rotations(dep.clone(), Duration::from_secs(1)));
+    let summaries = tokio::spawn(summarise_refusals(gw.clone(), REFUSAL_SUMMARY_EVERY));
     let (stop_metrics, stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics = {
         let limits = limits.clone();
@@ -306,7 +357,7 @@ pub async fn serve_until_interrupted(
             .await
         })
     };
-    let served = run(listener, limits, app(gw, limits), async {
+    let served = run(listener, limits, app(gw.clone(), limits), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
@@ -314,12 +365,26 @@ pub async fn serve_until_interrupted(
     let metrics_served = metrics.await.map_err(std::io::Error::other)?;
     publisher.abort();
     activator.abort();
+    summaries.abort();
+    // The refusals counted since the last summary belong in the log too.
+    let _ = gw.flush_refusals().await;
     served?;
     metrics_served?;
     dep.log
         .publish_checkpoint()
         .map(|_| ())
         .map_err(std::io::Error::other)
+}
+
+/// How often the unauthenticated refusals counted are logged as summaries.
+pub const REFUSAL_SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs the refusals counted, one summary per reason, every `every`.
+pub async fn summarise_refusals(gw: Arc<Gateway>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let _ = gw.flush_refusals().await;
+    }
 }
 
 /// Activates the participant key rotations whose wait has passed, every
@@ -461,6 +526,12 @@ fn entry_refused(e: &SubmitError) -> Response {
             StatusCode::UNPROCESSABLE_ENTITY,
             "refused-by-policy",
             &p.to_string(),
+            none,
+        ),
+        SubmitError::DiskReserve { .. } => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disk-reserve",
+            &e.to_string(),
             none,
         ),
         SubmitError::Skew { .. } => problem(

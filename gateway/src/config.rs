@@ -59,6 +59,12 @@ pub struct LimitsConfig {
     pub idle_timeout_secs: u64,
     pub upstream_timeout_secs: u64,
     pub upstream_body_bytes_max: usize,
+    /// Free space kept on the data disk: below it new work gets 503 (only
+    /// revocations and cancelled key moves are still taken), rather than
+    /// the log fail-stopping on a full disk. 0 turns the check off.
+    pub disk_reserve_bytes: u64,
+    pub requests_per_source_per_second: u32,
+    pub requests_per_source_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -75,6 +81,9 @@ impl Default for LimitsConfig {
             idle_timeout_secs: http.idle_timeout.as_secs(),
             upstream_timeout_secs: 10,
             upstream_body_bytes_max: 4 * 1024 * 1024,
+            disk_reserve_bytes: crate::deployment::DISK_RESERVE_BYTES_DEFAULT,
+            requests_per_source_per_second: http.requests_per_source_per_second,
+            requests_per_source_burst: http.requests_per_source_burst,
         }
     }
 }
@@ -91,6 +100,8 @@ impl LimitsConfig {
             connections_per_address_max: self.connections_per_address_max,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            requests_per_source_per_second: self.requests_per_source_per_second,
+            requests_per_source_burst: self.requests_per_source_burst,
         };
         limits
             .check()

@@ -54,6 +54,32 @@ pub enum SubmitError {
     Skew { at: i64, now: i64 },
     #[error("the log's key is not the trust roots' gateway key, so the gateway cannot sign the notices this entry needs")]
     NoGatewayKey,
+    #[error("the data disk has {free_bytes} bytes free, below the reserve of {reserve_bytes}: new work is refused until space is freed (revocations are still taken)")]
+    DiskReserve { free_bytes: u64, reserve_bytes: u64 },
+}
+
+/// The free space kept on the data disk by default: below it new work is
+/// refused with a clear answer, rather than the log fail-stopping on a
+/// full disk.
+pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// How free space is read: the data folder's file system, or what a test
+/// says.
+pub type FreeSpace = Arc<dyn Fn() -> std::io::Result<u64> + Send + Sync>;
+
+fn statvfs_free(dir: &std::path::Path) -> std::io::Result<u64> {
+    let s = rustix::fs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Entries taken even below the disk reserve: they protect a person (a
+/// revocation, a cancelled key move) and are small; the reserve is there
+/// for them.
+fn taken_below_reserve(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::ConsentRevoked(_) | Event::ParticipantRotationCancelled(_)
+    )
 }
 
 pub use crate::audit::{decode_key, RegistryKeys};
@@ -82,6 +108,8 @@ pub struct Deployment {
     own_key: Option<ed25519_dalek::SigningKey>,
     /// The gateway's clock: a rotation's wait is measured on it.
     clock: std::sync::RwLock<Arc<dyn Clock>>,
+    disk_reserve_bytes: AtomicU64,
+    free_space: std::sync::RwLock<FreeSpace>,
 }
 
 /// An `access.decided` entry, durable.
@@ -151,6 +179,11 @@ impl Deployment {
             gateway,
             own_key,
             clock: std::sync::RwLock::new(Arc::new(SystemClock)),
+            disk_reserve_bytes: AtomicU64::new(DISK_RESERVE_BYTES_DEFAULT),
+            free_space: std::sync::RwLock::new({
+                let dir = data_dir.to_path_buf();
+                Arc::new(move || statvfs_free(&dir))
+            }),
             log,
             state: Arc::new(std::sync::RwLock::new(state)),
             failed: AtomicBool::new(false),
@@ -162,6 +195,41 @@ impl Deployment {
     /// own (tests inject one).
     pub fn set_clock(&self, clock: Arc<dyn Clock>) {
         *self.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    /// The free space below which new work is refused.
+    pub fn set_disk_reserve(&self, bytes: u64) {
+        self.disk_reserve_bytes.store(bytes, Ordering::Release);
+    }
+
+    /// How free space is read (tests fill a disk this way).
+    pub fn set_free_space(&self, probe: FreeSpace) {
+        *self.free_space.write().unwrap_or_else(|p| p.into_inner()) = probe;
+    }
+
+    /// Refuses new work while the data disk is below its reserve. A disk
+    /// that cannot be asked is not a reason to refuse: the write itself
+    /// fails, and fail-stops, if space really is gone.
+    fn check_disk(&self, protects_a_person: bool) -> Result<(), SubmitError> {
+        if protects_a_person {
+            return Ok(());
+        }
+        let reserve_bytes = self.disk_reserve_bytes.load(Ordering::Acquire);
+        if reserve_bytes == 0 {
+            return Ok(());
+        }
+        let probe = self
+            .free_space
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match probe() {
+            Ok(free_bytes) if free_bytes < reserve_bytes => Err(SubmitError::DiskReserve {
+                free_bytes,
+                reserve_bytes,
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -242,6 +310,7 @@ impl Deployment {
         prepared: ledger::Prepared,
         signers: &[&str],
     ) -> Result<u64, SubmitError> {
+        self.check_disk(taken_below_reserve(event))?;
         let notice = notice_kind(event);
         let reservation = self.log.reserve().await?;
         let second = match notice {
@@ -402,6 +471,7 @@ impl Deployment {
         if !self.is_healthy() {
             return Err(SubmitError::Stopped);
         }
+        self.check_disk(false)?;
         for attempt in 0..=DECIDE_RETRIES_MAX {
             // Queue room before any lock; a second slot for a notice.
             let r1 = self.log.reserve().await?;

@@ -168,14 +168,34 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
                 )
             }
         },
-        Event::AccessRefused(e) => format!(
-            "refused an unauthenticated request ({}){}",
-            e.reason,
-            e.claimed_key_id
-                .as_deref()
-                .map(|k| format!(", claimed key {k}"))
-                .unwrap_or_default()
-        ),
+        Event::AccessRefused(e) => match (&e.verified_key_id, e.count) {
+            (Some(k), _) => format!("refused a request signed by {k} before deciding it ({})", e.reason),
+            (None, Some(n)) => format!(
+                "refused {n} unauthenticated request(s) since {} ({}){}",
+                clock(e.from.unwrap_or(e.at)),
+                e.reason,
+                if e.claimed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; key ids claimed, not verified: {}",
+                        e.claimed
+                            .iter()
+                            .map(|c| format!("{} x{}", c.key_id, c.count))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+            (None, None) => format!(
+                "refused an unauthenticated request ({}){}",
+                e.reason,
+                e.claimed_key_id
+                    .as_deref()
+                    .map(|k| format!(", claimed key {k} (not verified)"))
+                    .unwrap_or_default()
+            ),
+        },
         Event::ParticipantNotice(e) => format!(
             "notice for {}: {}{}",
             e.participant,

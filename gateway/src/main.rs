@@ -656,6 +656,7 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         gateway::deployment::Deployment::open(&c.path(&c.data_dir), signer, c.trust()?)
             .context("opening the deployment")?,
     );
+    dep.set_disk_reserve(c.limits.disk_reserve_bytes);
     // The files are the editable source; the ledger's governance entry is
     // what is in force. Say so when they differ.
     {

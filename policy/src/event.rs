@@ -351,17 +351,57 @@ pub struct Forwarded {
     pub params: Vec<ForwardedParam>,
 }
 
-/// `access.refused`: an unauthenticated request; never replayed.
+/// `access.refused`: requests the gateway did not decide; never replayed.
+///
+/// Version 1 is one unauthenticated request: its digest and the key id it
+/// claimed. Version 2 is either a summary of the unauthenticated requests
+/// refused for one reason over an interval (`from`..`at`, a `count`, and
+/// the key ids they *claimed*, never trusted, with counts), so that
+/// strangers cannot grow the log one entry per request; or one
+/// authenticated request refused before any decision (a forbidden path,
+/// a malformed purpose), with the `verified_key_id` that signed it and its
+/// digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRefused {
-    pub v: V1,
+    pub v: V1or2,
     pub decision_id: String,
     pub at: i64,
     pub reason: String,
-    pub request_digest: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
+    /// Version 1: the key id an unauthenticated request claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_key_id: Option<String>,
+    /// Version 2: the start of the interval a summary covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    /// Version 2: how many requests it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Version 2, summaries: key ids the refused requests claimed, with
+    /// counts; `*` counts the claims past the list's bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimed: Vec<ClaimedKey>,
+    /// Version 2, one authenticated request: the key that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_key_id: Option<String>,
+}
+
+impl AccessRefused {
+    /// How many requests this entry stands for.
+    pub fn requests(&self) -> u64 {
+        self.count.unwrap_or(1)
+    }
+}
+
+/// A key id unauthenticated requests claimed, and how many did: a claim,
+/// never a finding about the organisation that key belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimedKey {
+    pub key_id: String,
+    pub count: u64,
 }
 
 /// How many resources of one category were kept or dropped.
@@ -545,7 +585,7 @@ const EVENT_TYPES: [&str; 16] = [
 ];
 
 /// The entry types with a second format version (see [`V1or2`]).
-const TYPES_WITH_V2: [&str; 2] = ["access.decided", "participant.notice"];
+const TYPES_WITH_V2: [&str; 3] = ["access.decided", "access.refused", "participant.notice"];
 
 #[derive(Deserialize)]
 struct Header {
@@ -836,10 +876,47 @@ impl Event {
             Event::AccessRefused(e) => {
                 check_id("decision_id", &e.decision_id)?;
                 check_text("reason", &e.reason)?;
-                check_text("request_digest", &e.request_digest)?;
-                match &e.claimed_key_id {
-                    Some(k) => check_text("claimed_key_id", k),
-                    None => Ok(()),
+                if let Some(d) = &e.request_digest {
+                    check_text("request_digest", d)?;
+                }
+                if let Some(k) = &e.claimed_key_id {
+                    check_text("claimed_key_id", k)?;
+                }
+                if let Some(k) = &e.verified_key_id {
+                    check_id("verified_key_id", k)?;
+                }
+                check_list("claimed", &e.claimed, false, |c| bounded(&c.key_id))?;
+                let summary = e.count.is_some() && e.from.is_some_and(|f| f <= e.at);
+                match e.v {
+                    V1or2::V1 => {
+                        if e.request_digest.is_none()
+                            || e.from.is_some()
+                            || e.count.is_some()
+                            || !e.claimed.is_empty()
+                            || e.verified_key_id.is_some()
+                        {
+                            return Err(invalid("v", "version 1 is one request with its digest"));
+                        }
+                        Ok(())
+                    }
+                    V1or2::V2 if e.claimed_key_id.is_some() => Err(invalid(
+                        "claimed_key_id",
+                        "version 2 lists claims in claimed",
+                    )),
+                    V1or2::V2 if !summary => {
+                        Err(invalid("count", "version 2 has a count and an interval"))
+                    }
+                    V1or2::V2 if e.verified_key_id.is_some() => {
+                        if e.count != Some(1) || !e.claimed.is_empty() || e.request_digest.is_none()
+                        {
+                            return Err(invalid(
+                                "verified_key_id",
+                                "names one authenticated request with its digest",
+                            ));
+                        }
+                        Ok(())
+                    }
+                    V1or2::V2 => Ok(()),
                 }
             }
             Event::AccessReleased(e) => {

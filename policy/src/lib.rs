@@ -74,8 +74,8 @@ pub use decision::{
 };
 pub use event::{
     is_valid_id, parse_event, AccessDecided, AccessRefused, AccessReleased, AgencyEnrolled,
-    AgencyKeyRotated, AgencyRetired, CategoryCount, ConsentGranted, ConsentRevoked, Event,
-    Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules, GrievanceFiled,
+    AgencyKeyRotated, AgencyRetired, CategoryCount, ClaimedKey, ConsentGranted, ConsentRevoked,
+    Event, Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules, GrievanceFiled,
     GrievanceResolved, NoticeKind, ParseError, ParticipantEnrolled, ParticipantKeyActivated,
     ParticipantKeyRotated, ParticipantNotice, ParticipantRotationCancelled, Parties, Role, V1or2,
     V1,

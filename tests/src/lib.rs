@@ -315,6 +315,8 @@ pub mod net {
         bad.headers.retain(|(n, _)| n != "signature");
         bad.headers.push(("signature".into(), "sig1=:AAAA:".into()));
         assert_eq!(send(net.addr, &bad).await.status, 401);
+        // Refusals reach the log as summaries.
+        assert_eq!(net.gateway.flush_refusals().await.unwrap().len(), 1);
     }
 
     /// The auditor [`enrol_auditor`] enrols: an organisation with the

@@ -197,6 +197,9 @@ async fn bad_signatures_are_refused_and_logged() {
     );
     assert_eq!(send(net.addr, &good).await.status, 200);
 
+    // Each refusal is answered at once with its reason, and counted; the
+    // log gets one summary per reason when the gateway flushes them.
+    let size_before = net.dep.log.size();
     let refused = |a: &net::Answer, what: &str| {
         assert_eq!(
             a.status,
@@ -204,10 +207,8 @@ async fn bad_signatures_are_refused_and_logged() {
             "{what}: {}",
             String::from_utf8_lossy(&a.body)
         );
-        let (_, index) = a.decision();
-        let e = net.entry(index);
-        assert_eq!(e["type"], "access.refused", "{what}");
-        e["reason"].as_str().unwrap().to_string()
+        assert!(a.header("consentry-decision").is_none(), "{what}");
+        a.json()["reason"].as_str().unwrap().to_string()
     };
     // The same signed request again: a replay.
     let reason = refused(&send(net.addr, &good).await, "replay");
@@ -266,6 +267,25 @@ async fn bad_signatures_are_refused_and_logged() {
         send(net.addr, &fresh()).await.status,
         200,
         "a good request after all that"
+    );
+    // Nothing was logged per refusal; the summaries count all seven.
+    let grown = net.dep.log.size() - size_before;
+    assert_eq!(
+        grown, 2,
+        "the last good request's decided and released entries only"
+    );
+    let summaries = net.gateway.flush_refusals().await.unwrap();
+    let mut total = 0;
+    for index in &summaries {
+        let e = net.entry(*index);
+        assert_eq!(e["type"], "access.refused");
+        assert_eq!(e["v"], 2);
+        total += e["count"].as_u64().unwrap();
+    }
+    assert_eq!(total, 7, "{summaries:?}");
+    assert!(
+        summaries.len() < 7,
+        "one summary per reason, not per request"
     );
 }
 

@@ -440,12 +440,19 @@ fn entry(row: &str, kind: &str) -> (Envelope, World) {
         ),
         "access.refused" => (
             sign(&Event::AccessRefused(AccessRefused {
-                v: V1,
+                v: V1or2::V2,
                 decision_id: "d-10".into(),
                 at: NOW,
                 reason: "bad-signature".into(),
-                request_digest: "x".into(),
+                request_digest: None,
                 claimed_key_id: None,
+                from: Some(NOW - 60),
+                count: Some(12),
+                claimed: vec![ClaimedKey {
+                    key_id: "hope-clinic:2".into(),
+                    count: 12,
+                }],
+                verified_key_id: None,
             })),
             World::Plain,
         ),

@@ -22,6 +22,7 @@ pub mod filter;
 pub mod forward;
 pub mod metrics;
 pub mod path;
+pub mod refusals;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,8 @@ pub struct Gateway {
     forwarder: Forwarder,
     /// Keys the hashes of forwarded values in `access.decided`.
     forward_mac: path::ForwardMac,
+    /// Unauthenticated refusals counted since the last summary.
+    refusals: refusals::Refusals,
     nonces: Mutex<HashMap<String, Arc<NonceCache>>>,
     limits: Limits,
     pub metrics: Metrics,
@@ -129,6 +132,7 @@ impl Gateway {
                 upstream_bytes_max,
             ),
             forward_mac: path::ForwardMac::from_gateway_key(&key),
+            refusals: refusals::Refusals::default(),
             dep,
             clock,
             key,
@@ -306,32 +310,42 @@ impl Gateway {
         }
     }
 
-    /// Logs an `access.refused` (durably) and answers 401.
-    async fn refuse(&self, reason: &str, claimed: Option<String>, digest: String) -> Response {
-        let id = new_decision_id();
-        let event = Event::AccessRefused(AccessRefused {
-            v: V1,
-            decision_id: id.clone(),
-            at: self.clock.now(),
-            reason: reason.to_string(),
-            request_digest: digest,
-            claimed_key_id: claimed,
-        });
+    /// Counts an unauthenticated refusal (logged in the next summary, not
+    /// one entry per request: see [`refusals`]) and answers 401.
+    fn refuse(&self, reason: &str, claimed: Option<String>) -> Response {
         self.metrics.refused(reason);
-        let logged = self.dep.submit_own(&event, &self.key).await;
-        match logged {
-            Ok(index) => with_decision(
-                problem(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "the request's signature was not accepted",
-                    serde_json::json!({ "reason": reason }),
-                ),
-                &id,
-                index,
-            ),
-            Err(e) => unavailable(&e.to_string()),
+        self.refusals
+            .count(reason, claimed.as_deref(), self.clock.now());
+        problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the request's signature was not accepted",
+            serde_json::json!({ "reason": reason }),
+        )
+    }
+
+    /// Appends one `access.refused` summary per reason for what was
+    /// counted since the last call; answers their log indexes once
+    /// durable. What could not be logged is counted again next time.
+    pub async fn flush_refusals(&self) -> Result<Vec<u64>, crate::deployment::SubmitError> {
+        let summaries = self.refusals.take(new_decision_id);
+        let mut done = Vec::with_capacity(summaries.len());
+        let mut left = summaries.into_iter();
+        while let Some(s) = left.next() {
+            match self
+                .dep
+                .submit_own(&Event::AccessRefused(s.clone()), &self.key)
+                .await
+            {
+                Ok(index) => done.push(index),
+                Err(e) => {
+                    self.refusals
+                        .restore(std::iter::once(s).chain(left).collect());
+                    return Err(e);
+                }
+            }
         }
+        Ok(done)
     }
 
     /// An authenticated request the gateway will not decide (what it asks
@@ -345,13 +359,18 @@ impl Gateway {
         digest: String,
     ) -> Response {
         let id = new_decision_id();
+        let at = self.clock.now();
         let event = Event::AccessRefused(AccessRefused {
-            v: V1,
+            v: policy::V1or2::V2,
             decision_id: id.clone(),
-            at: self.clock.now(),
+            at,
             reason: reason.to_string(),
-            request_digest: digest,
-            claimed_key_id: Some(key_id.to_string()),
+            request_digest: Some(digest),
+            claimed_key_id: None,
+            from: Some(at),
+            count: Some(1),
+            claimed: Vec::new(),
+            verified_key_id: Some(key_id.to_string()),
         });
         self.metrics.refused(reason);
         match self.dep.submit_own(&event, &self.key).await {
@@ -439,11 +458,7 @@ pub async fn records(
     let (verified, requester) =
         match g.authenticate(&parts, &body, now, Role::Agency, &VerifyPolicy::gateway()) {
             Ok(v) => v,
-            Err(reason) => {
-                return g
-                    .refuse(reason, claimed_key_id(&parts.headers), digest_of_refused())
-                    .await
-            }
+            Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
         };
 
     // What may be forwarded: a grammar, checked before anything is

@@ -161,7 +161,10 @@ pub fn report(bundle: &Bundle, with_pseudonyms: bool) -> Result<Report, BundleEr
                 }
                 Event::AccessRefused(r) => {
                     as_of = as_of.max(r.at);
-                    refused += 1;
+                    // Claimed key ids are never counted against the
+                    // organisation that holds them: a stranger can claim
+                    // any key id.
+                    refused += r.requests();
                 }
                 Event::ConsentGranted(g) => {
                     as_of = as_of.max(g.signed_at);
