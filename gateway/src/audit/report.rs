@@ -59,6 +59,21 @@ pub struct GrievanceRow {
     pub participant: Option<String>,
 }
 
+/// A participant's key move cancelled by their current key: for the board
+/// to look into (someone may have tried to take the key).
+#[derive(Clone, Debug, Serialize)]
+pub struct CancelledMove {
+    /// The entry that asked for the move.
+    pub requested_index: u64,
+    pub requested_at: i64,
+    pub cancelled_index: u64,
+    pub cancelled_at: i64,
+    /// The organisation that co-signed the request, by name.
+    pub asked_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ConsentCounts {
     pub granted: u64,
@@ -79,6 +94,7 @@ pub struct Report {
     pub consents: ConsentCounts,
     pub revocations: Vec<RevokeToDeny>,
     pub grievances: Vec<GrievanceRow>,
+    pub cancelled_key_moves: Vec<CancelledMove>,
     pub with_pseudonyms: bool,
 }
 
@@ -236,6 +252,18 @@ pub fn report(bundle: &Bundle, with_pseudonyms: bool) -> Result<Report, BundleEr
             participant: pseudonym(&g.filed.participant),
         })
         .collect();
+    let cancelled_key_moves = state
+        .cancelled_rotations()
+        .iter()
+        .map(|c| CancelledMove {
+            requested_index: c.rotation.index,
+            requested_at: c.rotation.requested_at,
+            cancelled_index: c.cancelled_index,
+            cancelled_at: c.cancelled_at,
+            asked_by: name_of(&state, &c.rotation.assisted_by),
+            participant: pseudonym(&c.rotation.participant),
+        })
+        .collect();
     Ok(Report {
         log: bundle.log_key.name().to_string(),
         entries: size,
@@ -246,6 +274,7 @@ pub fn report(bundle: &Bundle, with_pseudonyms: bool) -> Result<Report, BundleEr
         consents,
         revocations,
         grievances,
+        cancelled_key_moves,
         with_pseudonyms,
     })
 }
@@ -331,6 +360,24 @@ pub fn text(r: &Report) -> String {
             g.outcome
                 .as_deref()
                 .map(|o| format!(" → {o}"))
+                .unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!(
+        "\nKey moves cancelled by the person's own key: for the board to look into ({})\n",
+        r.cancelled_key_moves.len()
+    ));
+    for c in &r.cancelled_key_moves {
+        out.push_str(&format!(
+            "  asked at #{} ({}) by {}, cancelled at #{} ({}){}\n",
+            c.requested_index,
+            when(c.requested_at),
+            c.asked_by,
+            c.cancelled_index,
+            when(c.cancelled_at),
+            c.participant
+                .as_deref()
+                .map(|p| format!(" (participant {p})"))
                 .unwrap_or_default()
         ));
     }
@@ -449,6 +496,15 @@ pub fn html(r: &Report) -> String {
                             li { "Entry #" (g.index) ", " strong { (g.status) } ": " (g.reason)
                                 @if let Some(o) = &g.outcome { " Answer: " (o) }
                                 @if let Some(p) = &g.participant { " (participant " code { (p) } ")" } }
+                        }
+                    }
+                    h2 { "Key moves cancelled by the person (" (r.cancelled_key_moves.len()) ")" }
+                    p { "Each is a request to move a participant's key that their own key cancelled: someone may have tried to take it. The board looks into each." }
+                    @if r.cancelled_key_moves.is_empty() { p { "None." } }
+                    ul {
+                        @for c in &r.cancelled_key_moves {
+                            li { "Asked at entry #" (c.requested_index) " by " (c.asked_by) ", cancelled at entry #" (c.cancelled_index)
+                                @if let Some(p) = &c.participant { " (participant " code { (p) } ")" } }
                         }
                     }
                 }
