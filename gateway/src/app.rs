@@ -50,6 +50,10 @@ pub struct HttpLimits {
     /// sending its body. Longer than `request_timeout`, so that no request
     /// being worked on is ever cut.
     pub idle_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` or `Forwarded` says which client a
+    /// request is from, for the limits per source ([`crate::source`]).
+    /// None by default: the TCP peer is the source.
+    pub trusted_proxies: Arc<crate::source::TrustedProxies>,
 }
 
 impl Default for HttpLimits {
@@ -63,6 +67,7 @@ impl Default for HttpLimits {
             connections_per_address_max: 256,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -122,6 +127,7 @@ impl HttpLimits {
 /// health. Not `/metrics`: see [`metrics_app`].
 pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
+    let trusted = limits.trusted_proxies.clone();
     Router::new()
         .route(
             "/v1/records/{holder}/{participant}/{*fhir_path}",
@@ -133,6 +139,11 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         .merge(crate::auditor::routes())
         .with_state(g.clone())
         .merge(crate::server::routes().with_state(g.dep.clone()))
+        // Inside the header limit: a header too large is refused before
+        // it is read for forwarded addresses.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            crate::source::attach(trusted.clone(), req, next)
+        }))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             header_limit(req, next, header_bytes_max)
         }))

@@ -59,6 +59,10 @@ pub struct LimitsConfig {
     pub idle_timeout_secs: u64,
     pub upstream_timeout_secs: u64,
     pub upstream_body_bytes_max: usize,
+    /// Reverse proxies and load balancers (addresses or CIDR blocks) whose
+    /// `X-Forwarded-For` or `Forwarded` is believed for the limits per
+    /// source. Empty: the TCP peer is the source.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for LimitsConfig {
@@ -75,6 +79,7 @@ impl Default for LimitsConfig {
             idle_timeout_secs: http.idle_timeout.as_secs(),
             upstream_timeout_secs: 10,
             upstream_body_bytes_max: 4 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -91,6 +96,10 @@ impl LimitsConfig {
             connections_per_address_max: self.connections_per_address_max,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            trusted_proxies: std::sync::Arc::new(
+                crate::source::TrustedProxies::parse(&self.trusted_proxies)
+                    .map_err(|e| ConfigError::Invalid(format!("[limits]: trusted_proxies: {e}")))?,
+            ),
         };
         limits
             .check()
@@ -357,6 +366,32 @@ rules = "rules.toml"
         assert!(at.ip().is_loopback());
         // And its limits are the defaults, which work together.
         assert!(c.limits.http().is_ok());
+        assert!(c.limits.http().unwrap().trusted_proxies.is_empty());
+    }
+
+    /// The first error `extra` in `[limits]` makes, from whichever of the
+    /// limits reads it.
+    fn refused(extra: &str, read: impl Fn(&LimitsConfig) -> Option<ConfigError>) -> String {
+        let text = format!("{BEFORE_METRICS_LISTEN}\n[limits]\n{extra}\n");
+        let c: Config = toml::from_str(&text).unwrap();
+        read(&c.limits)
+            .unwrap_or_else(|| panic!("{extra} accepted"))
+            .to_string()
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_checked() {
+        let text = format!(
+            "{BEFORE_METRICS_LISTEN}\n[limits]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n"
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        let http = c.limits.http().unwrap();
+        assert!(http.trusted_proxies.contains("10.9.9.9".parse().unwrap()));
+        assert!(http.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(!http.trusted_proxies.contains("127.0.0.2".parse().unwrap()));
+        let http = |l: &LimitsConfig| l.http().err();
+        assert!(refused("trusted_proxies = [\"10.1.2.3/8\"]", http).contains("10.0.0.0/8"));
+        assert!(refused("trusted_proxies = [\"proxy.example\"]", http).contains("proxy.example"));
     }
 
     #[test]
