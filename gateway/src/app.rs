@@ -58,6 +58,10 @@ pub struct HttpLimits {
     pub requests_per_source_per_second: u32,
     /// The burst one source may send above that rate.
     pub requests_per_source_burst: u32,
+    /// Peers whose `X-Forwarded-For` or `Forwarded` says which client a
+    /// request is from, for the limits per source ([`crate::source`]).
+    /// None by default: the TCP peer is the source.
+    pub trusted_proxies: Arc<crate::source::TrustedProxies>,
 }
 
 impl Default for HttpLimits {
@@ -73,6 +77,7 @@ impl Default for HttpLimits {
             idle_timeout: Duration::from_secs(60),
             requests_per_source_per_second: 10_000,
             requests_per_source_burst: 20_000,
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -132,6 +137,7 @@ impl HttpLimits {
 /// health. Not `/metrics`: see [`metrics_app`].
 pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
+    let trusted = limits.trusted_proxies.clone();
     Router::new()
         .route(
             "/v1/records/{holder}/{participant}/{*fhir_path}",
@@ -143,6 +149,11 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         .merge(crate::auditor::routes())
         .with_state(g.clone())
         .merge(crate::server::routes().with_state(g.dep.clone()))
+        // Inside the header limit: a header too large is refused before
+        // it is read for forwarded addresses.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            crate::source::attach(trusted.clone(), req, next)
+        }))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             header_limit(req, next, header_bytes_max)
         }))

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::HttpLimits;
 use crate::deployment::{sign_event, Deployment};
+use crate::participant::intake::IntakeLimits;
+use crate::participant::session::SessionLimits;
+use crate::quota::rate::Rate;
 use policy::{Event, GovernanceRules, Rules, Trust, Vocabulary, V1};
 
 /// The config file `consentry init` writes.
@@ -65,11 +68,54 @@ pub struct LimitsConfig {
     pub disk_reserve_bytes: u64,
     pub requests_per_source_per_second: u32,
     pub requests_per_source_burst: u32,
+    /// Reverse proxies and load balancers (addresses or CIDR blocks) whose
+    /// `X-Forwarded-For` or `Forwarded` is believed for the limits per
+    /// source. Empty: the TCP peer is the source.
+    pub trusted_proxies: Vec<String>,
+    /// Sign-in challenges waiting, in all and for one source; how fast one
+    /// source may ask for them.
+    pub challenges_max: usize,
+    pub challenges_per_source_max: usize,
+    pub challenges_per_source_per_minute: u32,
+    pub challenges_per_source_burst_max: u32,
+    /// Sign-in attempts one source may make.
+    pub sign_ins_per_source_per_minute: u32,
+    pub sign_ins_per_source_burst_max: u32,
+    /// Live sessions, in all and of one participant (one more ends that
+    /// participant's oldest).
+    pub sessions_max: usize,
+    pub sessions_per_participant_max: usize,
+    /// Intakes waiting for their agency, in all and started from one
+    /// source; how fast one source may start them.
+    pub intakes_max: usize,
+    pub intakes_per_source_max: usize,
+    pub intakes_per_source_per_minute: u32,
+    pub intakes_per_source_burst_max: u32,
+    /// Sources each rate table follows at once.
+    pub sources_tracked_max: usize,
+}
+
+/// Quota limits that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QuotaLimitsError {
+    #[error("{0} must be above zero")]
+    Zero(&'static str),
+    #[error(
+        "{share} ({share_max}) is above {all} ({all_max}): one owner could hold the whole store"
+    )]
+    ShareAboveStore {
+        share: &'static str,
+        share_max: usize,
+        all: &'static str,
+        all_max: usize,
+    },
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         let http = HttpLimits::default();
+        let sessions = SessionLimits::default();
+        let intakes = IntakeLimits::default();
         Self {
             body_bytes_max: http.body_bytes_max,
             header_bytes_max: http.header_bytes_max,
@@ -84,6 +130,20 @@ impl Default for LimitsConfig {
             disk_reserve_bytes: crate::deployment::DISK_RESERVE_BYTES_DEFAULT,
             requests_per_source_per_second: http.requests_per_source_per_second,
             requests_per_source_burst: http.requests_per_source_burst,
+            trusted_proxies: Vec::new(),
+            challenges_max: sessions.challenges_max,
+            challenges_per_source_max: sessions.challenges_per_source_max,
+            challenges_per_source_per_minute: sessions.challenge_rate.per_minute,
+            challenges_per_source_burst_max: sessions.challenge_rate.burst_max,
+            sign_ins_per_source_per_minute: sessions.sign_in_rate.per_minute,
+            sign_ins_per_source_burst_max: sessions.sign_in_rate.burst_max,
+            sessions_max: sessions.sessions_max,
+            sessions_per_participant_max: sessions.sessions_per_participant_max,
+            intakes_max: intakes.intakes_max,
+            intakes_per_source_max: intakes.intakes_per_source_max,
+            intakes_per_source_per_minute: intakes.intake_rate.per_minute,
+            intakes_per_source_burst_max: intakes.intake_rate.burst_max,
+            sources_tracked_max: sessions.sources_tracked_max,
         }
     }
 }
@@ -102,12 +162,134 @@ impl LimitsConfig {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             requests_per_source_per_second: self.requests_per_source_per_second,
             requests_per_source_burst: self.requests_per_source_burst,
+            trusted_proxies: std::sync::Arc::new(
+                crate::source::TrustedProxies::parse(&self.trusted_proxies)
+                    .map_err(|e| ConfigError::Invalid(format!("[limits]: trusted_proxies: {e}")))?,
+            ),
         };
         limits
             .check()
             .map_err(|e| ConfigError::Invalid(format!("[limits]: {e}")))?;
         Ok(limits)
     }
+
+    fn check_quotas(&self) -> Result<(), QuotaLimitsError> {
+        let counts = [
+            ("challenges_max", self.challenges_max),
+            ("challenges_per_source_max", self.challenges_per_source_max),
+            ("sessions_max", self.sessions_max),
+            (
+                "sessions_per_participant_max",
+                self.sessions_per_participant_max,
+            ),
+            ("intakes_max", self.intakes_max),
+            ("intakes_per_source_max", self.intakes_per_source_max),
+            ("sources_tracked_max", self.sources_tracked_max),
+        ];
+        let rates = [
+            (
+                "challenges_per_source_per_minute",
+                self.challenges_per_source_per_minute,
+            ),
+            (
+                "challenges_per_source_burst_max",
+                self.challenges_per_source_burst_max,
+            ),
+            (
+                "sign_ins_per_source_per_minute",
+                self.sign_ins_per_source_per_minute,
+            ),
+            (
+                "sign_ins_per_source_burst_max",
+                self.sign_ins_per_source_burst_max,
+            ),
+            (
+                "intakes_per_source_per_minute",
+                self.intakes_per_source_per_minute,
+            ),
+            (
+                "intakes_per_source_burst_max",
+                self.intakes_per_source_burst_max,
+            ),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(QuotaLimitsError::Zero(name));
+        }
+        if let Some((name, _)) = rates.iter().find(|(_, n)| *n == 0) {
+            return Err(QuotaLimitsError::Zero(name));
+        }
+        let shares = [
+            (
+                "challenges_per_source_max",
+                self.challenges_per_source_max,
+                "challenges_max",
+                self.challenges_max,
+            ),
+            (
+                "sessions_per_participant_max",
+                self.sessions_per_participant_max,
+                "sessions_max",
+                self.sessions_max,
+            ),
+            (
+                "intakes_per_source_max",
+                self.intakes_per_source_max,
+                "intakes_max",
+                self.intakes_max,
+            ),
+        ];
+        for (share, share_max, all, all_max) in shares {
+            if share_max > all_max {
+                return Err(QuotaLimitsError::ShareAboveStore {
+                    share,
+                    share_max,
+                    all,
+                    all_max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The sign-in limits, refused when they cannot work.
+    pub fn sessions(&self) -> Result<SessionLimits, ConfigError> {
+        self.check_quotas().map_err(quota_invalid)?;
+        Ok(SessionLimits {
+            challenges_max: self.challenges_max,
+            challenges_per_source_max: self.challenges_per_source_max,
+            challenge_rate: Rate {
+                burst_max: self.challenges_per_source_burst_max,
+                per_minute: self.challenges_per_source_per_minute,
+            },
+            sign_in_rate: Rate {
+                burst_max: self.sign_ins_per_source_burst_max,
+                per_minute: self.sign_ins_per_source_per_minute,
+            },
+            sessions_max: self.sessions_max,
+            sessions_per_participant_max: self.sessions_per_participant_max,
+            sources_tracked_max: self.sources_tracked_max,
+            ..SessionLimits::default()
+        })
+    }
+
+    /// The intake limits, refused when they cannot work.
+    pub fn intakes(&self) -> Result<IntakeLimits, ConfigError> {
+        self.check_quotas().map_err(quota_invalid)?;
+        Ok(IntakeLimits {
+            intakes_max: self.intakes_max,
+            intakes_per_source_max: self.intakes_per_source_max,
+            intake_rate: Rate {
+                burst_max: self.intakes_per_source_burst_max,
+                per_minute: self.intakes_per_source_per_minute,
+            },
+            sources_tracked_max: self.sources_tracked_max,
+            ..IntakeLimits::default()
+        })
+    }
+}
+
+fn quota_invalid(e: QuotaLimitsError) -> ConfigError {
+    ConfigError::Invalid(format!("[limits]: {e}"))
 }
 
 /// `consentry.toml`. Relative paths are relative to the file's folder.
@@ -368,6 +550,55 @@ rules = "rules.toml"
         assert!(at.ip().is_loopback());
         // And its limits are the defaults, which work together.
         assert!(c.limits.http().is_ok());
+        assert_eq!(c.limits.sessions().unwrap(), SessionLimits::default());
+        assert_eq!(c.limits.intakes().unwrap(), IntakeLimits::default());
+        assert!(c.limits.http().unwrap().trusted_proxies.is_empty());
+    }
+
+    /// The first error `extra` in `[limits]` makes, from whichever of the
+    /// limits reads it.
+    fn refused(extra: &str, read: impl Fn(&LimitsConfig) -> Option<ConfigError>) -> String {
+        let text = format!("{BEFORE_METRICS_LISTEN}\n[limits]\n{extra}\n");
+        let c: Config = toml::from_str(&text).unwrap();
+        read(&c.limits)
+            .unwrap_or_else(|| panic!("{extra} accepted"))
+            .to_string()
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_checked() {
+        let text = format!(
+            "{BEFORE_METRICS_LISTEN}\n[limits]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n"
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        let http = c.limits.http().unwrap();
+        assert!(http.trusted_proxies.contains("10.9.9.9".parse().unwrap()));
+        assert!(http.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(!http.trusted_proxies.contains("127.0.0.2".parse().unwrap()));
+        let http = |l: &LimitsConfig| l.http().err();
+        assert!(refused("trusted_proxies = [\"10.1.2.3/8\"]", http).contains("10.0.0.0/8"));
+        assert!(refused("trusted_proxies = [\"proxy.example\"]", http).contains("proxy.example"));
+    }
+
+    #[test]
+    fn quotas_are_read_and_checked() {
+        let text = format!(
+            "{BEFORE_METRICS_LISTEN}\n[limits]\nchallenges_per_source_max = 20\nintakes_per_source_per_minute = 5\n"
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        assert_eq!(c.limits.sessions().unwrap().challenges_per_source_max, 20);
+        assert_eq!(c.limits.intakes().unwrap().intake_rate.per_minute, 5);
+        let sessions = |l: &LimitsConfig| l.sessions().err();
+        let intakes = |l: &LimitsConfig| l.intakes().err();
+        assert!(refused("sign_ins_per_source_per_minute = 0", sessions)
+            .contains("sign_ins_per_source_per_minute must be above zero"));
+        assert!(refused("intakes_per_source_burst_max = 0", intakes)
+            .contains("intakes_per_source_burst_max"));
+        assert!(refused(
+            "challenges_max = 10\nchallenges_per_source_max = 11",
+            sessions
+        )
+        .contains("challenges_per_source_max (11) is above challenges_max (10)"));
     }
 
     #[test]

@@ -22,6 +22,9 @@
 //! - [`listener`], [`clock`], [`problem`]: bounded connections (in all and
 //!   per source address) and idle watch, injected time, RFC 9457 problem
 //!   documents.
+//! - [`source`]: who a request is from (the peer, or behind a configured
+//!   trusted proxy the forwarded client); [`quota`]: rates per source and
+//!   stores with a share per owner, expired in O(log n).
 //! - [`demo`]: the ready-made sample deployment.
 //!
 //! **Invariants**
@@ -55,6 +58,8 @@ pub mod listener;
 pub mod logview;
 pub mod participant;
 pub mod problem;
+pub mod quota;
 pub mod server;
+pub mod source;
 pub mod upstream;
 pub mod witness;

@@ -1,14 +1,15 @@
 //! Connection limits below HTTP: at most `connections_max` connections
 //! open at once (the next accept waits until one closes), at most
-//! `connections_per_address_max` of them from one peer address (more are
-//! closed as soon as they are accepted), and [`Watched`], which notes when
+//! `connections_per_address_max` of them from one source (the peer
+//! address grouped by [`crate::source::source_of`]; more are closed as
+//! soon as they are accepted), and [`Watched`], which notes when
 //! bytes last moved so that a silent connection can be closed. Bounded
 //! connections, not only bounded requests, so that idle sockets cannot
 //! exhaust the process, and one source cannot take every slot.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ struct PerAddress {
 
 impl PerAddress {
     fn take(self: &Arc<Self>, peer: IpAddr) -> Option<AddressSlot> {
-        let key = source(peer);
+        let key = crate::source::source_of(peer);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(key).or_insert(0);
         if *n >= self.max {
@@ -65,23 +66,6 @@ impl Drop for AddressSlot {
                 open.remove(&self.key);
             }
         }
-    }
-}
-
-/// What counts as one source. An IPv4 address as it is (also when it
-/// arrives mapped into IPv6); an IPv6 address by its /64, because one host
-/// is usually given a whole /64 and could otherwise open connections from
-/// as many addresses as it likes.
-fn source(peer: IpAddr) -> IpAddr {
-    match peer {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
     }
 }
 
@@ -339,21 +323,6 @@ mod tests {
                 .unwrap()
                 .get(&IpAddr::from([127, 0, 0, 1])),
             Some(&2)
-        );
-    }
-
-    #[test]
-    fn sources_are_ipv4_addresses_and_ipv6_slash_64s() {
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(source(v4), v4);
-        assert_eq!(source("::ffff:192.0.2.7".parse().unwrap()), v4);
-        assert_eq!(
-            source("2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap()),
-            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
-        );
-        assert_ne!(
-            source("2001:db8:1:2::1".parse().unwrap()),
-            source("2001:db8:1:3::1".parse().unwrap())
         );
     }
 

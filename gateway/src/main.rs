@@ -650,6 +650,8 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     // Before anything is opened: limits that cannot work together are a
     // mistake in the file, not a reason to hold the store.
     let limits = c.limits.http()?;
+    let session_limits = c.limits.sessions()?;
+    let intake_limits = c.limits.intakes()?;
     let key = c.gateway_signing_key()?;
     let signer = ledger::NoteSigner::new(&c.origin, key.clone())?;
     let dep = Arc::new(
@@ -687,18 +689,19 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         Some(base) => format!("{base}:{}", bound.port()),
         None => c.public_url.clone(),
     };
-    let gw = Arc::new(
-        gateway::agency::Gateway::new(
-            dep.clone(),
-            Arc::new(gateway::clock::SystemClock),
-            key,
-            &public_url,
-            std::time::Duration::from_secs(c.limits.upstream_timeout_secs),
-            c.limits.upstream_body_bytes_max,
-            gateway::agency::Limits::default(),
-        )
-        .map_err(anyhow::Error::msg)?,
-    );
+    let mut gw = gateway::agency::Gateway::new(
+        dep.clone(),
+        Arc::new(gateway::clock::SystemClock),
+        key,
+        &public_url,
+        std::time::Duration::from_secs(c.limits.upstream_timeout_secs),
+        c.limits.upstream_body_bytes_max,
+        gateway::agency::Limits::default(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    gw.sessions = gateway::participant::session::Sessions::new(session_limits);
+    gw.intakes = gateway::participant::intake::Intakes::new(intake_limits);
+    let gw = Arc::new(gw);
     if let Some(p) = &c.witness_policy {
         let p = c.path(p);
         let text =

@@ -442,6 +442,17 @@ pub mod net {
         limits: HttpLimits,
         upstream_timeout: Duration,
     ) -> Net {
+        start_adjusted(dir, limits, upstream_timeout, |_| {}).await
+    }
+
+    /// As [`start_with`], with `adjust` run on the gateway before it
+    /// serves (its sign-in and intake limits, say).
+    pub async fn start_adjusted(
+        dir: &std::path::Path,
+        limits: HttpLimits,
+        upstream_timeout: Duration,
+        adjust: impl FnOnce(&mut Gateway),
+    ) -> Net {
         let clock = Arc::new(ManualClock::new(NOW));
         let gw_key = fixture::gateway().signing_key().clone();
         let mut upstreams = Vec::new();
@@ -491,18 +502,18 @@ pub mod net {
         .await
         .unwrap();
         let (l, addr) = bind().await;
-        let gateway = Arc::new(
-            Gateway::new(
-                dep.clone(),
-                clock.clone(),
-                gw_key,
-                &format!("http://{addr}"),
-                upstream_timeout,
-                1 << 20,
-                Limits::default(),
-            )
-            .unwrap(),
-        );
+        let mut gateway = Gateway::new(
+            dep.clone(),
+            clock.clone(),
+            gw_key,
+            &format!("http://{addr}"),
+            upstream_timeout,
+            1 << 20,
+            Limits::default(),
+        )
+        .unwrap();
+        adjust(&mut gateway);
+        let gateway = Arc::new(gateway);
         let (metrics_l, metrics_addr) = bind().await;
         let (stop, _) = tokio::sync::watch::channel(false);
         let servers = [

@@ -17,10 +17,18 @@
 //!
 //! The intake holds nothing secret: a pseudonymous id, a public key and a
 //! signature. Whoever guesses a code learns no more, and only the named
-//! agency's key can complete it. The map is bounded; a full map refuses new
-//! intakes, it never drops a live one.
+//! agency's key can complete it.
+//!
+//! Starting an intake is unauthenticated work, so it counts against the
+//! address that asked ([`crate::quota`]): a rate per source, and a share
+//! per source of the intakes waiting. Nothing counts against the agency
+//! named: a stranger naming hope-clinic must not use up hope-clinic's
+//! enrolments. A full share refuses that source; a full store refuses
+//! everyone until intakes expire; neither ever drops a live intake. The
+//! agency's side (reading the intake, posting the co-signed entry) is not
+//! limited here at all.
 
-use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -37,20 +45,40 @@ use serde_json::{json, Value};
 use crate::agency::Gateway;
 use crate::audit::decode_key;
 use crate::problem::problem;
+use crate::quota::rate::{PerSource, Rate};
+use crate::quota::shares::{ShareLimits, Shares, WhenShareFull};
+use crate::source::ClientSource;
 use policy::{Event, ParticipantEnrolled, Role, V1};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntakeLimits {
     /// How long a started intake waits for the agency.
     pub intake_secs: i64,
+    /// Intakes waiting, in all and started from one source.
     pub intakes_max: usize,
+    pub intakes_per_source_max: usize,
+    /// Intakes one source may start.
+    pub intake_rate: Rate,
+    /// Sources the rate table follows at once.
+    pub sources_tracked_max: usize,
 }
 
 impl Default for IntakeLimits {
+    /// An enrolment takes a person minutes at a desk: two a minute from
+    /// one address, 30 at once (an enrolment day at a clinic), is far
+    /// above what one office does. At that rate one source holds at most
+    /// 60 intakes (the burst and 15 minutes' worth), below its share of
+    /// 100; filling the store of 10,000 takes more than 160 sources.
     fn default() -> Self {
         Self {
             intake_secs: 15 * 60,
             intakes_max: 10_000,
+            intakes_per_source_max: 100,
+            intake_rate: Rate {
+                burst_max: 30,
+                per_minute: 2,
+            },
+            sources_tracked_max: 65_536,
         }
     }
 }
@@ -66,7 +94,9 @@ struct Intake {
 
 pub struct Intakes {
     limits: IntakeLimits,
-    map: Mutex<HashMap<String, Intake>>,
+    rate: PerSource,
+    /// Held for the source that started each.
+    map: Mutex<Shares<IpAddr, Intake>>,
 }
 
 /// Ten Crockford base32 letters (50 bits) in two groups of five: short
@@ -99,11 +129,29 @@ pub fn normalise_code(code: &str) -> String {
 impl Intakes {
     pub fn new(limits: IntakeLimits) -> Self {
         Self {
+            rate: PerSource::new(limits.intake_rate, limits.sources_tracked_max),
+            map: Mutex::new(Shares::new(ShareLimits {
+                all_max: limits.intakes_max,
+                per_owner_max: limits.intakes_per_source_max,
+                when_share_full: WhenShareFull::Refuse,
+            })),
             limits,
-            map: Mutex::new(HashMap::new()),
         }
     }
+
+    pub fn limits(&self) -> &IntakeLimits {
+        &self.limits
+    }
+
+    /// Intakes held, and those started from `source`.
+    pub fn held(&self, source: IpAddr) -> (usize, usize) {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        (map.len(), map.held_by(&source))
+    }
 }
+
+/// What an intake start asks for, in the refusal's words.
+const INTAKES: &str = "enrolments";
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
@@ -132,7 +180,15 @@ struct StartBody {
     public_key: String,
 }
 
-async fn start(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+async fn start(
+    State(g): State<Arc<Gateway>>,
+    ClientSource(source): ClientSource,
+    body: Bytes,
+) -> Response {
+    // Counted before any work, malformed requests included.
+    if let Err(e) = g.intakes.rate.check(source, g.clock.now()) {
+        return e.response(INTAKES);
+    }
     let Ok(b) = serde_json::from_slice::<StartBody>(&body) else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -179,18 +235,9 @@ async fn start(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
     let code = new_code();
     {
         let mut map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= g.intakes.limits.intakes_max {
-            map.retain(|_, i| i.expires_at > now);
-        }
-        if map.len() >= g.intakes.limits.intakes_max {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many enrolments in progress; try again in a few minutes",
-            );
-        }
-        map.insert(
+        let held = map.insert(
             code.clone(),
+            source,
             Intake {
                 participant: participant.clone(),
                 key_id: key_id.clone(),
@@ -199,7 +246,12 @@ async fn start(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
                 signature: None,
                 expires_at,
             },
+            expires_at,
+            now,
         );
+        if let Err(e) = held {
+            return e.response(INTAKES);
+        }
     }
     (
         StatusCode::CREATED,
@@ -242,10 +294,7 @@ async fn sign(State(g): State<Arc<Gateway>>, Path(code): Path<String>, body: Byt
     };
     let now = g.clock.now();
     let mut map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(intake) = map
-        .get_mut(&normalise_code(&code))
-        .filter(|i| i.expires_at > now)
-    else {
+    let Some(intake) = map.get_mut(&normalise_code(&code), now) else {
         return no_such_intake();
     };
     // The key is the one the entry names: checked against the entry itself.
@@ -274,18 +323,15 @@ async fn show(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Respon
     let now = g.clock.now();
     let code = normalise_code(&code);
     let map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(i) = map.get(&code) else {
+    // An enrolled intake stays readable until it expires, so that the
+    // waiting browser learns the outcome; an unfinished one just ends.
+    let Some(i) = map.get(&code, now) else {
         return no_such_intake();
     };
     let enrolled = {
         let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
         state.participant_key_id(&i.participant) == Some(i.key_id.as_str())
     };
-    // An enrolled intake stays readable until it expires, so that the
-    // waiting browser learns the outcome; an unfinished one just ends.
-    if !enrolled && i.expires_at <= now {
-        return no_such_intake();
-    }
     let status = match (enrolled, i.signature.is_some()) {
         (true, _) => "enrolled",
         (false, true) => "waiting-for-agency",

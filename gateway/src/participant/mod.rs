@@ -40,6 +40,7 @@ use serde_json::{json, Value};
 use crate::agency::Gateway;
 use crate::audit::decode_key;
 use crate::problem::problem;
+use crate::source::ClientSource;
 use policy::{ConsentState, Event, Kind, Language, Outcome};
 
 pub const SESSION_COOKIE: &str = "consentry_session";
@@ -141,26 +142,25 @@ struct ChallengeBody {
     participant: String,
 }
 
-async fn challenge(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+async fn challenge(
+    State(g): State<Arc<Gateway>>,
+    ClientSource(source): ClientSource,
+    body: Bytes,
+) -> Response {
     let Ok(b) = serde_json::from_slice::<ChallengeBody>(&body) else {
         return bad_request("want {\"participant\": \"<your id>\"}");
     };
     if !policy::is_valid_id(&b.participant) {
         return bad_request("that is not a participant id");
     }
-    match g.sessions.challenge(&b.participant, g.clock.now()) {
+    match g.sessions.challenge(source, &b.participant, g.clock.now()) {
         Ok((c, expires_at)) => Json(json!({
             "challenge": c,
             "expires_at": expires_at,
             "sign": session::signin_message(&g.origin(), &b.participant, &c),
         }))
         .into_response(),
-        Err(e) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            &e.to_string(),
-            Value::Null,
-        ),
+        Err(e) => e.response("sign-in challenges"),
     }
 }
 
@@ -184,11 +184,20 @@ fn sign_in_refused() -> Response {
     )
 }
 
-async fn sign_in(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
+async fn sign_in(
+    State(g): State<Arc<Gateway>>,
+    ClientSource(source): ClientSource,
+    body: Bytes,
+) -> Response {
+    let now = g.clock.now();
+    // Counted before any work: the signature check is what a flood of
+    // attempts would cost.
+    if let Err(e) = g.sessions.attempt(source, now) {
+        return e.response("sign-in attempts");
+    }
     let Ok(b) = serde_json::from_slice::<SignInBody>(&body) else {
         return bad_request("want {\"participant\", \"challenge\", \"signature\"}");
     };
-    let now = g.clock.now();
     // Redeemed first: a challenge is single use whatever follows.
     if !g.sessions.redeem(&b.challenge, &b.participant, now) {
         return sign_in_refused();
@@ -240,12 +249,7 @@ async fn sign_in(State(g): State<Arc<Gateway>>, body: Bytes) -> Response {
             }
             r
         }
-        Err(e) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            &e.to_string(),
-            Value::Null,
-        ),
+        Err(e) => e.response("sessions"),
     }
 }
 
