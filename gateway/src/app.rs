@@ -101,6 +101,14 @@ impl HttpLimits {
             ("requests_in_flight_max", self.requests_in_flight_max),
             ("connections_max", self.connections_max),
             (
+                "requests_per_source_per_second",
+                self.requests_per_source_per_second as usize,
+            ),
+            (
+                "requests_per_source_burst",
+                self.requests_per_source_burst as usize,
+            ),
+            (
                 "connections_per_address_max",
                 self.connections_per_address_max,
             ),
@@ -138,7 +146,7 @@ impl HttpLimits {
 pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
     let trusted = limits.trusted_proxies.clone();
-    Router::new()
+    let routes = Router::new()
         .route(
             "/v1/records/{holder}/{participant}/{*fhir_path}",
             get(agency::records),
@@ -148,7 +156,14 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         .merge(crate::participant::portal::routes())
         .merge(crate::auditor::routes())
         .with_state(g.clone())
-        .merge(crate::server::routes().with_state(g.dep.clone()))
+        .merge(crate::server::routes().with_state(g.dep.clone()));
+    // Inside the source layer, so that it counts the client a trusted
+    // proxy names, not the proxy.
+    let routes = match per_source_rate_limit(limits) {
+        Some(limit) => routes.layer(limit),
+        None => routes,
+    };
+    routes
         // Inside the header limit: a header too large is refused before
         // it is read for forwarded addresses.
         .layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -163,7 +178,6 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
             limits.request_timeout,
         ))
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
-        .layer(per_source_rate_limit(limits))
         .layer(middleware::map_response(as_problem))
 }
 
@@ -172,21 +186,21 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
 /// sources is pruned every minute by a task that ends with the limiter.
 fn per_source_rate_limit(
     limits: &HttpLimits,
-) -> tower_governor::GovernorLayer<
-    tower_governor::key_extractor::PeerIpKeyExtractor,
-    governor::middleware::NoOpMiddleware,
-    axum::body::Body,
+) -> Option<
+    tower_governor::GovernorLayer<
+        SourceKey,
+        governor::middleware::NoOpMiddleware,
+        axum::body::Body,
+    >,
 > {
     let rate = limits.requests_per_source_per_second.max(1);
     let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .key_extractor(SourceKey)
         .period(Duration::from_nanos(1_000_000_000 / u64::from(rate)).max(Duration::from_nanos(1)))
         .burst_size(limits.requests_per_source_burst.max(1))
         .finish();
-    let config = match config {
-        Some(c) => Arc::new(c),
-        // Only a zero period or burst fails, and both are at least 1.
-        None => Arc::new(tower_governor::governor::GovernorConfig::default()),
-    };
+    // Only a zero period or burst fails, and both are at least 1.
+    let config = Arc::new(config?);
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let limiter = Arc::downgrade(config.limiter());
         rt.spawn(async move {
@@ -199,7 +213,31 @@ fn per_source_rate_limit(
             }
         });
     }
-    tower_governor::GovernorLayer::new(config)
+    Some(tower_governor::GovernorLayer::new(config))
+}
+
+/// The rate limit's key: the request's source as [`crate::source`] worked
+/// it out (the client a trusted proxy names, else the peer).
+#[derive(Clone, Copy, Debug)]
+pub struct SourceKey;
+
+impl tower_governor::key_extractor::KeyExtractor for SourceKey {
+    type Key = std::net::IpAddr;
+
+    fn extract<T>(
+        &self,
+        req: &http::Request<T>,
+    ) -> Result<Self::Key, tower_governor::GovernorError> {
+        let ext = req.extensions();
+        Ok(ext
+            .get::<crate::source::ClientSource>()
+            .map(|s| s.0)
+            .or_else(|| {
+                ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| crate::source::source_of(c.0.ip()))
+            })
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))
+    }
 }
 
 /// Answers from the limit layers (413, 408) and axum's own rejections
