@@ -179,6 +179,7 @@ pub fn app(g: Arc<Gateway>, limits: &HttpLimits) -> Router {
         ))
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
         .layer(middleware::map_response(as_problem))
+        .layer(middleware::from_fn(no_store))
 }
 
 /// The per-source rate limit: governor's GCRA keyed by the peer address
@@ -214,6 +215,20 @@ fn per_source_rate_limit(
         });
     }
     Some(tower_governor::GovernorLayer::new(config))
+}
+
+/// `Cache-Control: no-store` on every answer but the portal's static
+/// files: records, a person's consents and pages must stay in no shared
+/// cache and no browser history (a shared phone, a library computer).
+async fn no_store(req: Request, next: Next) -> Response {
+    let cacheable = req.uri().path().starts_with("/portal/static/");
+    let mut r = next.run(req).await;
+    if !cacheable {
+        r.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(header::HeaderValue::from_static("no-store"));
+    }
+    r
 }
 
 /// The rate limit's key: the request's source as [`crate::source`] worked

@@ -46,6 +46,10 @@ pub enum ConfigError {
     Exists(PathBuf),
     #[error("{0}")]
     Invalid(String),
+    #[error("{path}: a secret key readable by group or others (mode {mode:o}); run chmod 600 on it, and consider it leaked if others could read it")]
+    KeyReadable { path: PathBuf, mode: u32 },
+    #[error("the governance key must be written outside the deployment folder {dir} (the server must never hold it): give --governance-key a path on removable media or the board member's own machine")]
+    GovernanceKeyInside { dir: PathBuf },
 }
 
 /// Limits, with units in their names.
@@ -361,8 +365,23 @@ impl Config {
     }
 }
 
-/// Reads a base64 Ed25519 seed.
+/// Reads a base64 Ed25519 seed, from a file only its owner can read: a
+/// key anyone else on the machine could read is no longer a secret.
 pub fn read_key(path: &Path) -> Result<SigningKey, ConfigError> {
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|err| ConfigError::Read {
+            path: path.into(),
+            err,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::KeyReadable {
+                path: path.into(),
+                mode,
+            });
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
         path: path.into(),
         err,
@@ -449,6 +468,7 @@ pub struct Initialised {
 /// config, and a first governance-signed `governance.rules` entry.
 pub async fn init(
     dir: &Path,
+    governance_path: &Path,
     listen: &str,
     metrics_listen: &str,
     origin: &str,
@@ -463,10 +483,15 @@ pub async fn init(
         path: keys.clone(),
         err,
     })?;
+    if is_inside(governance_path, dir) {
+        return Err(ConfigError::GovernanceKeyInside { dir: dir.into() });
+    }
+    if governance_path.exists() {
+        return Err(ConfigError::Exists(governance_path.into()));
+    }
     let governance = SigningKey::generate(&mut rand::rngs::OsRng);
     let gateway = SigningKey::generate(&mut rand::rngs::OsRng);
-    let governance_path = keys.join("governance.key");
-    write_secret(&governance_path, &governance)?;
+    write_secret(governance_path, &governance)?;
     write_secret(&keys.join("gateway.key"), &gateway)?;
     let signer = ledger::NoteSigner::new(origin, gateway.clone())
         .map_err(|e| ConfigError::Invalid(format!("origin {origin:?}: {e}")))?;
@@ -522,9 +547,29 @@ pub async fn init(
     )?;
     Ok(Initialised {
         config: config_path,
-        governance_key: governance_path,
+        governance_key: governance_path.into(),
         log_size,
     })
+}
+
+/// True if `path` would be inside `dir` (resolving what exists of both).
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    let resolve = |p: &Path| -> PathBuf {
+        let absolute = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        // The file does not exist yet: resolve its folder.
+        match (absolute.parent(), absolute.file_name()) {
+            (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+                .map(|p| p.join(name))
+                .unwrap_or(absolute.clone()),
+            _ => absolute,
+        }
+    };
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    resolve(path).starts_with(dir)
 }
 
 #[cfg(test)]

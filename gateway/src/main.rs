@@ -162,6 +162,10 @@ enum Cmd {
         /// The log's origin line in checkpoints, e.g. your domain + /log.
         #[arg(long, default_value = "consentry.local/log")]
         origin: String,
+        /// Where to write the governance key: outside --dir (removable
+        /// media, or the board member's own machine), never on the server.
+        #[arg(long)]
+        governance_key: PathBuf,
     },
     /// Run a deployment from its config file (see `init`).
     Serve {
@@ -557,9 +561,17 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
             listen,
             metrics_listen,
             origin,
+            governance_key,
         } => {
-            let done =
-                gateway::config::init(&dir, &listen, &metrics_listen, &origin, now()).await?;
+            let done = gateway::config::init(
+                &dir,
+                &governance_key,
+                &listen,
+                &metrics_listen,
+                &origin,
+                now(),
+            )
+            .await?;
             println!(
                 "created a deployment in {}: config {}, log of {} entry",
                 dir.display(),
@@ -567,7 +579,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
                 done.log_size
             );
             println!(
-                "the governance key is {}: keep it offline; it signs agency enrolments and rules",
+                "the governance key is {}: it signs agency enrolments and rules. Keep it offline (a USB stick in the board's safe, or the board member's own machine), never on the server; copy it nowhere else",
                 done.governance_key.display()
             );
             println!(

@@ -42,10 +42,28 @@ impl Drop for Server {
 #[test]
 fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let governance_key = offline.path().join("governance.key");
     let bin = env!("CARGO_BIN_EXE_consentry");
+    // The governance key is never written into the server's folder.
+    let inside = Command::new(bin)
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .arg("--governance-key")
+        .arg(dir.path().join("keys/governance.key"))
+        .output()
+        .unwrap();
+    assert!(!inside.status.success());
+    assert!(
+        String::from_utf8_lossy(&inside.stderr).contains("outside the deployment folder"),
+        "{}",
+        String::from_utf8_lossy(&inside.stderr)
+    );
     let out = Command::new(bin)
         .args(["init", "--dir"])
         .arg(dir.path())
+        .arg("--governance-key")
+        .arg(&governance_key)
         .args(["--listen", "127.0.0.1:0", "--origin", "init.test/log"])
         .args(["--metrics-listen", "127.0.0.1:0"])
         .output()
@@ -55,12 +73,10 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keys/governance.key", "keys/gateway.key"] {
-        let mode = std::fs::metadata(dir.path().join(key))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "{key} is readable by its owner only");
+    assert!(!dir.path().join("keys/governance.key").exists());
+    for key in [governance_key.clone(), dir.path().join("keys/gateway.key")] {
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key:?} is readable by its owner only");
     }
     let config = std::fs::read_to_string(dir.path().join("consentry.toml")).unwrap();
     let keys: Vec<String> = toml::from_str::<toml::Table>(&config)
@@ -84,10 +100,31 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
         ],
         "the config names places and keys, never agencies"
     );
+    // The log's folder and file are the owner's only.
+    let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path().join("data")), 0o700);
+    assert_eq!(mode(dir.path().join("data/entries")), 0o600);
+    // A secret key others could read is refused, and nothing starts.
+    let gw_key = dir.path().join("keys/gateway.key");
+    std::fs::set_permissions(&gw_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("consentry.toml"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("readable by group or others"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::set_permissions(&gw_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     // init refuses to overwrite.
     let again = Command::new(bin)
         .args(["init", "--dir"])
         .arg(dir.path())
+        .arg("--governance-key")
+        .arg(offline.path().join("other.key"))
         .output()
         .unwrap();
     assert!(!again.status.success());
@@ -131,7 +168,7 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
 
     // An agency enrolment signed by the governance key.
     let governance = {
-        let text = std::fs::read_to_string(dir.path().join("keys/governance.key")).unwrap();
+        let text = std::fs::read_to_string(&governance_key).unwrap();
         let raw: [u8; 32] = B64.decode(text.trim()).unwrap().try_into().unwrap();
         ed25519_dalek::SigningKey::from_bytes(&raw)
     };

@@ -158,13 +158,16 @@ impl Segment {
     /// exclusive lock so that no second writer can interleave.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| io("cannot open the entry segment", e))?;
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            0o600,
+        )
+        .open(path)
+        .map_err(|e| io("cannot open the entry segment", e))?;
         lock(&file, true)?;
         let len = file
             .metadata()

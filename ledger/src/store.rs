@@ -231,6 +231,15 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        // Owner-only: the log holds pseudonyms and who asked for whom, and
+        // sled makes its files with the process's umask; a folder no one
+        // else may enter covers them all.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                StoreError::Io(format!("cannot make {} owner-only: {e}", dir.display()))
+            })?;
+        }
         let segment = Segment::open(&dir.join(SEGMENT_FILE))?;
         Self::assemble(segment, &dir.join(SLED_DIR), None)
     }

@@ -129,3 +129,31 @@ async fn the_forwarded_path_cannot_name_another_person() {
     assert_eq!(answer.status, 400, "{body}");
     net.stop().await;
 }
+
+/// Finding 8: records, API answers and portal pages are never cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_api_answers_and_pages_say_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let ask = Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        "p-0000",
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    let records = net::ask(&net, &ask).await;
+    assert_eq!(records.status, 200);
+    assert_eq!(records.header("cache-control"), Some("no-store"));
+    for path in ["/portal/en/", "/v1/log/checkpoint", "/v1/me"] {
+        let raw = net::Raw {
+            method: "GET".into(),
+            target: path.into(),
+            headers: vec![],
+            body: vec![],
+        };
+        let a = net::send(net.addr, &raw).await;
+        assert_eq!(a.header("cache-control"), Some("no-store"), "{path}");
+    }
+    net.stop().await;
+}
