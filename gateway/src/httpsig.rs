@@ -111,6 +111,8 @@ pub enum HttpSigError {
     HeaderNotText(String),
     #[error("invalid target uri: {0}")]
     InvalidTargetUri(&'static str),
+    #[error("the request line names another scheme or authority than this gateway's; sign for, and send to, the gateway's public URL")]
+    ForeignAuthority,
     #[error("invalid method")]
     InvalidMethod,
     #[error("signature does not verify")]
@@ -157,6 +159,7 @@ impl HttpSigError {
             InvalidComponentValue(_) => "invalid-component-value",
             HeaderNotText(_) => "header-not-text",
             InvalidTargetUri(_) => "invalid-target-uri",
+            ForeignAuthority => "foreign-target-authority",
             InvalidMethod => "invalid-method",
             SignatureInvalid => "signature-invalid",
             MissingContentDigest => "missing-content-digest",
@@ -301,11 +304,19 @@ impl OwnedMessage {
     /// From an `http` (1.x) request's method, URI and headers, as axum
     /// and hyper provide them.
     ///
-    /// If `uri` is absolute (an outgoing client request) it is used as is.
-    /// Otherwise (origin-form, as a server sees it) the target URI is
-    /// `scheme://authority` + path and query, where `authority` is the
-    /// given one or, if `None`, the request's `Host` header. A server that
-    /// knows its public name should pass it rather than trust `Host`.
+    /// A server passes the `authority` it is configured with (its public
+    /// URL's): the target URI is then always `scheme://authority` + path
+    /// and query, whatever the request line or `Host` says. A request
+    /// line in absolute form (RFC 9112 §3.2.2) is accepted only when it
+    /// names that same scheme and authority (compared as RFC 9421 derives
+    /// `@authority`: lowercase, default port removed), and refused with
+    /// [`HttpSigError::ForeignAuthority`] otherwise: a signature made for
+    /// another gateway must never verify here because the request line
+    /// repeats that gateway's name.
+    ///
+    /// With `authority` `None` (an outgoing client request, or a tool that
+    /// knows no better) an absolute `uri` is used as is and an
+    /// origin-form one is completed from the `Host` header.
     ///
     /// Header values that are not UTF-8 are refused with
     /// [`HttpSigError::HeaderNotText`].
@@ -317,21 +328,29 @@ impl OwnedMessage {
         authority: Option<&str>,
     ) -> Result<Self, HttpSigError> {
         let headers = headers_from_http(headers)?;
-        let target_uri = match (uri.scheme_str(), uri.authority()) {
-            (Some(s), Some(a)) => {
-                let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
-                format!("{s}://{a}{pq}")
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let target_uri = match (authority, uri.scheme_str(), uri.authority()) {
+            (Some(ours), s, a) => {
+                if s.is_some() || a.is_some() {
+                    let named = format!("{}://{}/", s.unwrap_or(""), a.map_or("", |a| a.as_str()));
+                    let configured = format!("{scheme}://{ours}/");
+                    let same = match (parse_target_uri(&named), parse_target_uri(&configured)) {
+                        (Ok(n), Ok(c)) => n.scheme == c.scheme && n.authority == c.authority,
+                        _ => false,
+                    };
+                    if !same {
+                        return Err(HttpSigError::ForeignAuthority);
+                    }
+                }
+                format!("{scheme}://{ours}{pq}")
             }
-            _ => {
-                let host = match authority {
-                    Some(a) => a.to_owned(),
-                    None => headers
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-                        .map(|(_, v)| v.trim().to_owned())
-                        .ok_or(HttpSigError::InvalidTargetUri("no authority"))?,
-                };
-                let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            (None, Some(s), Some(a)) => format!("{s}://{a}{pq}"),
+            (None, _, _) => {
+                let host = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                    .map(|(_, v)| v.trim().to_owned())
+                    .ok_or(HttpSigError::InvalidTargetUri("no authority"))?;
                 format!("{scheme}://{host}{pq}")
             }
         };
