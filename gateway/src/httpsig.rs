@@ -1045,14 +1045,26 @@ where
         ));
     }
 
-    // The key, the base, the signature.
-    let key = key_lookup(&keyid).ok_or(HttpSigError::UnknownKeyId)?;
+    // The key, the base, the signature. An unknown key id costs the same
+    // work as a known one (the base is built and a signature verified,
+    // against a key nobody holds), so that the time of a refusal does not
+    // tell which key ids are enrolled.
+    let key = key_lookup(&keyid);
     let mut params_value = String::new();
     sf::serialize_inner_list(items, raw_params, &mut params_value);
-    let base = build_base(msg, &components, &params_value)?;
+    let base = build_base(msg, &components, &params_value);
     let signature = Signature::from_bytes(&sig_array);
-    key.verify_strict(base.as_bytes(), &signature)
-        .map_err(|_| HttpSigError::SignatureInvalid)?;
+    let verifies = match &base {
+        Ok(base) => verify_or_dummy(key.as_ref(), base.as_bytes(), &signature),
+        Err(_) => false,
+    };
+    if key.is_none() {
+        return Err(HttpSigError::UnknownKeyId);
+    }
+    let base = base?;
+    if !verifies {
+        return Err(HttpSigError::SignatureInvalid);
+    }
 
     if covers_digest {
         let value = msg
@@ -1087,6 +1099,48 @@ fn hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
+}
+
+/// Verifies `signature` over `message` under `key`, or, when there is no
+/// key (an unknown key id, participant or organisation), under a key that
+/// nobody holds, and answers false: the same work either way, so that how
+/// long a refusal takes does not tell whether an id is enrolled. Every
+/// signature check of an outsider's request goes through here (httpsig
+/// [`verify`], `Deployment::submit`, the participant's sign-in).
+pub fn verify_or_dummy(key: Option<&VerifyingKey>, message: &[u8], signature: &Signature) -> bool {
+    #[cfg(test)]
+    VERIFICATIONS.with(|n| n.set(n.get() + 1));
+    match key {
+        Some(k) => k.verify_strict(message, signature).is_ok(),
+        None => {
+            // The result is discarded, but computed: `black_box` keeps the
+            // optimiser from dropping the call whose cost is the point.
+            let _ = std::hint::black_box(unheld_key().verify_strict(message, signature));
+            false
+        }
+    }
+}
+
+/// A key nobody holds: drawn at random once per process, its secret half
+/// dropped at once, so that no signature can ever verify under it (and
+/// nothing could be let in if a caller forgot to discard the result).
+/// What an unknown id is checked against.
+pub fn unheld_key() -> &'static VerifyingKey {
+    static KEY: std::sync::OnceLock<VerifyingKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(&mut rand::rngs::OsRng).verifying_key())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Signature checks [`verify_or_dummy`] made on this thread: a test
+    /// counts them to show an unknown id costs one, like a known one.
+    static VERIFICATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The signature checks [`verify_or_dummy`] made on this thread so far.
+#[cfg(test)]
+pub(crate) fn verifications() -> usize {
+    VERIFICATIONS.with(std::cell::Cell::get)
 }
 
 /// A fresh nonce for a signature: 16 random bytes, base64.
@@ -1150,3 +1204,5 @@ pub fn check_content_digest(header_value: &str, body: &[u8]) -> Result<(), HttpS
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unknown_ids_tests;

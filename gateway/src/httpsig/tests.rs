@@ -1090,3 +1090,47 @@ fn a_configured_authority_is_the_target_whatever_the_request_line_says() {
         .unwrap();
     assert_eq!(m.target_uri, "https://gw.example/x");
 }
+
+/// An unknown key id costs a signature verification, as a known one does
+/// (against a key nobody holds), so that the time of a refusal does not
+/// tell which key ids are enrolled (issue 21, item 8).
+#[test]
+fn an_unknown_key_id_costs_a_verification_like_a_known_one() {
+    let headers = good_headers();
+    let count = |lookup: &dyn Fn(&str) -> Option<VerifyingKey>| {
+        let before = verifications();
+        let msg = MessageView {
+            method: "POST",
+            target_uri: URI,
+            headers: &headers,
+            body: BODY,
+        };
+        let r = verify(
+            &msg,
+            LabelPolicy::Exact("sig1"),
+            lookup,
+            NOW,
+            &VerifyPolicy::gateway(),
+        );
+        (r.map(|v| v.keyid().to_owned()), verifications() - before)
+    };
+    assert_eq!(count(&lookup), (Ok(KEYID.to_owned()), 1), "known");
+    assert_eq!(
+        count(&|_| Some(other_key().verifying_key())),
+        (Err(HttpSigError::SignatureInvalid), 1),
+        "known, another key"
+    );
+    assert_eq!(
+        count(&|_| None),
+        (Err(HttpSigError::UnknownKeyId), 1),
+        "unknown"
+    );
+    // Nothing verifies under the key unknown ids are checked against.
+    let sig = agency_key().sign(b"m");
+    assert!(!verify_or_dummy(None, b"m", &sig));
+    assert!(verify_or_dummy(
+        Some(&agency_key().verifying_key()),
+        b"m",
+        &sig
+    ));
+}
