@@ -23,6 +23,7 @@ pub mod forward;
 pub mod metrics;
 pub mod path;
 pub mod refusals;
+pub mod replay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,9 @@ pub struct Gateway {
     /// Unauthenticated refusals counted since the last summary.
     refusals: refusals::Refusals,
     nonces: Mutex<HashMap<String, Arc<NonceCache>>>,
+    /// What the gateway processes before this one accepted: the nonce
+    /// caches start empty, so this refuses their signatures again.
+    earlier: replay::Earlier,
     limits: Limits,
     pub metrics: Metrics,
     /// Participants' sign-in challenges and sessions.
@@ -124,6 +128,18 @@ impl Gateway {
             let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
             state.trust().gateway_key_id.clone()
         };
+        // The start, on the injected clock, and what was accepted before
+        // it: see `replay` for why this makes a replay across a restart
+        // impossible. The window is the longest a signature the agency
+        // path accepts can stay valid after its decision.
+        let policy = VerifyPolicy::gateway();
+        let skew = policy.max_skew_secs.clamp(0, httpsig::MAX_SKEW_SECS);
+        let window = policy
+            .max_lifetime_secs
+            .unwrap_or(httpsig::DEFAULT_MAX_LIFETIME_SECS)
+            .saturating_add(2 * skew);
+        let earlier =
+            replay::Earlier::scan(&dep.log, clock.now(), window).map_err(|e| e.to_string())?;
         Ok(Self {
             forwarder: Forwarder::new(
                 key_id.clone(),
@@ -139,6 +155,7 @@ impl Gateway {
             scheme: scheme.to_string(),
             authority,
             nonces: Mutex::new(HashMap::new()),
+            earlier,
             limits,
             metrics: Metrics::default(),
             sessions: crate::participant::session::Sessions::new(Default::default()),
@@ -255,8 +272,10 @@ fn refused_digest(method: &str, target: &str, headers: &HeaderMap) -> String {
 
 impl Gateway {
     /// The verified signature and the organisation whose current key with
-    /// `role` made it, its nonce unseen before; or the reason code of the
-    /// refusal.
+    /// `role` made it, its nonce unseen before, by this process and by any
+    /// before it (`digests` says whether the caller's path logs each
+    /// accepted signature's digest before it has an effect; see
+    /// [`replay`]); or the reason code of the refusal.
     pub(crate) fn authenticate(
         &self,
         parts: &http::request::Parts,
@@ -264,7 +283,10 @@ impl Gateway {
         now: i64,
         role: Role,
         policy: &VerifyPolicy,
+        digests: replay::Digests,
     ) -> Result<(httpsig::Verified, String), &'static str> {
+        // The target is always the configured authority's: an
+        // absolute-form request line naming another is refused here.
         let msg = OwnedMessage::from_http(
             &parts.method,
             &parts.uri,
@@ -293,6 +315,19 @@ impl Gateway {
         let agency = agency
             .into_inner()
             .ok_or(HttpSigError::UnknownKeyId.code())?;
+        // `created` is required by every policy this is called with; a
+        // signature without one counts as created before the start.
+        let created = verified.created().unwrap_or(i64::MIN);
+        self.earlier
+            .check(
+                created,
+                verified.request_digest(),
+                now,
+                policy.max_skew_secs.clamp(0, httpsig::MAX_SKEW_SECS),
+                policy.max_lifetime_secs,
+                digests,
+            )
+            .map_err(|e| e.code())?;
         let replay = match (
             self.nonce_share(&agency),
             verified.nonce(),
@@ -455,11 +490,17 @@ pub async fn records(
 
     // 1. Authenticate.
     let now = g.clock.now();
-    let (verified, requester) =
-        match g.authenticate(&parts, &body, now, Role::Agency, &VerifyPolicy::gateway()) {
-            Ok(v) => v,
-            Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
-        };
+    let (verified, requester) = match g.authenticate(
+        &parts,
+        &body,
+        now,
+        Role::Agency,
+        &VerifyPolicy::gateway(),
+        replay::Digests::Logged,
+    ) {
+        Ok(v) => v,
+        Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
+    };
 
     // What may be forwarded: a grammar, checked before anything is
     // decided (a refusal is logged, attributed to the verified key).
