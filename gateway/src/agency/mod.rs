@@ -451,6 +451,66 @@ fn counts(map: &std::collections::BTreeMap<String, u32>) -> Vec<CategoryCount> {
         .collect()
 }
 
+/// Why the headers a request is decided on were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A signature covers a field's lines joined with ", "; a decision on
+    /// one of them would rest on less than was signed.
+    #[error("the {0} header appears more than once; send it once, on one line")]
+    Repeated(&'static str),
+    #[error("consentry-purpose must be one purpose code (lowercase letters, digits and '-', in '.'-separated segments) of at most {MAX_CODE_BYTES} bytes", MAX_CODE_BYTES = policy::limits::MAX_CODE_BYTES)]
+    Purpose,
+    #[error("each of consentry-categories must be a category code (lowercase letters, digits and '-', in '.'-separated segments) of at most {MAX_CODE_BYTES} bytes", MAX_CODE_BYTES = policy::limits::MAX_CODE_BYTES)]
+    Category,
+    #[error("consentry-categories names more than {CATEGORIES_MAX} categories")]
+    TooManyCategories,
+}
+
+impl HeaderError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            HeaderError::Repeated(_) => "repeated-header",
+            HeaderError::Purpose => "invalid-purpose",
+            HeaderError::Category => "invalid-category",
+            HeaderError::TooManyCategories => "too-many-categories",
+        }
+    }
+}
+
+/// The purpose and the categories of a request, each header on one line
+/// and each value shaped as a vocabulary code within policy's bound, so
+/// that every request that reaches `decide` can also be logged. Whether a
+/// code is in the vocabulary is for the decision (a deny, logged). Empty
+/// items of the list are skipped, as before; an empty list is decided.
+pub fn decision_headers(headers: &HeaderMap) -> Result<(String, Vec<String>), HeaderError> {
+    let one = |name: &'static str| -> Result<&str, HeaderError> {
+        let mut lines = headers.get_all(name).iter();
+        let first = lines.next();
+        if lines.next().is_some() {
+            return Err(HeaderError::Repeated(name));
+        }
+        // Absent or not text: the signature covers both headers, so this
+        // is only reached for a value that is no code at all.
+        Ok(first.and_then(|v| v.to_str().ok()).unwrap_or_default())
+    };
+    let purpose = one(PURPOSE_HEADER)?.trim();
+    let list = one(CATEGORIES_HEADER)?;
+    if !policy::vocab::is_valid_code(purpose) {
+        return Err(HeaderError::Purpose);
+    }
+    let mut categories = Vec::new();
+    for c in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if categories.len() == CATEGORIES_MAX {
+            return Err(HeaderError::TooManyCategories);
+        }
+        if !policy::vocab::is_valid_code(c) {
+            return Err(HeaderError::Category);
+        }
+        categories.push(c.to_string());
+    }
+    Ok((purpose.to_string(), categories))
+}
+
 /// The raw path after `/v1/records/{holder}/{participant}/`, before any
 /// percent-decoding: the grammar reads what the agency sent.
 fn raw_fhir_path(path: &str) -> Option<&str> {
@@ -522,27 +582,30 @@ pub async fn records(
         }
     };
 
-    // 2–3. Decide at this position and log it durably.
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
+    // The headers it is decided on, once each and well formed, or a 400
+    // logged against the verified key (never a 503 from the log's own
+    // bounds, never a decision on part of what was signed).
+    let (purpose, categories) = match decision_headers(&parts.headers) {
+        Ok(h) => h,
+        Err(e) => {
+            return g
+                .refuse_invalid(
+                    e.code(),
+                    &e.to_string(),
+                    verified.keyid(),
+                    digest_of_refused(),
+                )
+                .await
+        }
     };
-    let categories: Vec<String> = header(CATEGORIES_HEADER)
-        .split(',')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .take(CATEGORIES_MAX + 1)
-        .collect();
+
+    // 2–3. Decide at this position and log it durably.
     let ask = Ask {
         requester: requester.clone(),
         holder: holder.clone(),
         participant: participant.clone(),
         categories,
-        purpose: header(PURPOSE_HEADER).trim().to_string(),
+        purpose,
     };
     let decision_id = new_decision_id();
     let logged = match g
