@@ -111,6 +111,8 @@ pub enum HttpSigError {
     HeaderNotText(String),
     #[error("invalid target uri: {0}")]
     InvalidTargetUri(&'static str),
+    #[error("the request line names another scheme or authority than this gateway's; sign for, and send to, the gateway's public URL")]
+    ForeignAuthority,
     #[error("invalid method")]
     InvalidMethod,
     #[error("signature does not verify")]
@@ -157,6 +159,7 @@ impl HttpSigError {
             InvalidComponentValue(_) => "invalid-component-value",
             HeaderNotText(_) => "header-not-text",
             InvalidTargetUri(_) => "invalid-target-uri",
+            ForeignAuthority => "foreign-target-authority",
             InvalidMethod => "invalid-method",
             SignatureInvalid => "signature-invalid",
             MissingContentDigest => "missing-content-digest",
@@ -301,11 +304,19 @@ impl OwnedMessage {
     /// From an `http` (1.x) request's method, URI and headers, as axum
     /// and hyper provide them.
     ///
-    /// If `uri` is absolute (an outgoing client request) it is used as is.
-    /// Otherwise (origin-form, as a server sees it) the target URI is
-    /// `scheme://authority` + path and query, where `authority` is the
-    /// given one or, if `None`, the request's `Host` header. A server that
-    /// knows its public name should pass it rather than trust `Host`.
+    /// A server passes the `authority` it is configured with (its public
+    /// URL's): the target URI is then always `scheme://authority` + path
+    /// and query, whatever the request line or `Host` says. A request
+    /// line in absolute form (RFC 9112 §3.2.2) is accepted only when it
+    /// names that same scheme and authority (compared as RFC 9421 derives
+    /// `@authority`: lowercase, default port removed), and refused with
+    /// [`HttpSigError::ForeignAuthority`] otherwise: a signature made for
+    /// another gateway must never verify here because the request line
+    /// repeats that gateway's name.
+    ///
+    /// With `authority` `None` (an outgoing client request, or a tool that
+    /// knows no better) an absolute `uri` is used as is and an
+    /// origin-form one is completed from the `Host` header.
     ///
     /// Header values that are not UTF-8 are refused with
     /// [`HttpSigError::HeaderNotText`].
@@ -317,21 +328,29 @@ impl OwnedMessage {
         authority: Option<&str>,
     ) -> Result<Self, HttpSigError> {
         let headers = headers_from_http(headers)?;
-        let target_uri = match (uri.scheme_str(), uri.authority()) {
-            (Some(s), Some(a)) => {
-                let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
-                format!("{s}://{a}{pq}")
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let target_uri = match (authority, uri.scheme_str(), uri.authority()) {
+            (Some(ours), s, a) => {
+                if s.is_some() || a.is_some() {
+                    let named = format!("{}://{}/", s.unwrap_or(""), a.map_or("", |a| a.as_str()));
+                    let configured = format!("{scheme}://{ours}/");
+                    let same = match (parse_target_uri(&named), parse_target_uri(&configured)) {
+                        (Ok(n), Ok(c)) => n.scheme == c.scheme && n.authority == c.authority,
+                        _ => false,
+                    };
+                    if !same {
+                        return Err(HttpSigError::ForeignAuthority);
+                    }
+                }
+                format!("{scheme}://{ours}{pq}")
             }
-            _ => {
-                let host = match authority {
-                    Some(a) => a.to_owned(),
-                    None => headers
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-                        .map(|(_, v)| v.trim().to_owned())
-                        .ok_or(HttpSigError::InvalidTargetUri("no authority"))?,
-                };
-                let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            (None, Some(s), Some(a)) => format!("{s}://{a}{pq}"),
+            (None, _, _) => {
+                let host = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                    .map(|(_, v)| v.trim().to_owned())
+                    .ok_or(HttpSigError::InvalidTargetUri("no authority"))?;
                 format!("{scheme}://{host}{pq}")
             }
         };
@@ -1026,14 +1045,26 @@ where
         ));
     }
 
-    // The key, the base, the signature.
-    let key = key_lookup(&keyid).ok_or(HttpSigError::UnknownKeyId)?;
+    // The key, the base, the signature. An unknown key id costs the same
+    // work as a known one (the base is built and a signature verified,
+    // against a key nobody holds), so that the time of a refusal does not
+    // tell which key ids are enrolled.
+    let key = key_lookup(&keyid);
     let mut params_value = String::new();
     sf::serialize_inner_list(items, raw_params, &mut params_value);
-    let base = build_base(msg, &components, &params_value)?;
+    let base = build_base(msg, &components, &params_value);
     let signature = Signature::from_bytes(&sig_array);
-    key.verify_strict(base.as_bytes(), &signature)
-        .map_err(|_| HttpSigError::SignatureInvalid)?;
+    let verifies = match &base {
+        Ok(base) => verify_or_dummy(key.as_ref(), base.as_bytes(), &signature),
+        Err(_) => false,
+    };
+    if key.is_none() {
+        return Err(HttpSigError::UnknownKeyId);
+    }
+    let base = base?;
+    if !verifies {
+        return Err(HttpSigError::SignatureInvalid);
+    }
 
     if covers_digest {
         let value = msg
@@ -1068,6 +1099,48 @@ fn hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
+}
+
+/// Verifies `signature` over `message` under `key`, or, when there is no
+/// key (an unknown key id, participant or organisation), under a key that
+/// nobody holds, and answers false: the same work either way, so that how
+/// long a refusal takes does not tell whether an id is enrolled. Every
+/// signature check of an outsider's request goes through here (httpsig
+/// [`verify`], `Deployment::submit`, the participant's sign-in).
+pub fn verify_or_dummy(key: Option<&VerifyingKey>, message: &[u8], signature: &Signature) -> bool {
+    #[cfg(test)]
+    VERIFICATIONS.with(|n| n.set(n.get() + 1));
+    match key {
+        Some(k) => k.verify_strict(message, signature).is_ok(),
+        None => {
+            // The result is discarded, but computed: `black_box` keeps the
+            // optimiser from dropping the call whose cost is the point.
+            let _ = std::hint::black_box(unheld_key().verify_strict(message, signature));
+            false
+        }
+    }
+}
+
+/// A key nobody holds: drawn at random once per process, its secret half
+/// dropped at once, so that no signature can ever verify under it (and
+/// nothing could be let in if a caller forgot to discard the result).
+/// What an unknown id is checked against.
+pub fn unheld_key() -> &'static VerifyingKey {
+    static KEY: std::sync::OnceLock<VerifyingKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(&mut rand::rngs::OsRng).verifying_key())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Signature checks [`verify_or_dummy`] made on this thread: a test
+    /// counts them to show an unknown id costs one, like a known one.
+    static VERIFICATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The signature checks [`verify_or_dummy`] made on this thread so far.
+#[cfg(test)]
+pub(crate) fn verifications() -> usize {
+    VERIFICATIONS.with(std::cell::Cell::get)
 }
 
 /// A fresh nonce for a signature: 16 random bytes, base64.
@@ -1131,3 +1204,5 @@ pub fn check_content_digest(header_value: &str, body: &[u8]) -> Result<(), HttpS
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unknown_ids_tests;

@@ -416,12 +416,26 @@ pub mod net {
         pub gateway: Arc<Gateway>,
         pub clock: Arc<ManualClock>,
         pub addr: SocketAddr,
+        /// The gateway's configured public URL, which agencies sign
+        /// against: `http://{addr}` of the first start, kept by
+        /// [`Net::restart`] (a restarted gateway listens elsewhere).
+        pub public_url: String,
         /// The operator's listener: `/metrics`.
         pub metrics_addr: SocketAddr,
         pub upstreams: Vec<(String, SocketAddr)>,
+        dir: std::path::PathBuf,
+        limits: HttpLimits,
+        upstream_timeout: Duration,
         stop: tokio::sync::watch::Sender<bool>,
         servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     }
+
+    /// How long before [`NOW`] the fixture's first gateway starts: a real
+    /// gateway has been up a while by the time it is asked, and the
+    /// gateway refuses signatures that a process before it could have
+    /// accepted (those created up to its clock skew after its start) when
+    /// it cannot know whether they were; see `Gateway::authenticate`.
+    pub const UPTIME_AT_NOW: i64 = 60;
 
     async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -502,11 +516,59 @@ pub mod net {
         .await
         .unwrap();
         let (l, addr) = bind().await;
+        clock.set(NOW - UPTIME_AT_NOW);
+        let net = serve(
+            Opened {
+                dir: dir.to_path_buf(),
+                dep,
+                clock: clock.clone(),
+                upstreams,
+                public_url: format!("http://{addr}"),
+                limits,
+                upstream_timeout,
+            },
+            l,
+            adjust,
+        )
+        .await;
+        clock.set(NOW);
+        net
+    }
+
+    /// An opened deployment and what its gateway is configured with.
+    struct Opened {
+        dir: std::path::PathBuf,
+        dep: Arc<Deployment>,
+        clock: Arc<ManualClock>,
+        upstreams: Vec<(String, SocketAddr)>,
+        public_url: String,
+        limits: HttpLimits,
+        upstream_timeout: Duration,
+    }
+
+    /// Starts the gateway (its app on `l`, `/metrics` on a listener of
+    /// its own) on an opened deployment, `adjust` run on it first.
+    async fn serve(
+        o: Opened,
+        l: tokio::net::TcpListener,
+        adjust: impl FnOnce(&mut Gateway),
+    ) -> Net {
+        let Opened {
+            dir,
+            dep,
+            clock,
+            upstreams,
+            public_url,
+            limits,
+            upstream_timeout,
+        } = o;
+        let addr = l.local_addr().unwrap();
+        let gw_key = fixture::gateway().signing_key().clone();
         let mut gateway = Gateway::new(
             dep.clone(),
             clock.clone(),
             gw_key,
-            &format!("http://{addr}"),
+            &public_url,
             upstream_timeout,
             1 << 20,
             Limits::default(),
@@ -537,8 +599,12 @@ pub mod net {
             gateway,
             clock,
             addr,
+            public_url,
             metrics_addr,
             upstreams,
+            dir,
+            limits,
+            upstream_timeout,
             stop,
             servers,
         }
@@ -708,8 +774,15 @@ pub mod net {
         pub body: Vec<u8>,
     }
 
-    /// Signs `ask` as its agency with RFC 9421, at `now`, with a fresh nonce.
+    /// Signs `ask` as its agency with RFC 9421, at `now`, with a fresh
+    /// nonce, for the gateway at `net_addr` (`http://{net_addr}`).
     pub fn sign(net_addr: SocketAddr, ask: &Ask, key: &SigningKey, now: i64) -> Raw {
+        sign_for(&format!("http://{net_addr}"), ask, key, now)
+    }
+
+    /// Signs `ask` for the gateway whose public URL is `origin`
+    /// (`scheme://authority`).
+    pub fn sign_for(origin: &str, ask: &Ask, key: &SigningKey, now: i64) -> Raw {
         let mut headers = vec![
             ("consentry-purpose".to_string(), ask.purpose.clone()),
             ("consentry-categories".to_string(), ask.categories.clone()),
@@ -729,7 +802,7 @@ pub mod net {
         }
         let msg = OwnedMessage {
             method: "GET".into(),
-            target_uri: format!("http://{net_addr}{}", ask.target()),
+            target_uri: format!("{origin}{}", ask.target()),
             headers: headers.clone(),
         };
         let mut nonce = [0u8; 16];
@@ -841,11 +914,50 @@ pub mod net {
 
     /// Signs and sends `ask` at the net's clock.
     pub async fn ask(net: &Net, ask: &Ask) -> Answer {
-        let raw = sign(net.addr, ask, &agency_key(&ask.agency), net.clock_now());
+        let raw = sign_for(
+            &net.public_url,
+            ask,
+            &agency_key(&ask.agency),
+            net.clock_now(),
+        );
         send(net.addr, &raw).await
     }
 
     impl Net {
+        /// A real restart: stops this gateway and closes its deployment
+        /// (as [`Net::stop`]), then opens the same data directory again
+        /// (replaying the log, seeding nothing) and starts a new gateway
+        /// on it at the clock's present time, with the same public URL,
+        /// upstreams and HTTP limits (not what `start_adjusted` changed),
+        /// on a new listener.
+        pub async fn restart(self) -> Net {
+            let dir = self.dir.clone();
+            let clock = self.clock.clone();
+            let upstreams = self.upstreams.clone();
+            let public_url = self.public_url.clone();
+            let limits = self.limits.clone();
+            let upstream_timeout = self.upstream_timeout;
+            self.stop().await;
+            let dep = Arc::new(
+                Deployment::open(&dir.join("data"), fixture::gateway(), fixture::trust()).unwrap(),
+            );
+            let (l, _) = bind().await;
+            serve(
+                Opened {
+                    dir,
+                    dep,
+                    clock,
+                    upstreams,
+                    public_url,
+                    limits,
+                    upstream_timeout,
+                },
+                l,
+                |_| {},
+            )
+            .await
+        }
+
         /// Stops the gateway, publishes a final checkpoint and closes the
         /// deployment, releasing its store for an outside check.
         pub async fn stop(self) {

@@ -23,6 +23,7 @@ pub mod forward;
 pub mod metrics;
 pub mod path;
 pub mod refusals;
+pub mod replay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,9 @@ pub struct Gateway {
     /// Unauthenticated refusals counted since the last summary.
     refusals: refusals::Refusals,
     nonces: Mutex<HashMap<String, Arc<NonceCache>>>,
+    /// What the gateway processes before this one accepted: the nonce
+    /// caches start empty, so this refuses their signatures again.
+    earlier: replay::Earlier,
     limits: Limits,
     pub metrics: Metrics,
     /// Participants' sign-in challenges and sessions.
@@ -124,6 +128,18 @@ impl Gateway {
             let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
             state.trust().gateway_key_id.clone()
         };
+        // The start, on the injected clock, and what was accepted before
+        // it: see `replay` for why this makes a replay across a restart
+        // impossible. The window is the longest a signature the agency
+        // path accepts can stay valid after its decision.
+        let policy = VerifyPolicy::gateway();
+        let skew = policy.max_skew_secs.clamp(0, httpsig::MAX_SKEW_SECS);
+        let window = policy
+            .max_lifetime_secs
+            .unwrap_or(httpsig::DEFAULT_MAX_LIFETIME_SECS)
+            .saturating_add(2 * skew);
+        let earlier =
+            replay::Earlier::scan(&dep.log, clock.now(), window).map_err(|e| e.to_string())?;
         Ok(Self {
             forwarder: Forwarder::new(
                 key_id.clone(),
@@ -139,6 +155,7 @@ impl Gateway {
             scheme: scheme.to_string(),
             authority,
             nonces: Mutex::new(HashMap::new()),
+            earlier,
             limits,
             metrics: Metrics::default(),
             sessions: crate::participant::session::Sessions::new(Default::default()),
@@ -255,8 +272,10 @@ fn refused_digest(method: &str, target: &str, headers: &HeaderMap) -> String {
 
 impl Gateway {
     /// The verified signature and the organisation whose current key with
-    /// `role` made it, its nonce unseen before; or the reason code of the
-    /// refusal.
+    /// `role` made it, its nonce unseen before, by this process and by any
+    /// before it (`digests` says whether the caller's path logs each
+    /// accepted signature's digest before it has an effect; see
+    /// [`replay`]); or the reason code of the refusal.
     pub(crate) fn authenticate(
         &self,
         parts: &http::request::Parts,
@@ -264,7 +283,10 @@ impl Gateway {
         now: i64,
         role: Role,
         policy: &VerifyPolicy,
+        digests: replay::Digests,
     ) -> Result<(httpsig::Verified, String), &'static str> {
+        // The target is always the configured authority's: an
+        // absolute-form request line naming another is refused here.
         let msg = OwnedMessage::from_http(
             &parts.method,
             &parts.uri,
@@ -293,6 +315,19 @@ impl Gateway {
         let agency = agency
             .into_inner()
             .ok_or(HttpSigError::UnknownKeyId.code())?;
+        // `created` is required by every policy this is called with; a
+        // signature without one counts as created before the start.
+        let created = verified.created().unwrap_or(i64::MIN);
+        self.earlier
+            .check(
+                created,
+                verified.request_digest(),
+                now,
+                policy.max_skew_secs.clamp(0, httpsig::MAX_SKEW_SECS),
+                policy.max_lifetime_secs,
+                digests,
+            )
+            .map_err(|e| e.code())?;
         let replay = match (
             self.nonce_share(&agency),
             verified.nonce(),
@@ -416,6 +451,66 @@ fn counts(map: &std::collections::BTreeMap<String, u32>) -> Vec<CategoryCount> {
         .collect()
 }
 
+/// Why the headers a request is decided on were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A signature covers a field's lines joined with ", "; a decision on
+    /// one of them would rest on less than was signed.
+    #[error("the {0} header appears more than once; send it once, on one line")]
+    Repeated(&'static str),
+    #[error("consentry-purpose must be one purpose code (lowercase letters, digits and '-', in '.'-separated segments) of at most {MAX_CODE_BYTES} bytes", MAX_CODE_BYTES = policy::limits::MAX_CODE_BYTES)]
+    Purpose,
+    #[error("each of consentry-categories must be a category code (lowercase letters, digits and '-', in '.'-separated segments) of at most {MAX_CODE_BYTES} bytes", MAX_CODE_BYTES = policy::limits::MAX_CODE_BYTES)]
+    Category,
+    #[error("consentry-categories names more than {CATEGORIES_MAX} categories")]
+    TooManyCategories,
+}
+
+impl HeaderError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            HeaderError::Repeated(_) => "repeated-header",
+            HeaderError::Purpose => "invalid-purpose",
+            HeaderError::Category => "invalid-category",
+            HeaderError::TooManyCategories => "too-many-categories",
+        }
+    }
+}
+
+/// The purpose and the categories of a request, each header on one line
+/// and each value shaped as a vocabulary code within policy's bound, so
+/// that every request that reaches `decide` can also be logged. Whether a
+/// code is in the vocabulary is for the decision (a deny, logged). Empty
+/// items of the list are skipped, as before; an empty list is decided.
+pub fn decision_headers(headers: &HeaderMap) -> Result<(String, Vec<String>), HeaderError> {
+    let one = |name: &'static str| -> Result<&str, HeaderError> {
+        let mut lines = headers.get_all(name).iter();
+        let first = lines.next();
+        if lines.next().is_some() {
+            return Err(HeaderError::Repeated(name));
+        }
+        // Absent or not text: the signature covers both headers, so this
+        // is only reached for a value that is no code at all.
+        Ok(first.and_then(|v| v.to_str().ok()).unwrap_or_default())
+    };
+    let purpose = one(PURPOSE_HEADER)?.trim();
+    let list = one(CATEGORIES_HEADER)?;
+    if !policy::vocab::is_valid_code(purpose) {
+        return Err(HeaderError::Purpose);
+    }
+    let mut categories = Vec::new();
+    for c in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if categories.len() == CATEGORIES_MAX {
+            return Err(HeaderError::TooManyCategories);
+        }
+        if !policy::vocab::is_valid_code(c) {
+            return Err(HeaderError::Category);
+        }
+        categories.push(c.to_string());
+    }
+    Ok((purpose.to_string(), categories))
+}
+
 /// The raw path after `/v1/records/{holder}/{participant}/`, before any
 /// percent-decoding: the grammar reads what the agency sent.
 fn raw_fhir_path(path: &str) -> Option<&str> {
@@ -455,11 +550,17 @@ pub async fn records(
 
     // 1. Authenticate.
     let now = g.clock.now();
-    let (verified, requester) =
-        match g.authenticate(&parts, &body, now, Role::Agency, &VerifyPolicy::gateway()) {
-            Ok(v) => v,
-            Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
-        };
+    let (verified, requester) = match g.authenticate(
+        &parts,
+        &body,
+        now,
+        Role::Agency,
+        &VerifyPolicy::gateway(),
+        replay::Digests::Logged,
+    ) {
+        Ok(v) => v,
+        Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
+    };
 
     // What may be forwarded: a grammar, checked before anything is
     // decided (a refusal is logged, attributed to the verified key).
@@ -481,27 +582,30 @@ pub async fn records(
         }
     };
 
-    // 2–3. Decide at this position and log it durably.
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
+    // The headers it is decided on, once each and well formed, or a 400
+    // logged against the verified key (never a 503 from the log's own
+    // bounds, never a decision on part of what was signed).
+    let (purpose, categories) = match decision_headers(&parts.headers) {
+        Ok(h) => h,
+        Err(e) => {
+            return g
+                .refuse_invalid(
+                    e.code(),
+                    &e.to_string(),
+                    verified.keyid(),
+                    digest_of_refused(),
+                )
+                .await
+        }
     };
-    let categories: Vec<String> = header(CATEGORIES_HEADER)
-        .split(',')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .take(CATEGORIES_MAX + 1)
-        .collect();
+
+    // 2–3. Decide at this position and log it durably.
     let ask = Ask {
         requester: requester.clone(),
         holder: holder.clone(),
         participant: participant.clone(),
         categories,
-        purpose: header(PURPOSE_HEADER).trim().to_string(),
+        purpose,
     };
     let decision_id = new_decision_id();
     let logged = match g

@@ -1039,3 +1039,98 @@ fn mutated_headers_never_panic() {
         }
     }
 }
+
+/// A server passes its configured authority: the target is always built
+/// from it, and an absolute-form request line naming another scheme or
+/// authority is refused, never used as the target (issue 21, item 7).
+#[test]
+fn a_configured_authority_is_the_target_whatever_the_request_line_says() {
+    let map = http::HeaderMap::new();
+    let ours = |uri: &str| {
+        let uri: http::Uri = uri.parse().unwrap();
+        OwnedMessage::from_http(
+            &http::Method::GET,
+            &uri,
+            &map,
+            "https",
+            Some("gw.example:8443"),
+        )
+    };
+    let want = "https://gw.example:8443/v1/records/a/b/Observation?x=1";
+    assert_eq!(
+        ours("/v1/records/a/b/Observation?x=1").unwrap().target_uri,
+        want
+    );
+    // The same authority in absolute form, in any case.
+    assert_eq!(
+        ours("https://GW.example:8443/v1/records/a/b/Observation?x=1")
+            .unwrap()
+            .target_uri,
+        want
+    );
+    for other in [
+        "http://other-gateway.example:8700/v1/records/a/b/Observation",
+        "https://other-gateway.example:8443/v1/records/a/b/Observation",
+        "https://gw.example/v1/records/a/b/Observation",
+        "http://gw.example:8443/v1/records/a/b/Observation",
+    ] {
+        assert_eq!(
+            ours(other).unwrap_err(),
+            HttpSigError::ForeignAuthority,
+            "{other}"
+        );
+        assert_eq!(
+            HttpSigError::ForeignAuthority.code(),
+            "foreign-target-authority"
+        );
+    }
+    // A default port is the same authority, as RFC 9421 derives it.
+    let uri: http::Uri = "https://gw.example:443/x".parse().unwrap();
+    let m = OwnedMessage::from_http(&http::Method::GET, &uri, &map, "https", Some("gw.example"))
+        .unwrap();
+    assert_eq!(m.target_uri, "https://gw.example/x");
+}
+
+/// An unknown key id costs a signature verification, as a known one does
+/// (against a key nobody holds), so that the time of a refusal does not
+/// tell which key ids are enrolled (issue 21, item 8).
+#[test]
+fn an_unknown_key_id_costs_a_verification_like_a_known_one() {
+    let headers = good_headers();
+    let count = |lookup: &dyn Fn(&str) -> Option<VerifyingKey>| {
+        let before = verifications();
+        let msg = MessageView {
+            method: "POST",
+            target_uri: URI,
+            headers: &headers,
+            body: BODY,
+        };
+        let r = verify(
+            &msg,
+            LabelPolicy::Exact("sig1"),
+            lookup,
+            NOW,
+            &VerifyPolicy::gateway(),
+        );
+        (r.map(|v| v.keyid().to_owned()), verifications() - before)
+    };
+    assert_eq!(count(&lookup), (Ok(KEYID.to_owned()), 1), "known");
+    assert_eq!(
+        count(&|_| Some(other_key().verifying_key())),
+        (Err(HttpSigError::SignatureInvalid), 1),
+        "known, another key"
+    );
+    assert_eq!(
+        count(&|_| None),
+        (Err(HttpSigError::UnknownKeyId), 1),
+        "unknown"
+    );
+    // Nothing verifies under the key unknown ids are checked against.
+    let sig = agency_key().sign(b"m");
+    assert!(!verify_or_dummy(None, b"m", &sig));
+    assert!(verify_or_dummy(
+        Some(&agency_key().verifying_key()),
+        b"m",
+        &sig
+    ));
+}
