@@ -467,8 +467,50 @@ pub mod net {
         upstream_timeout: Duration,
         adjust: impl FnOnce(&mut Gateway),
     ) -> Net {
+        start_keyed(
+            dir,
+            limits,
+            upstream_timeout,
+            adjust,
+            fixture::gateway(),
+            None,
+        )
+        .await
+    }
+
+    /// As [`start`], with another gateway and log key (`signer`, trusted
+    /// in its place) and, if `at` is given, on that address: the same
+    /// origin as a stopped gateway, to a browser whose storage outlives it.
+    pub async fn start_elsewhere(
+        dir: &std::path::Path,
+        signer: ledger::NoteSigner,
+        at: Option<SocketAddr>,
+    ) -> Net {
+        start_keyed(
+            dir,
+            HttpLimits::default(),
+            Duration::from_secs(5),
+            |_| {},
+            signer,
+            at,
+        )
+        .await
+    }
+
+    async fn start_keyed(
+        dir: &std::path::Path,
+        limits: HttpLimits,
+        upstream_timeout: Duration,
+        adjust: impl FnOnce(&mut Gateway),
+        signer: ledger::NoteSigner,
+        at: Option<SocketAddr>,
+    ) -> Net {
         let clock = Arc::new(ManualClock::new(NOW));
-        let gw_key = fixture::gateway().signing_key().clone();
+        let gw_key = signer.signing_key().clone();
+        let trust = policy::Trust {
+            gateway_public_key: B64.encode(gw_key.verifying_key().as_bytes()),
+            ..fixture::trust()
+        };
         let mut upstreams = Vec::new();
         for (id, _, holder) in AGENCIES {
             if let Some(h) = holder {
@@ -478,9 +520,7 @@ pub mod net {
                 upstreams.push((id.to_string(), a));
             }
         }
-        let dep = Arc::new(
-            Deployment::open(&dir.join("data"), fixture::gateway(), fixture::trust()).unwrap(),
-        );
+        let dep = Arc::new(Deployment::open(&dir.join("data"), signer, trust).unwrap());
         for (i, (id, classes, _)) in AGENCIES.iter().enumerate() {
             let upstream = upstreams
                 .iter()
@@ -515,7 +555,10 @@ pub mod net {
         ))
         .await
         .unwrap();
-        let (l, addr) = bind().await;
+        let (l, addr) = match at {
+            Some(a) => (tokio::net::TcpListener::bind(a).await.unwrap(), a),
+            None => bind().await,
+        };
         clock.set(NOW - UPTIME_AT_NOW);
         let net = serve(
             Opened {
@@ -526,6 +569,7 @@ pub mod net {
                 public_url: format!("http://{addr}"),
                 limits,
                 upstream_timeout,
+                key: gw_key,
             },
             l,
             adjust,
@@ -544,6 +588,8 @@ pub mod net {
         public_url: String,
         limits: HttpLimits,
         upstream_timeout: Duration,
+        /// The gateway's (and the log's) key.
+        key: ed25519_dalek::SigningKey,
     }
 
     /// Starts the gateway (its app on `l`, `/metrics` on a listener of
@@ -561,9 +607,9 @@ pub mod net {
             public_url,
             limits,
             upstream_timeout,
+            key: gw_key,
         } = o;
         let addr = l.local_addr().unwrap();
-        let gw_key = fixture::gateway().signing_key().clone();
         let mut gateway = Gateway::new(
             dep.clone(),
             clock.clone(),
@@ -951,6 +997,7 @@ pub mod net {
                     public_url,
                     limits,
                     upstream_timeout,
+                    key: fixture::gateway().signing_key().clone(),
                 },
                 l,
                 |_| {},

@@ -66,12 +66,32 @@ async fn browser() -> (Driver, Client) {
             .connect(&url)
             .await
         {
-            Ok(c) => return (driver, c),
+            Ok(c) => {
+                device_clock_at_fixture_now(&c).await;
+                return (driver, c);
+            }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("chromedriver did not start: {last:?}");
+}
+
+/// The fixture gateway's clock stands at `fixture::NOW`, not today; the
+/// portal refuses to sign an entry dated minutes away from the device's
+/// clock, so this browser's `Date.now` is set to the gateway's time (and
+/// runs on from there), before any page's script runs.
+async fn device_clock_at_fixture_now(c: &Client) {
+    let source = format!(
+        "(() => {{ const real = Date.now.bind(Date); const offset = {} - real(); Date.now = () => real() + offset; }})();",
+        fixture::NOW * 1000
+    );
+    c.issue_cmd(Cdp(json!({
+        "cmd": "Page.addScriptToEvaluateOnNewDocument",
+        "params": {"source": source},
+    })))
+    .await
+    .unwrap();
 }
 
 /// axe-core's serious and critical violations on the loaded page.
@@ -1072,6 +1092,218 @@ async fn the_verified_mark_waits_for_the_witness_quorum() {
         wait_for(&c, "return document.querySelectorAll('.proof').length > 0 && [...document.querySelectorAll('.proof')].every(p => p.dataset.state === 'verified');").await,
         "verified once two of three witnesses cosigned"
     );
+    c.close().await.unwrap();
+    net.stop().await;
+}
+
+/// Puts the fixture participant's key in this browser from its recovery
+/// code (the restore page) and signs in by the form.
+async fn restore_and_sign_in(c: &Client, origin: &str, lang: &str) {
+    let id = fixture::participant_id(0);
+    let code = gateway::participant::recovery::encode(&fixture::participant_key(0).to_bytes());
+    c.goto(&format!("{origin}/portal/{lang}/restore"))
+        .await
+        .unwrap();
+    type_into(c, "#participant", &id, Drive::Pointer).await;
+    type_into(c, "#code", &code, Drive::Pointer).await;
+    activate(c, "#restore button", Drive::Pointer).await;
+    assert!(
+        wait_for(
+            c,
+            &format!("return location.pathname === '/portal/{lang}/signin';")
+        )
+        .await
+    );
+    type_into(c, "#participant", &id, Drive::Pointer).await;
+    activate(c, "#signin button", Drive::Pointer).await;
+    assert!(
+        wait_for(
+            c,
+            &format!("return location.pathname === '/portal/{lang}/';")
+        )
+        .await,
+        "signed in"
+    );
+}
+
+/// The log's key is kept in the browser the first time it is used here.
+/// When the same origin later serves another log key (here: the gateway
+/// restarted with a new key, over the same browser profile), nothing is
+/// marked verified, each item says the key changed, and a warning says
+/// what to do; in both languages. The new gateway's checkpoint and proofs
+/// are themselves valid under the key it serves: only the pin refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_key_other_than_the_one_kept_here_verifies_nothing_and_warns() {
+    let axe_source = std::fs::read_to_string(tool(
+        "CONSENTRY_AXE_JS",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/browser/node_modules/axe-core/axe.min.js"
+        ),
+    ))
+    .unwrap();
+    let ask = net::Ask::new(
+        "riverside-housing",
+        "hope-clinic",
+        &fixture::participant_id(0),
+        "housing-placement",
+        "health.sud.treatment",
+    );
+    let first = tempfile::tempdir().unwrap();
+    let net = net::start(first.path()).await;
+    let addr = net.addr;
+    let origin = format!("http://{addr}");
+    assert_eq!(net::ask(&net, &ask).await.status, 200);
+    let (_driver, c) = browser().await;
+    restore_and_sign_in(&c, &origin, "en").await;
+    c.goto(&format!("{origin}/portal/en/disclosures"))
+        .await
+        .unwrap();
+    let all_verified = "return document.querySelectorAll('.proof').length > 0 && [...document.querySelectorAll('.proof')].every(p => p.dataset.state === 'verified') && (document.getElementById('log-changed') || {hidden: true}).hidden;";
+    assert!(
+        wait_for(&c, all_verified).await,
+        "verified under the key kept at first use"
+    );
+    net.stop().await;
+
+    // Another gateway, another log key, the same origin.
+    let second = tempfile::tempdir().unwrap();
+    let other = ledger::NoteSigner::new(
+        fixture::ORIGIN,
+        ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+    )
+    .unwrap();
+    let net = net::start_elsewhere(second.path(), other, Some(addr)).await;
+    assert_eq!(net::ask(&net, &ask).await.status, 200);
+    let me = ParticipantClient::new(
+        &origin,
+        &fixture::participant_id(0),
+        &fixture::participant_key_id(0),
+        fixture::participant_key(0),
+    )
+    .unwrap();
+    sign_in_as_fixture(&c, &me, &origin).await;
+    for lang in ["en", "es"] {
+        let t = gateway::participant::portal::catalog(if lang == "en" {
+            policy::Language::En
+        } else {
+            policy::Language::Es
+        });
+        c.goto(&format!("{origin}/portal/{lang}/disclosures"))
+            .await
+            .unwrap();
+        let changed = format!(
+            "return document.querySelectorAll('.proof').length > 0 && [...document.querySelectorAll('.proof')].every(p => p.dataset.state === 'failed' && p.textContent === {}) && !document.getElementById('log-changed').hidden;",
+            serde_json::to_string(t.t("verify_key_changed")).unwrap()
+        );
+        let warned = wait_for(&c, &changed).await;
+        let why = c
+            .execute(
+                "const t = document.getElementById('timeline'); const w = document.getElementById('log-changed'); return (t && t.dataset.error || '') + ' / ' + [...document.querySelectorAll('.proof')].map(p => p.dataset.state + ':' + p.textContent).join() + ' / warning ' + (w ? (w.hidden ? 'hidden' : 'shown') : 'absent');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            warned,
+            "{lang}: the key changed: nothing verified, the warning shown ({why})"
+        );
+        let warning = text_of(&c, "#log-changed").await;
+        assert!(
+            warning.contains(t.t("log_changed_title")),
+            "{lang}: {warning}"
+        );
+        // The warning itself reads on a phone and a laptop.
+        for width in [360u32, 1280] {
+            c.set_window_size(width, 900).await.unwrap();
+            let bad = axe(&c, &axe_source).await;
+            assert!(
+                bad.is_empty(),
+                "{lang} warning at {width} px: {}",
+                serde_json::to_string_pretty(&bad).unwrap()
+            );
+        }
+    }
+    c.close().await.unwrap();
+    net.stop().await;
+}
+
+/// The browser signs only the entry the page shows: an entry changed
+/// under the page (here by the test, as a compromised script or a
+/// tampering proxy would) to another consent, or given a field the page
+/// does not show, is refused in words, and nothing reaches the log; the
+/// entry as prepared is then signed and appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_other_than_the_page_shows_is_not_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let origin = format!("http://{}", net.addr);
+    let (_driver, c) = browser().await;
+    restore_and_sign_in(&c, &origin, "en").await;
+    Page::GrantReview.open(&c, &origin, "en").await;
+    let prepared = c
+        .execute(
+            "return document.getElementById('sign-entry').dataset.entry;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let tampers = [
+        (
+            "another consent",
+            "e.recipients.agencies = ['riverside-housing']; e.categories = ['health.sud.treatment']; e.purposes = ['housing-placement'];",
+        ),
+        ("a field not shown", "e.note = 'also everything';"),
+        ("another consent id", "e.consent_id = 'c-housing';"),
+    ];
+    for (what, change) in tampers {
+        let size = net.dep.log.size();
+        let script = format!(
+            "const f = document.getElementById('sign-entry');\
+             const e = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(arguments[0]), ch => ch.charCodeAt(0))));\
+             {change}\
+             const bytes = new TextEncoder().encode(JSON.stringify(e));\
+             let s = ''; bytes.forEach(b => {{ s += String.fromCharCode(b); }});\
+             f.dataset.entry = btoa(s);"
+        );
+        c.execute(&script, vec![prepared.clone()]).await.unwrap();
+        activate(&c, "#sign-entry button[type=submit]", Drive::Pointer).await;
+        let refused = wait_for(
+            &c,
+            "const m = document.getElementById('sign-mismatch'); return !!m && !m.hidden;",
+        )
+        .await;
+        // Give a signed post, if one were sent, time to land.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let here = c
+            .execute("return location.pathname;", vec![])
+            .await
+            .unwrap();
+        assert!(
+            refused,
+            "{what}: refused and told (on {here}, log {} -> {})",
+            size,
+            net.dep.log.size()
+        );
+        assert_eq!(here, json!("/portal/en/grant"), "{what}: still on the page");
+        assert_eq!(net.dep.log.size(), size, "{what}: nothing appended");
+        let detail = text_of(&c, "#sign-mismatch").await;
+        assert!(!detail.is_empty(), "{what}: says why");
+    }
+    // The entry as the server prepared it, matching the page, signs.
+    let size = net.dep.log.size();
+    c.execute(
+        "document.getElementById('sign-entry').dataset.entry = arguments[0];",
+        vec![prepared],
+    )
+    .await
+    .unwrap();
+    activate(&c, "#sign-entry button[type=submit]", Drive::Pointer).await;
+    assert!(
+        wait_for(&c, "return location.search.startsWith('?granted=');").await,
+        "the shown entry is signed"
+    );
+    assert_eq!(net.dep.log.size(), size + 1, "and appended");
     c.close().await.unwrap();
     net.stop().await;
 }

@@ -157,3 +157,38 @@ async fn records_api_answers_and_pages_say_no_store() {
     }
     net.stop().await;
 }
+
+/// Finding 8: a page elsewhere cannot sign a browser in (login CSRF):
+/// sign-in takes only JSON, and only from the gateway's own origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_refuses_text_plain_and_foreign_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let body = br#"{"participant":"p-0000","challenge":"x","signature":"AAAA"}"#.to_vec();
+    let post = |content_type: &str, origin: Option<&str>| {
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        if let Some(o) = origin {
+            headers.push(("origin".into(), o.into()));
+        }
+        net::Raw {
+            method: "POST".into(),
+            target: "/v1/participant/session".into(),
+            headers,
+            body: body.clone(),
+        }
+    };
+    let own = url(&net);
+    // 403: refused before anything is read; 401: read, and this made-up
+    // signature refused as a sign-in.
+    for (ct, origin, want) in [
+        ("text/plain", Some("https://evil.example"), 403),
+        ("text/plain", None, 403),
+        ("application/json", Some("https://evil.example"), 403),
+        ("application/json", Some(own.as_str()), 401),
+        ("application/json", None, 401),
+    ] {
+        let a = net::send(net.addr, &post(ct, origin)).await;
+        assert_eq!(a.status, want, "{ct} {origin:?}: {}", String::from_utf8_lossy(&a.body));
+    }
+    net.stop().await;
+}

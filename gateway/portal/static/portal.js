@@ -9,6 +9,10 @@
 (function () {
   const DB = 'consentry';
   const STORE = 'keys';
+  // The log's keys as first seen on this device (trust on first use).
+  const PINS = 'pins';
+  // How far an entry's times may be from this device's clock.
+  const CLOCK_SKEW_S = 300;
   const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
   // PKCS#8 wrapping of a 32-byte Ed25519 seed (RFC 8410).
   const PKCS8_PREFIX = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65,
@@ -16,8 +20,13 @@
 
   function openDb() {
     return new Promise((resolve, reject) => {
-      const r = indexedDB.open(DB, 1);
-      r.onupgradeneeded = () => r.result.createObjectStore(STORE);
+      // Version 2 adds the pins; a version-1 database keeps its keys.
+      const r = indexedDB.open(DB, 2);
+      r.onupgradeneeded = () => {
+        const names = r.result.objectStoreNames;
+        if (!names.contains(STORE)) r.result.createObjectStore(STORE);
+        if (!names.contains(PINS)) r.result.createObjectStore(PINS);
+      };
       r.onsuccess = () => resolve(r.result);
       r.onerror = () => reject(r.error);
     });
@@ -40,6 +49,49 @@
       r.onsuccess = () => resolve(r.result);
       r.onerror = () => reject(r.error);
     });
+  }
+
+  async function getPin() {
+    const db = await openDb();
+    return new Promise((resolve, reject) => {
+      const r = db.transaction(PINS).objectStore(PINS).get('log');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+  }
+
+  // Keeps the log's keys unless some are kept already: a later page can
+  // never replace them (there is no re-pinning; a changed key is only
+  // ever warned about).
+  async function pinIfAbsent(anchor) {
+    const db = await openDb();
+    return new Promise((resolve, reject) => {
+      const t = db.transaction(PINS, 'readwrite');
+      const store = t.objectStore(PINS);
+      const r = store.get('log');
+      let kept = anchor;
+      r.onsuccess = () => {
+        if (r.result === undefined) store.add(anchor, 'log'); else kept = r.result;
+      };
+      t.oncomplete = () => resolve(kept);
+      t.onerror = () => reject(t.error);
+    });
+  }
+
+  // The log's verifier key and witness policy a page serves, in one
+  // canonical string (witness order does not matter; the set does).
+  function anchorOf(data) {
+    return JSON.stringify({
+      logKey: data.logKey || '',
+      witnesses: data.witnesses ? data.witnesses.split(' ').filter(Boolean).sort() : [],
+      quorum: data.quorum ? Number(data.quorum) : null,
+    });
+  }
+
+  // On the pages where a key comes to this device: keep the log's keys.
+  async function pinServed() {
+    const el = document.getElementById('log-anchor');
+    if (el) await pinIfAbsent(anchorOf(el.dataset)).catch(() => undefined);
   }
 
   function base64(bytes) {
@@ -287,11 +339,22 @@
       const d = timeline.dataset;
       const verified = new Set();
       let fewWitnesses = false;
+      let keyChanged = false;
       try {
+        // The keys this page serves count only if they are the ones kept
+        // here at first use: a server (or whoever serves its pages) that
+        // swapped the log's key could otherwise vouch for its own log.
+        const served = anchorOf(d);
+        const kept = await pinIfAbsent(served);
+        if (kept !== served) {
+          keyChanged = true;
+          throw new Error('log key changed');
+        }
+        const trusted = JSON.parse(kept);
         const r = await fetch('/v1/me/disclosures?limit=' + d.limit, { credentials: 'same-origin' });
         const page = await r.json();
-        const cp = await openCheckpoint(page.checkpoint, d.logKey);
-        if (d.quorum && (await cosigners(page.checkpoint, d.witnesses.split(' '))) < Number(d.quorum)) {
+        const cp = await openCheckpoint(page.checkpoint, trusted.logKey);
+        if (trusted.quorum && (await cosigners(page.checkpoint, trusted.witnesses)) < trusted.quorum) {
           fewWitnesses = true;
           throw new Error('witnesses');
         }
@@ -309,10 +372,16 @@
         const ok = verified.has(li.dataset.index);
         if (!ok) failed += 1;
         mark.dataset.state = ok ? 'verified' : 'failed';
-        mark.textContent = ok ? d.verified : (fewWitnesses ? d.fewWitnesses : d.failed);
+        mark.textContent = ok ? d.verified
+          : (keyChanged ? d.keyChanged : (fewWitnesses ? d.fewWitnesses : d.failed));
       });
       const summary = document.getElementById('verify-summary');
       summary.textContent = failed ? d.someFailed : d.allVerified;
+      if (keyChanged) {
+        const warning = document.getElementById('log-changed');
+        warning.hidden = false;
+        warning.focus();
+      }
     })();
   }
 
@@ -332,7 +401,10 @@
       const sig = await signWith(key, new TextEncoder().encode(expected));
       const r = await postJson('/v1/participant/session',
         { participant: id, challenge: ch.body.challenge, signature: base64(sig) });
-      if (r.ok) { location.assign('/portal/' + lang + '/'); } else { showError(signin, 'signin-refused'); }
+      if (r.ok) {
+        await pinServed();
+        location.assign('/portal/' + lang + '/');
+      } else { showError(signin, 'signin-refused'); }
     });
   }
 
@@ -341,8 +413,83 @@
     return { bytes, json: JSON.parse(new TextDecoder().decode(bytes)) };
   }
 
+  function sameList(a, b) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+      a.every((x, i) => x === b[i]);
+  }
+
+  // A space-separated list attribute; undefined when the page gave none.
+  function listOf(attr) {
+    if (attr === undefined) return undefined;
+    return attr.split(' ').filter(Boolean);
+  }
+
+  function isObject(x) {
+    return x !== null && typeof x === 'object' && !Array.isArray(x);
+  }
+
+  function nearNow(t) {
+    return Number.isSafeInteger(t) && Math.abs(t - Date.now() / 1000) <= CLOCK_SKEW_S;
+  }
+
+  // Agencies named, no classes: all the portal ever prepares.
+  function partiesAre(p, attr) {
+    return isObject(p) && Object.keys(p).sort().join() === 'agencies,classes' &&
+      sameList(p.classes, []) && sameList(p.agencies, listOf(attr));
+  }
+
+  // Each kind's fields besides `type`, `v` and `participant`: a check
+  // that every one is exactly what the page shows (its data attributes,
+  // the fields the sentence was made from) or, for a time, now.
+  const SHOWN = {
+    'consent.granted': (e, d) => ({
+      consent_id: e.consent_id === d.consentId,
+      holders: partiesAre(e.holders, d.holders),
+      recipients: partiesAre(e.recipients, d.recipients),
+      categories: sameList(e.categories, listOf(d.categories)),
+      purposes: sameList(e.purposes, listOf(d.purposes)),
+      effective_at: nearNow(e.effective_at),
+      expires_at: d.expiresAt === undefined ? e.expires_at === null : e.expires_at === Number(d.expiresAt),
+      signed_at: nearNow(e.signed_at),
+      language: e.language === d.language,
+    }),
+    'consent.revoked': (e, d) => ({
+      consent_id: e.consent_id === d.consentId,
+      at: nearNow(e.at),
+      // Only an agency helping names itself here; never the person.
+      assisted_by: e.assisted_by === null || e.assisted_by === undefined,
+    }),
+    'grievance.filed': (e, d) => ({
+      grievance_id: e.grievance_id === d.grievanceId,
+      decision_id: e.decision_id === d.decisionId,
+      reason: e.reason === d.reason,
+      at: nearNow(e.at),
+    }),
+    'participant.rotation_cancelled': (e, d) => ({
+      key_id: e.key_id === d.rotationKeyId,
+      at: nearNow(e.at),
+    }),
+  };
+
+  // The first field of the prepared entry that is not what the page
+  // shows, or that the page does not show at all; null when it matches.
+  function mismatch(e, d) {
+    if (!isObject(e)) return 'entry';
+    if (e.type !== d.kind || !SHOWN[d.kind]) return 'type';
+    if (e.v !== 1) return 'v';
+    if (e.participant !== d.participant) return 'participant';
+    const checks = SHOWN[d.kind](e, d);
+    for (const [field, ok] of Object.entries(checks)) if (!ok) return field;
+    const known = new Set(['type', 'v', 'participant', ...Object.keys(checks)]);
+    const extra = Object.keys(e).find((k) => !known.has(k));
+    return extra === undefined ? null : extra;
+  }
+
   // Sign the entry the page shows as a sentence: only the participant's
-  // own, and only of the kind the page says.
+  // own, of the kind the page says, and exactly the fields the sentence
+  // was made from. A compromised page could still lie in both the
+  // sentence and the fields; what it cannot do is show one thing and
+  // have another signed.
   const signEntry = document.getElementById('sign-entry');
   if (signEntry) {
     signEntry.addEventListener('submit', async (ev) => {
@@ -352,9 +499,17 @@
       const button = signEntry.querySelector('button');
       const key = await getKey(d.participant);
       if (!key) { showError(signEntry, 'sign-nokey'); return; }
-      const entry = decodeEntry(d.entry);
-      if (entry.json.participant !== d.participant || entry.json.type !== d.kind) {
-        showError(signEntry, 'sign-error');
+      let entry;
+      let wrong;
+      try {
+        entry = decodeEntry(d.entry);
+        wrong = mismatch(entry.json, d);
+      } catch (e) {
+        wrong = 'entry';
+      }
+      if (wrong !== null) {
+        signEntry.querySelector('#sign-mismatch .detail').textContent = wrong;
+        showError(signEntry, 'sign-mismatch');
         return;
       }
       button.disabled = true;
@@ -396,6 +551,7 @@
         { signature: base64(sig) });
       if (!signed.ok) { showError(enrol, 'enrol-refused'); return; }
       await putKey(s.participant, key);
+      await pinServed();
       const code = await encodeRecovery(seed);
       seed.fill(0);
       enrol.hidden = true;
@@ -491,6 +647,7 @@
       const key = await importSeed(seed);
       seed.fill(0);
       await putKey(id, key);
+      await pinServed();
       location.assign('/portal/' + lang + '/signin?restored=1');
     });
   }

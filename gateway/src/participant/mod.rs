@@ -44,6 +44,10 @@ use crate::source::ClientSource;
 use policy::{ConsentState, Event, Kind, Language, Outcome};
 
 pub const SESSION_COOKIE: &str = "consentry_session";
+/// The session cookie's name when the gateway is reached over HTTPS: the
+/// `__Host-` prefix makes browsers refuse it unless it is `Secure`, has
+/// `Path=/` and no `Domain`, so no other host can set or shadow it.
+pub const SESSION_COOKIE_HOST: &str = "__Host-consentry_session";
 /// Most items one page of disclosures holds.
 pub const PAGE_ITEMS_MAX: usize = 100;
 /// Most index entries one page may look at to fill itself (the index also
@@ -187,8 +191,27 @@ fn sign_in_refused() -> Response {
 async fn sign_in(
     State(g): State<Arc<Gateway>>,
     ClientSource(source): ClientSource,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Login CSRF: a page elsewhere must not sign a browser in (as someone
+    // else). A cross-site form can send only text/plain and the like, and
+    // a browser names the page's origin: JSON only, and only from here.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim() == "application/json"));
+    let foreign = headers
+        .get(header::ORIGIN)
+        .is_some_and(|o| o.as_bytes() != g.origin().as_bytes());
+    if !json || foreign {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "cross-site-sign-in",
+            "sign-in takes application/json from this gateway's own pages only",
+            Value::Null,
+        );
+    }
     let now = g.clock.now();
     // Counted before any work: the signature check is what a flood of
     // attempts would cost.
@@ -229,13 +252,13 @@ async fn sign_in(
     }
     match g.sessions.open(&b.participant, &key_id, now) {
         Ok((token, expires_at)) => {
-            let secure = if g.origin().starts_with("https://") {
-                "; Secure"
+            let (name, secure) = if g.origin().starts_with("https://") {
+                (SESSION_COOKIE_HOST, "; Secure")
             } else {
-                ""
+                (SESSION_COOKIE, "")
             };
             let cookie = format!(
-                "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
                 g.sessions.limits().session_secs
             );
             let mut r = Json(json!({
@@ -261,7 +284,9 @@ pub(crate) fn token_of(headers: &HeaderMap) -> Option<String> {
             .strip_prefix("Bearer ")
             .map(|t| t.trim().to_string());
     }
-    cookie(headers, SESSION_COOKIE).map(str::to_string)
+    cookie(headers, SESSION_COOKIE_HOST)
+        .or_else(|| cookie(headers, SESSION_COOKIE))
+        .map(str::to_string)
 }
 
 /// The value of cookie `name`, if the request carries it.

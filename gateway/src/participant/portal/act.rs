@@ -2,10 +2,12 @@
 //! intake), grant, revoke and file a grievance; and signing out.
 //!
 //! The server prepares the exact entry (it owns the clock and the
-//! vocabulary) and shows it as a sentence; the browser checks that the
-//! entry is the participant's own and of the kind the page says, signs it
-//! with the key only it holds, and posts it to `/v1/entries`. A session
-//! alone can change nothing, so a stolen cookie grants no consent.
+//! vocabulary) and shows it as a sentence; the form also carries the
+//! fields the sentence was made from (`Shown`). The browser checks that
+//! the entry is exactly those fields, nothing more, the participant's own,
+//! of the kind the page says and dated now by its own clock; only then it
+//! signs it with the key only it holds, and posts it to `/v1/entries`. A
+//! session alone can change nothing, so a stolen cookie grants no consent.
 //!
 //! Forms posted with the session cookie carry a token bound to the session
 //! (`csrf`), on top of the cookie's SameSite=Strict.
@@ -27,7 +29,7 @@ use policy::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{catalog, language, not_found, page};
+use super::{catalog, language, log_anchor, not_found, page};
 use crate::agency::Gateway;
 
 /// Most values one form may post (checkboxes and fields together).
@@ -146,10 +148,32 @@ fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
+/// The fields a sentence was made from, as the form's data attributes:
+/// portal.js signs only an entry that is exactly these (and `v`, `type`,
+/// the participant and times near the device's clock), so the entry
+/// cannot say more, or other, than the page.
+#[derive(Default)]
+struct Shown {
+    consent_id: Option<String>,
+    /// Agency ids, space-separated, in the entry's order.
+    holders: Option<String>,
+    recipients: Option<String>,
+    categories: Option<String>,
+    purposes: Option<String>,
+    expires_at: Option<i64>,
+    language: Option<&'static str>,
+    grievance_id: Option<String>,
+    decision_id: Option<String>,
+    reason: Option<&'static str>,
+    /// The pending key a cancelled rotation names (not the signer's).
+    rotation_key_id: Option<String>,
+}
+
 /// What the browser signs, shown as a sentence first. `kind` is the entry
 /// type the page promises; the script refuses to sign anything else.
 struct ToSign<'a> {
     sentence: Markup,
+    shown: Shown,
     entry: &'a [u8],
     kind: &'a str,
     key_id: &'a str,
@@ -162,12 +186,20 @@ struct ToSign<'a> {
 /// The page that shows `s` and signs it in the browser.
 fn sign_page(lang: Language, here: &str, title_key: &str, csrf: &str, s: &ToSign) -> Response {
     let t = catalog(lang);
+    let f = &s.shown;
     let main = html! {
         div class="sentence" { (s.sentence) }
         form id="sign-entry" action="#" data-entry=(B64.encode(s.entry)) data-kind=(s.kind)
-            data-key-id=(s.key_id) data-participant=(s.participant) data-done=(s.done) {
+            data-key-id=(s.key_id) data-participant=(s.participant) data-done=(s.done)
+            data-consent-id=[f.consent_id.as_deref()] data-holders=[f.holders.as_deref()]
+            data-recipients=[f.recipients.as_deref()] data-categories=[f.categories.as_deref()]
+            data-purposes=[f.purposes.as_deref()] data-expires-at=[f.expires_at]
+            data-language=[f.language] data-grievance-id=[f.grievance_id.as_deref()]
+            data-decision-id=[f.decision_id.as_deref()] data-reason=[f.reason]
+            data-rotation-key-id=[f.rotation_key_id.as_deref()] {
             p class="hint" { (t.t("sign_explain")) }
             p id="sign-nokey" class="error" role="alert" hidden { (t.t("sign_no_key")) }
+            p id="sign-mismatch" class="error" role="alert" hidden { (t.t("sign_mismatch")) " " span class="detail" {} }
             p id="sign-error" class="error" role="alert" hidden { (t.t("sign_refused")) " " span class="detail" {} }
             div class="actions" {
                 button type="submit" { (t.t(s.button_key)) }
@@ -238,6 +270,7 @@ async fn enrol(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Respo
             }
         }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
+        (log_anchor(&g))
         script src="/portal/static/vendor/qrcode.js" defer {}
     };
     page(lang, "enrol", "enrol_title", None, main)
@@ -467,6 +500,7 @@ async fn grant_preview(
         return grant_page(&g, lang, &csrf, &chosen, &errors, None);
     };
     let t = catalog(lang);
+    let words = |v: &[String]| Some(v.join(" "));
     sign_page(
         lang,
         "grant",
@@ -476,6 +510,16 @@ async fn grant_preview(
             sentence: html! {
                 p class="summary" { (summary) }
                 p { (t.t("grant_from")) " " (holders.join(", ")) }
+            },
+            shown: Shown {
+                consent_id: Some(granted.consent_id.clone()),
+                holders: words(&granted.holders.agencies),
+                recipients: words(&granted.recipients.agencies),
+                categories: words(&granted.categories),
+                purposes: words(&granted.purposes),
+                expires_at: granted.expires_at,
+                language: Some(lang.code()),
+                ..Shown::default()
             },
             entry: &entry,
             kind: "consent.granted",
@@ -540,6 +584,10 @@ async fn revoke_confirm(
                 p { strong { (t.t("revoke_question")) } }
                 p { (t.t("revoke_effect")) }
             },
+            shown: Shown {
+                consent_id: Some(id.clone()),
+                ..Shown::default()
+            },
             entry: &entry,
             kind: "consent.revoked",
             key_id: &key_id,
@@ -577,7 +625,7 @@ async fn cancel_rotation_confirm(
     let event = Event::ParticipantRotationCancelled(policy::ParticipantRotationCancelled {
         v: V1,
         participant: me.clone(),
-        key_id: pending.key_id,
+        key_id: pending.key_id.clone(),
         at: g.clock.now(),
     });
     let Ok(entry) = event.to_json() else {
@@ -592,6 +640,10 @@ async fn cancel_rotation_confirm(
             sentence: html! {
                 p { strong { (t.t("rotation_question")) } }
                 p { (t.t("rotation_effect")) }
+            },
+            shown: Shown {
+                rotation_key_id: Some(pending.key_id),
+                ..Shown::default()
             },
             entry: &entry,
             kind: "participant.rotation_cancelled",
@@ -685,9 +737,10 @@ async fn grievance_preview(
     let Some(reason) = first(&pairs, "reason").and_then(GrievanceReason::from_code) else {
         return grievance_page(lang, &csrf, &decision, &about, true);
     };
+    let grievance_id = format!("g-{}", &super::super::new_participant_id()[2..14]);
     let event = Event::GrievanceFiled(GrievanceFiled {
         v: V1,
-        grievance_id: format!("g-{}", &super::super::new_participant_id()[2..14]),
+        grievance_id: grievance_id.clone(),
         participant: me.clone(),
         decision_id: decision.clone(),
         reason,
@@ -707,6 +760,12 @@ async fn grievance_preview(
                 blockquote { p { (about) } }
                 p { (t.t("grievance_your_reason")) " " strong { (reason.sentence(lang)) } }
                 p { (t.t("grievance_effect")) }
+            },
+            shown: Shown {
+                grievance_id: Some(grievance_id),
+                decision_id: Some(decision.clone()),
+                reason: Some(reason.code()),
+                ..Shown::default()
             },
             entry: &entry,
             kind: "grievance.filed",

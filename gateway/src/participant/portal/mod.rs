@@ -403,30 +403,27 @@ async fn disclosures(
     };
     let t = catalog(lang);
     let items = super::recent_disclosures(&g, &me, lang, TIMELINE_ITEMS);
-    let log_key = g.dep.log.verifier().to_string();
-    // With a witness policy, the browser also wants its quorum of
-    // cosignatures before it marks anything verified.
-    let witnesses = g.witness_policy();
-    let witness_keys = witnesses.as_ref().map(|p| {
-        p.witnesses
-            .iter()
-            .map(|w| w.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    let quorum = witnesses.as_ref().map(|p| p.quorum);
+    let (log_key, witness_keys, quorum) = log_trust(&g);
     // The browser checks each item itself (portal.js): it fetches the
     // proofs, verifies the checkpoint under the log's key and each entry's
-    // inclusion, and only then writes the "verified" mark.
+    // inclusion, and only then writes the "verified" mark. The keys served
+    // here are compared with the ones it kept at first use on this device
+    // (`log_anchor`): a page cannot vouch for itself.
     let main = html! {
         @match &items {
             None => p class="error" role="alert" { (t.t("disclosures_unavailable")) },
             Some(items) if items.is_empty() => p { (t.t("disclosures_empty")) },
             Some(items) => {
+                div id="log-changed" class="error-summary" role="alert" tabindex="-1" hidden {
+                    h2 { (t.t("log_changed_title")) }
+                    p { (t.t("log_changed_body")) }
+                    p { (t.t("log_changed_what")) }
+                }
                 p id="verify-summary" role="status" class="hint" { (t.t("verify_pending_all")) }
                 ol class="timeline" id="timeline" data-log-key=(log_key)
                     data-witnesses=[witness_keys] data-quorum=[quorum]
                     data-few-witnesses=(t.t("verify_few_witnesses"))
+                    data-key-changed=(t.t("verify_key_changed"))
                     data-limit=(TIMELINE_ITEMS)
                     data-verified=(t.t("verify_ok")) data-failed=(t.t("verify_failed"))
                     data-all-verified=(t.t("verify_all_ok")) data-some-failed=(t.t("verify_some_failed")) {
@@ -453,6 +450,34 @@ async fn disclosures(
     page(lang, "disclosures", "disclosures_title", Some(&csrf), main)
 }
 
+/// The log's verifier key, and the witness policy's keys (space-separated)
+/// and quorum, as the browser checks checkpoints with them.
+fn log_trust(g: &Gateway) -> (String, Option<String>, Option<usize>) {
+    let log_key = g.dep.log.verifier().to_string();
+    // With a witness policy, the browser also wants its quorum of
+    // cosignatures before it marks anything verified.
+    let witnesses = g.witness_policy();
+    let witness_keys = witnesses.as_ref().map(|p| {
+        p.witnesses
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    (log_key, witness_keys, witnesses.map(|p| p.quorum))
+}
+
+/// The log's keys on the pages where a key comes to this device (enrol,
+/// restore, sign-in): portal.js keeps them there, once, and later trusts
+/// only them for the timeline's "verified" marks (trust on first use).
+pub(super) fn log_anchor(g: &Gateway) -> Markup {
+    let (log_key, witness_keys, quorum) = log_trust(g);
+    html! {
+        div id="log-anchor" hidden data-log-key=(log_key)
+            data-witnesses=[witness_keys] data-quorum=[quorum] {}
+    }
+}
+
 /// The participant id field, its label and hint.
 fn participant_input(t: &Catalog, described_by: &str) -> Markup {
     html! {
@@ -469,7 +494,11 @@ struct SigninQuery {
     restored: Option<u8>,
 }
 
-async fn signin(Path(code): Path<String>, q: axum::extract::Query<SigninQuery>) -> Response {
+async fn signin(
+    State(g): State<Arc<Gateway>>,
+    Path(code): Path<String>,
+    q: axum::extract::Query<SigninQuery>,
+) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
     };
@@ -489,13 +518,14 @@ async fn signin(Path(code): Path<String>, q: axum::extract::Query<SigninQuery>) 
         }
         p { a href={ "/portal/" (lang.code()) "/restore" } { (t.t("nav_restore")) } }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
+        (log_anchor(&g))
     };
     page(lang, "signin", "signin_title", None, main)
 }
 
 /// Restore the key from the recovery code: decoded, checked and imported
 /// (non-extractable) in the browser; the code is never sent.
-async fn restore(Path(code): Path<String>) -> Response {
+async fn restore(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
     };
@@ -514,6 +544,7 @@ async fn restore(Path(code): Path<String>) -> Response {
             button type="submit" { (t.t("restore_button")) }
         }
         noscript { p class="error" { (t.t("signin_needs_js")) } }
+        (log_anchor(&g))
     };
     page(lang, "restore", "restore_title", None, main)
 }
