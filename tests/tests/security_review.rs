@@ -188,7 +188,12 @@ async fn sign_in_refuses_text_plain_and_foreign_origins() {
         ("application/json", None, 401),
     ] {
         let a = net::send(net.addr, &post(ct, origin)).await;
-        assert_eq!(a.status, want, "{ct} {origin:?}: {}", String::from_utf8_lossy(&a.body));
+        assert_eq!(
+            a.status,
+            want,
+            "{ct} {origin:?}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
     }
     net.stop().await;
 }

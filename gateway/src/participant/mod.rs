@@ -200,7 +200,11 @@ async fn sign_in(
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim() == "application/json"));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        });
     let foreign = headers
         .get(header::ORIGIN)
         .is_some_and(|o| o.as_bytes() != g.origin().as_bytes());
