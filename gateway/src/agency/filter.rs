@@ -118,6 +118,9 @@ struct Person<'a> {
     pseudonym: &'a str,
     /// `Patient/{id}` of the answer's Patient resources with the pseudonym.
     local: Vec<String>,
+    /// The `fullUrl` of each Patient entry of the answer, and whether it is
+    /// the person: a reference may name a patient by it (`urn:uuid:…`).
+    full_urls: Vec<(String, bool)>,
 }
 
 /// True if `identifiers` (one Identifier or a list) holds the pseudonym.
@@ -148,14 +151,18 @@ impl Person<'_> {
         match reference {
             Some(s) if s.starts_with('#') => None,
             Some(s) => {
-                // `Patient/x`, or an absolute URL ending in it.
-                let tail: Vec<&str> = s.rsplitn(3, '/').collect();
-                match tail.as_slice() {
-                    [id, "Patient", ..] => {
-                        Some(self.local.iter().any(|l| *l == format!("Patient/{id}")))
-                    }
-                    _ if typed_patient => Some(false),
-                    _ => None,
+                if let Some((_, mine)) = self.full_urls.iter().find(|(u, _)| u == s) {
+                    return Some(*mine);
+                }
+                // `Patient/x`, `Patient/x/_history/2`, or an absolute URL
+                // holding either: the id follows the last `Patient`.
+                let segments: Vec<&str> = s.split('/').collect();
+                match segments.iter().rposition(|x| *x == "Patient") {
+                    Some(i) => Some(segments.get(i + 1).is_some_and(|id| {
+                        self.local.iter().any(|l| *l == format!("Patient/{id}"))
+                    })),
+                    None if typed_patient => Some(false),
+                    None => None,
                 }
             }
             None if typed_patient => Some(false),
@@ -252,6 +259,20 @@ pub fn filter(
             .filter(|r| kind_of(r) == "Patient" && has_pseudonym(r.get("identifier"), participant))
             .filter_map(|r| r.get("id").and_then(Value::as_str))
             .map(|id| format!("Patient/{id}"))
+            .collect(),
+        full_urls: doc
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let r = e.get("resource").filter(|r| kind_of(r) == "Patient")?;
+                let url = e.get("fullUrl").and_then(Value::as_str)?;
+                Some((
+                    url.to_string(),
+                    has_pseudonym(r.get("identifier"), participant),
+                ))
+            })
             .collect(),
     };
     let mut kept_resources = Vec::new();
@@ -461,6 +482,30 @@ mod tests {
         );
         // The person's own Patient resource is theirs, but unlabelled.
         assert_eq!(f.dropped.get(UNLABELLED), Some(&1), "{:?}", f.dropped);
+    }
+
+    #[test]
+    fn a_patient_named_by_its_full_url_is_tied_or_refused_like_any_other() {
+        let released = vec!["health.sud".to_string()];
+        let patient = |value: &str| {
+            json!({"resourceType": "Patient", "id": "x",
+                "identifier": [{"system": PARTICIPANT_SYSTEM, "value": value}]})
+        };
+        let mut by_url = res("Observation", "by-url", &["health.sud.treatment"]);
+        by_url["subject"] = json!({"reference": "urn:uuid:aaaa"});
+        let mut other_by_url = res("Observation", "other-by-url", &["health.sud.treatment"]);
+        other_by_url["performer"] = json!([{"reference": "urn:uuid:bbbb"}]);
+        let body = serde_json::to_vec(
+            &json!({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"fullUrl": "urn:uuid:aaaa", "resource": patient(P)},
+                {"fullUrl": "urn:uuid:bbbb", "resource": patient("p-0002")},
+                {"resource": by_url},
+                {"resource": other_by_url},
+            ]}),
+        )
+        .unwrap();
+        let f = filter(&body, &released).unwrap();
+        assert_eq!(ids(&f), vec!["by-url"]);
     }
 
     /// Every code a generated resource may carry.
