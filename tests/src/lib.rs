@@ -101,6 +101,17 @@ pub mod fixture {
         Ok(env)
     }
 
+    /// Exports the stopped fixture deployment whose data is in `data_dir`
+    /// to the audit bundle folder `out`, and opens it with the fixture's
+    /// trust roots and log key.
+    pub fn export_bundle(
+        data_dir: &std::path::Path,
+        out: &std::path::Path,
+    ) -> gateway::audit::bundle::Bundle {
+        gateway::audit::export_dir(data_dir, &trust(), &gateway().verifier(), out, |_| {}).unwrap();
+        gateway::audit::bundle::Bundle::open(out, None, None).unwrap()
+    }
+
     /// Submits the registry to an empty deployment.
     pub async fn seed(dep: &Deployment, participants: u32) -> Result<(), SubmitError> {
         for env in registry(participants)? {

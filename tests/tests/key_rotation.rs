@@ -125,16 +125,10 @@ async fn a_move_is_shown_first_cancelled_by_the_person_and_listed_for_the_board(
 
     // The board's report lists it.
     net.stop().await;
-    let bundle = dir.path().join("bundle");
-    gateway::audit::export_dir(
+    let b = consentry_tests::fixture::export_bundle(
         &dir.path().join("data"),
-        &fixture::trust(),
-        &fixture::gateway().verifier(),
-        &bundle,
-        |_| {},
-    )
-    .unwrap();
-    let b = gateway::audit::bundle::Bundle::open(&bundle, None, None).unwrap();
+        &dir.path().join("bundle"),
+    );
     let report = gateway::audit::report::report(&b, false).unwrap();
     assert_eq!(report.cancelled_key_moves.len(), 1);
     assert_eq!(report.cancelled_key_moves[0].asked_by, "hope clinic");

@@ -986,16 +986,10 @@ async fn the_audit_report_reads_on_a_phone() {
     let net = net::start(dir.path()).await;
     net::every_kind_of_traffic(&net).await;
     net.stop().await;
-    let bundle = dir.path().join("bundle");
-    gateway::audit::export_dir(
+    let b = consentry_tests::fixture::export_bundle(
         &dir.path().join("data"),
-        &fixture::trust(),
-        &fixture::gateway().verifier(),
-        &bundle,
-        |_| {},
-    )
-    .unwrap();
-    let b = gateway::audit::bundle::Bundle::open(&bundle, None, None).unwrap();
+        &dir.path().join("bundle"),
+    );
     let r = gateway::audit::report::report(&b, false).unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, gateway::audit::report::html(&r)).unwrap();

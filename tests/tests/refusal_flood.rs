@@ -95,16 +95,10 @@ async fn a_hundred_thousand_unsigned_requests_add_a_bounded_number_of_entries() 
 
     // The auditor's report counts them as refused and against no agency.
     net.stop().await;
-    let bundle = dir.path().join("bundle");
-    gateway::audit::export_dir(
+    let b = consentry_tests::fixture::export_bundle(
         &dir.path().join("data"),
-        &consentry_tests::fixture::trust(),
-        &consentry_tests::fixture::gateway().verifier(),
-        &bundle,
-        |_| {},
-    )
-    .unwrap();
-    let b = gateway::audit::bundle::Bundle::open(&bundle, None, None).unwrap();
+        &dir.path().join("bundle"),
+    );
     let r = gateway::audit::report::report(&b, false).unwrap();
     assert_eq!(r.refused_unauthenticated, refused as u64);
     let riverside: u64 = r

@@ -212,16 +212,10 @@ async fn a_split_view_is_refused_by_the_witnesses_and_reaches_no_quorum() {
     // move.
     a.stop().await;
     b.stop().await;
-    let bundle = tmp.path().join("bundle-a");
-    gateway::audit::export_dir(
+    let mut opened = consentry_tests::fixture::export_bundle(
         &tmp.path().join("a/data"),
-        &fixture::trust(),
-        &fixture::gateway().verifier(),
-        &bundle,
-        |_| {},
-    )
-    .unwrap();
-    let mut opened = gateway::audit::bundle::Bundle::open(&bundle, None, None).unwrap();
+        &tmp.path().join("bundle-a"),
+    );
     opened.witness_policy = Some(p);
     let state = gateway::audit::verify::StateFile::new(&tmp.path().join("auditor.json"));
     let (f, summary) = gateway::audit::verify::verify(&opened, Some(&state), 2, |_, _| {}).unwrap();

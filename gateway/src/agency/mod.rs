@@ -562,39 +562,24 @@ pub async fn records(
         Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
     };
 
-    // What may be forwarded: a grammar, checked before anything is
-    // decided (a refusal is logged, attributed to the verified key).
-    let raw_rest = raw_fhir_path(parts.uri.path());
-    let forward = match raw_rest
+    // What may be forwarded (a grammar) and the headers it is decided on
+    // (once each, well formed), checked before anything is decided: a
+    // refusal is a 400 logged against the verified key, never a 503 from
+    // the log's own bounds nor a decision on part of what was signed.
+    let checked = raw_fhir_path(parts.uri.path())
         .ok_or(path::PathError::Shape)
         .and_then(|rest| path::parse(rest, parts.uri.query()))
-    {
-        Ok(f) => f,
-        Err(e) => {
+        .map_err(|e| (e.code(), e.to_string()))
+        .and_then(|forward| {
+            decision_headers(&parts.headers)
+                .map(|headers| (forward, headers))
+                .map_err(|e| (e.code(), e.to_string()))
+        });
+    let (forward, (purpose, categories)) = match checked {
+        Ok(c) => c,
+        Err((code, detail)) => {
             return g
-                .refuse_invalid(
-                    e.code(),
-                    &e.to_string(),
-                    verified.keyid(),
-                    digest_of_refused(),
-                )
-                .await
-        }
-    };
-
-    // The headers it is decided on, once each and well formed, or a 400
-    // logged against the verified key (never a 503 from the log's own
-    // bounds, never a decision on part of what was signed).
-    let (purpose, categories) = match decision_headers(&parts.headers) {
-        Ok(h) => h,
-        Err(e) => {
-            return g
-                .refuse_invalid(
-                    e.code(),
-                    &e.to_string(),
-                    verified.keyid(),
-                    digest_of_refused(),
-                )
+                .refuse_invalid(code, &detail, verified.keyid(), digest_of_refused())
                 .await
         }
     };
