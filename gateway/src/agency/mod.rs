@@ -1,13 +1,17 @@
 //! The agency path: every inter-agency request takes it, in this order and
 //! nothing else:
 //!
-//! 1. verify the RFC 9421 signature (a failure is a 401, logged as
-//!    `access.refused` without trusting any claim in the request);
+//! 1. verify the RFC 9421 signature (a failure is a 401, counted and
+//!    logged in a per-reason `access.refused` summary, trusting no claim
+//!    in the request: [`refusals`]); then check what it asks to have
+//!    forwarded ([`path`]) and the headers it is decided on (a failure is
+//!    a 400, logged as `access.refused` under the verified key);
 //! 2. `decide` against the state at the log position of
 //! 3. `access.decided`, durable before anything else happens (a deny is a
 //!    403 with only the agency's view);
 //! 4. forward to the holder's upstream, signed by the gateway;
-//! 5. keep only resources labelled with a released category ([`filter`]);
+//! 5. keep only the decided participant's resources labelled with a
+//!    released category ([`filter`]);
 //! 6. `access.released` with the SHA-256 of exactly the bytes to send,
 //!    durable;
 //! 7. answer, with the decision id and the §2.32 redisclosure notice.
