@@ -19,20 +19,24 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRef, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use policy::Role;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::agency::Gateway;
+use crate::agency::{AuthFailure, Gateway};
 use crate::audit::tiles::{self, TILE_WIDTH};
 use crate::httpsig::VerifyPolicy;
-use crate::problem::problem;
+use crate::problem::Problem;
 
-pub fn routes() -> Router<Arc<Gateway>> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Gateway>: FromRef<S>,
+{
     Router::new()
         .route("/v1/log/tile/{*path}", get(tile))
         .route("/v1/log/signatures/{*path}", get(signatures))
@@ -46,28 +50,21 @@ struct CosignatureBody {
     cosignature: String,
 }
 
-fn refused(status: StatusCode, kind: &str, detail: &str) -> Response {
-    problem(status, kind, detail, Value::Null)
-}
-
 /// A witness's cosignature of the kept checkpoint at `size`.
-async fn cosignature(State(g): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+async fn cosignature(
+    State(g): State<Arc<Gateway>>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
     let Ok(b) = serde_json::from_slice::<CosignatureBody>(&body) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "malformed-request",
-            "want {\"size\", \"cosignature\"}",
-        );
+        return Err(Problem::MalformedRequest(
+            "want {\"size\", \"cosignature\"}".into(),
+        ));
     };
     let Ok(sig) = ledger::note::parse_sig_line(b.cosignature.trim_end()) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "malformed-cosignature",
-            "not a signed-note signature line",
-        );
+        return Err(Problem::MalformedCosignature);
     };
     let witness = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = g.dep.state()?;
         state
             .agency(&sig.name)
             .filter(|a| !a.retired && a.enrolled.roles.contains(&Role::Witness))
@@ -76,34 +73,26 @@ async fn cosignature(State(g): State<Arc<Gateway>>, body: axum::body::Bytes) -> 
             .and_then(|k| ledger::CosignatureVerifier::from_key(&sig.name, k).ok())
     };
     let Some(witness) = witness else {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "not-a-witness",
-            "the line is not signed by an enrolled witness",
-        );
+        return Err(Problem::NotAWitness);
     };
     let dep = g.dep.clone();
     let line = b.cosignature;
     let added =
         tokio::task::spawn_blocking(move || dep.log.add_cosignature(b.size, &line, &witness)).await;
     match added {
-        Ok(Ok(ts)) => axum::Json(json!({"size": b.size, "timestamp": ts})).into_response(),
-        Ok(Err(ledger::LogError::UnknownCheckpoint { size })) => refused(
-            StatusCode::NOT_FOUND,
-            "no-such-checkpoint",
-            &format!("no kept checkpoint of size {size}"),
-        ),
-        Ok(Err(e)) => refused(StatusCode::BAD_REQUEST, "bad-cosignature", &e.to_string()),
-        Err(_) => refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log-unavailable",
-            "the cosignature could not be stored",
-        ),
+        Ok(Ok(ts)) => Ok(axum::Json(json!({"size": b.size, "timestamp": ts})).into_response()),
+        Ok(Err(ledger::LogError::UnknownCheckpoint { size })) => {
+            Err(Problem::NoSuchCheckpoint { size })
+        }
+        Ok(Err(e)) => Err(Problem::BadCosignature(e.to_string())),
+        Err(_) => Err(Problem::LogUnavailable(
+            "the cosignature could not be stored".into(),
+        )),
     }
 }
 
-fn not_found(detail: &str) -> Response {
-    problem(StatusCode::NOT_FOUND, "no-such-tile", detail, Value::Null)
+fn not_found(detail: &str) -> Problem {
+    Problem::NoSuchTile(detail.into())
 }
 
 fn octets(bytes: Vec<u8>, full: bool) -> Response {
@@ -132,25 +121,29 @@ fn entry_tile(rest: &str, size: u64) -> Option<(u64, u64)> {
     (end <= size).then_some((n, w))
 }
 
-async fn tile(State(g): State<Arc<Gateway>>, Path(path): Path<String>, req: Request) -> Response {
+async fn tile(
+    State(g): State<Arc<Gateway>>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Result<Response, Problem> {
     if let Some(rest) = path.strip_prefix("entries/") {
         return bundle(&g, rest, req, false).await;
     }
     let Some((level, rest)) = path.split_once('/') else {
-        return not_found("want tile/<L>/<N>[.p/<W>]");
+        return Err(not_found("want tile/<L>/<N>[.p/<W>]"));
     };
     let level: Option<u8> = level
         .parse()
         .ok()
         .filter(|l: &u8| *l < 8 && l.to_string() == level);
     let (Some(level), Some((n, w))) = (level, tiles::parse_tile_index(rest)) else {
-        return not_found("want tile/<L>/<N>[.p/<W>] with L from 0 to 7");
+        return Err(not_found("want tile/<L>/<N>[.p/<W>] with L from 0 to 7"));
     };
     let dep = g.dep.clone();
     let hashes = tokio::task::spawn_blocking(move || dep.log.tile(level, n, w)).await;
     match hashes {
-        Ok(Ok(hs)) => octets(hs.concat(), w == TILE_WIDTH),
-        _ => not_found("the tree has no such tile yet"),
+        Ok(Ok(hs)) => Ok(octets(hs.concat(), w == TILE_WIDTH)),
+        _ => Err(not_found("the tree has no such tile yet")),
     }
 }
 
@@ -158,34 +151,41 @@ async fn signatures(
     State(g): State<Arc<Gateway>>,
     Path(path): Path<String>,
     req: Request,
-) -> Response {
+) -> Result<Response, Problem> {
     bundle(&g, &path, req, true).await
 }
 
 /// An entry bundle or its signatures, for an authenticated auditor.
-async fn bundle(g: &Arc<Gateway>, rest: &str, req: Request, signatures: bool) -> Response {
+async fn bundle(
+    g: &Arc<Gateway>,
+    rest: &str,
+    req: Request,
+    signatures: bool,
+) -> Result<Response, Problem> {
     let (parts, _) = req.into_parts();
     let now = g.clock.now();
     // An auditor's reads are not logged: a signature a gateway process
     // before this one could have accepted is refused.
-    if let Err(reason) = g.authenticate(
+    let authenticated = g.authenticate(
         &parts,
         &[],
         now,
         Role::Auditor,
         &VerifyPolicy::auditor(),
         crate::agency::replay::Digests::NotLogged,
-    ) {
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "entries are for enrolled auditors: sign the request (RFC 9421) with an auditor key",
-            json!({ "reason": reason }),
-        );
+    );
+    match authenticated {
+        Ok(_) => {}
+        Err(AuthFailure::Stopped(e)) => return Err(e.into()),
+        Err(AuthFailure::Refused(reason)) => return Err(Problem::Unauthenticated {
+            detail:
+                "entries are for enrolled auditors: sign the request (RFC 9421) with an auditor key",
+            reason,
+        }),
     }
     let size = g.dep.log.size();
     let Some((n, w)) = entry_tile(rest, size) else {
-        return not_found("the log has no such entry bundle yet");
+        return Err(not_found("the log has no such entry bundle yet"));
     };
     let dep = g.dep.clone();
     let read = tokio::task::spawn_blocking(move || {
@@ -195,27 +195,15 @@ async fn bundle(g: &Arc<Gateway>, rest: &str, req: Request, signatures: bool) ->
     })
     .await;
     let Ok(Some(envs)) = read else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log-unavailable",
-            "the entries cannot be read right now",
-            Value::Null,
-        );
+        return Err(Problem::LogUnavailable(
+            "the entries cannot be read right now".into(),
+        ));
     };
     let bytes = if signatures {
         tiles::encode_signatures(envs.iter().map(|e| e.signatures.as_slice()))
     } else {
-        match tiles::encode_entries(n * TILE_WIDTH, envs.iter().map(|e| e.entry.as_slice())) {
-            Ok(b) => b,
-            Err(e) => {
-                return problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "entry-too-long",
-                    &e.to_string(),
-                    Value::Null,
-                )
-            }
-        }
+        tiles::encode_entries(n * TILE_WIDTH, envs.iter().map(|e| e.entry.as_slice()))
+            .map_err(|e| Problem::EntryTooLong(e.to_string()))?
     };
-    octets(bytes, w == TILE_WIDTH)
+    Ok(octets(bytes, w == TILE_WIDTH))
 }

@@ -15,8 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::rt::TokioExecutor;
 
-use crate::agency::{CATEGORIES_HEADER, DECISION_HEADER, NOTICE_HEADER, PURPOSE_HEADER};
 use crate::httpsig::{self, Component, OwnedMessage, SignatureParams};
+use crate::words::{CATEGORIES_HEADER, DECISION_HEADER, NOTICE_HEADER, PURPOSE_HEADER};
 
 /// Largest answer the client reads.
 pub const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;

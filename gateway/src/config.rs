@@ -14,11 +14,11 @@ use base64::Engine;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-use crate::app::HttpLimits;
 use crate::deployment::{sign_event, Deployment};
 use crate::participant::intake::IntakeLimits;
 use crate::participant::session::SessionLimits;
 use crate::quota::rate::Rate;
+use crate::server::{HttpLimits, Settings};
 use policy::{Event, GovernanceRules, Rules, Trust, Vocabulary, V1};
 
 /// The config file `consentry init` writes.
@@ -120,6 +120,7 @@ impl Default for LimitsConfig {
         let http = HttpLimits::default();
         let sessions = SessionLimits::default();
         let intakes = IntakeLimits::default();
+        let agency = crate::agency::Limits::default();
         Self {
             body_bytes_max: http.body_bytes_max,
             header_bytes_max: http.header_bytes_max,
@@ -129,8 +130,8 @@ impl Default for LimitsConfig {
             connections_per_address_max: http.connections_per_address_max,
             header_read_timeout_secs: http.header_read_timeout.as_secs(),
             idle_timeout_secs: http.idle_timeout.as_secs(),
-            upstream_timeout_secs: 10,
-            upstream_body_bytes_max: 4 * 1024 * 1024,
+            upstream_timeout_secs: agency.upstream_timeout.as_secs(),
+            upstream_body_bytes_max: agency.upstream_body_bytes_max,
             disk_reserve_bytes: crate::deployment::DISK_RESERVE_BYTES_DEFAULT,
             requests_per_source_per_second: http.requests_per_source_per_second,
             requests_per_source_burst: http.requests_per_source_burst,
@@ -357,6 +358,39 @@ impl Config {
 
     pub fn gateway_signing_key(&self) -> Result<SigningKey, ConfigError> {
         read_key(&self.path(&self.gateway_key))
+    }
+
+    /// What the server is built with, from this file: the public URL (as
+    /// bound, for a config that listens on port 0), the limits of the
+    /// agency path, of sign-ins and of intakes, and the witness policy.
+    pub fn settings(&self, public_url: &str) -> Result<Settings, ConfigError> {
+        let witness_policy = match &self.witness_policy {
+            None => None,
+            Some(p) => {
+                let path = self.path(p);
+                let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Read {
+                    path: path.clone(),
+                    err,
+                })?;
+                let policy =
+                    ledger::WitnessPolicy::parse(&text).map_err(|e| ConfigError::Parse {
+                        path,
+                        err: e.to_string(),
+                    })?;
+                Some(policy)
+            }
+        };
+        Ok(Settings {
+            public_url: public_url.to_string(),
+            agency: crate::agency::Limits {
+                upstream_timeout: std::time::Duration::from_secs(self.limits.upstream_timeout_secs),
+                upstream_body_bytes_max: self.limits.upstream_body_bytes_max,
+                ..crate::agency::Limits::default()
+            },
+            sessions: self.limits.sessions()?,
+            intakes: self.limits.intakes()?,
+            witness_policy,
+        })
     }
 
     pub fn trust(&self) -> Result<Trust, ConfigError> {

@@ -199,7 +199,7 @@ pub async fn enrol_witnesses(
     for (id, name) in WITNESSES {
         let key = load_or_create_key(&dir.join(format!("keys/{id}.key")))?;
         let enrolled = {
-            let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+            let state = dep.state()?;
             state.agency(id).is_some()
         };
         if !enrolled {
@@ -241,6 +241,8 @@ pub enum SeedError {
     Submit(#[from] SubmitError),
     #[error("demo key: {0}")]
     Key(#[from] ConfigError),
+    #[error(transparent)]
+    Stopped(#[from] crate::deployment::Stopped),
 }
 
 /// The gateway's address as the demo last served it, for `consentry
@@ -320,22 +322,22 @@ pub async fn run(
     }
     let url = format!("http://{bound}");
     std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))?;
-    let gw = Arc::new(
-        crate::agency::Gateway::new(
-            dep.clone(),
-            clock,
-            keys.gateway.signing_key().clone(),
-            &url,
-            std::time::Duration::from_secs(10),
-            4 * 1024 * 1024,
-            crate::agency::Limits::default(),
-        )
-        .map_err(anyhow::Error::msg)?,
-    );
-    if witnesses {
-        let text = std::fs::read_to_string(dir.join(WITNESS_POLICY_FILE))?;
-        gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
-    }
+    let witness_policy = match witnesses {
+        true => {
+            let text = std::fs::read_to_string(dir.join(WITNESS_POLICY_FILE))?;
+            Some(ledger::WitnessPolicy::parse(&text)?)
+        }
+        false => None,
+    };
+    let state = crate::server::AppState::new(
+        dep.clone(),
+        clock,
+        keys.gateway.signing_key().clone(),
+        crate::server::Settings {
+            witness_policy,
+            ..crate::server::Settings::new(&url)
+        },
+    )?;
     print!(
         "{}",
         walkthrough(
@@ -347,11 +349,11 @@ pub async fn run(
             written.len()
         )
     );
-    crate::app::serve_until_interrupted(
+    crate::server::serve_until_interrupted(
         listener,
         metrics_listener,
-        gw,
-        &crate::app::HttpLimits::default(),
+        state,
+        &crate::server::HttpLimits::default(),
     )
     .await?;
     Ok(())

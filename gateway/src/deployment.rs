@@ -44,6 +44,8 @@ pub enum SubmitError {
     Log(#[from] ledger::LogError),
     #[error("the deployment stopped after a failed write; restart it to replay the log")]
     Stopped,
+    #[error(transparent)]
+    Poisoned(#[from] Stopped),
     #[error("the log's queue is full; try again")]
     Busy,
     #[error("the trust roots' gateway key {0:?} is not an ed25519 public key")]
@@ -57,6 +59,14 @@ pub enum SubmitError {
     #[error("the data disk has {free_bytes} bytes free, below the reserve of {reserve_bytes}: new work is refused until space is freed (revocations are still taken)")]
     DiskReserve { free_bytes: u64, reserve_bytes: u64 },
 }
+
+/// The consent state cannot be read: a panic while an entry was being
+/// applied poisoned its lock, so it may no longer be the replay of the log.
+/// The deployment has fail-stopped, as on a failed write; a restart
+/// replays the durable prefix.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[error("the consent state was left half-applied by a panic; the deployment stopped: restart it to replay the log")]
+pub struct Stopped;
 
 /// The free space kept on the data disk by default: below it new work is
 /// refused with a clear answer, rather than the log fail-stopping on a
@@ -88,8 +98,9 @@ pub struct Deployment {
     pub log: Log,
     /// The replay of exactly the enqueued prefix of the log. Its write lock
     /// is the order in which entries are checked, numbered and applied; it
-    /// is never held across an await.
-    pub state: Arc<std::sync::RwLock<ConsentState>>,
+    /// is never held across an await. Read only through [`Deployment::state`],
+    /// which fail-stops on a poisoned lock.
+    state: std::sync::RwLock<ConsentState>,
     /// Set when the state may no longer be the replay of the log (a write
     /// failed after entries were applied): every later submit is refused
     /// until a restart replays the durable prefix.
@@ -185,7 +196,7 @@ impl Deployment {
                 Arc::new(move || statvfs_free(&dir))
             }),
             log,
-            state: Arc::new(std::sync::RwLock::new(state)),
+            state: std::sync::RwLock::new(state),
             failed: AtomicBool::new(false),
             changes: AtomicU64::new(0),
         })
@@ -242,6 +253,23 @@ impl Deployment {
         self.log.close();
     }
 
+    /// The consent state at the log's enqueued prefix, for reading. The
+    /// guard is held for as long as the caller keeps it: never across an
+    /// await. A poisoned lock stops the deployment instead of reading on.
+    pub fn state(&self) -> Result<std::sync::RwLockReadGuard<'_, ConsentState>, Stopped> {
+        self.state.read().map_err(|_| self.stop())
+    }
+
+    /// The state for the one path that changes it (check, enqueue, apply).
+    fn state_mut(&self) -> Result<std::sync::RwLockWriteGuard<'_, ConsentState>, Stopped> {
+        self.state.write().map_err(|_| self.stop())
+    }
+
+    fn stop(&self) -> Stopped {
+        self.failed.store(true, Ordering::Release);
+        Stopped
+    }
+
     /// False once a write failed: the deployment then refuses every change
     /// until a restart replays the durable prefix.
     pub fn is_healthy(&self) -> bool {
@@ -280,7 +308,7 @@ impl Deployment {
             }
         }
         let keys = {
-            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let state = self.state()?;
             let registry = RegistryKeys {
                 state: &state,
                 own: event.self_signing_key(),
@@ -323,7 +351,7 @@ impl Deployment {
             None => None,
         };
         let pendings = {
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut state = self.state_mut()?;
             if notice.is_some() && self.own_key.is_none() {
                 return Err(SubmitError::NoGatewayKey);
             }
@@ -366,7 +394,7 @@ impl Deployment {
         };
         let now = self.now();
         let due = {
-            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let state = self.state()?;
             state.due_rotations(now, ACTIVATIONS_PER_ROUND_MAX)
         };
         let mut done = Vec::with_capacity(due.len());
@@ -537,18 +565,18 @@ impl Deployment {
             }
             Ok((decision, prepared))
         };
-        let write = || self.state.write().unwrap_or_else(|p| p.into_inner());
+        let write = || self.state_mut();
         let (mut state, (decision, prepared)) = if locked {
-            let state = write();
+            let state = write()?;
             let built = build(&state)?;
             (state, built)
         } else {
             let (built, seen) = {
-                let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+                let state = self.state()?;
                 let seen = self.changes.load(Ordering::Acquire);
                 (build(&state)?, seen)
             };
-            let state = write();
+            let state = write()?;
             if self.changes.load(Ordering::Acquire) != seen {
                 return Ok(None);
             }
@@ -597,4 +625,59 @@ pub fn sign_event(
     key: &ed25519_dalek::SigningKey,
 ) -> Result<Envelope, SubmitError> {
     Ok(Envelope::sign(event.to_json()?, key_id, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn open(dir: &std::path::Path) -> Deployment {
+        let key = |b: u8| ed25519_dalek::SigningKey::from_bytes(&[b; 32]);
+        let b64 = |k: &ed25519_dalek::SigningKey| {
+            base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes())
+        };
+        let trust = policy::Trust {
+            governance_key_id: "governance".into(),
+            governance_public_key: b64(&key(1)),
+            gateway_key_id: "gateway".into(),
+            gateway_public_key: b64(&key(2)),
+        };
+        let signer = ledger::NoteSigner::new("test.consentry/log", key(2)).unwrap();
+        Deployment::open(dir, signer, trust).unwrap()
+    }
+
+    /// A panic while the state is being changed leaves it maybe half
+    /// applied: no longer the replay of the log. The deployment stops, as
+    /// on a failed write, rather than read on.
+    #[tokio::test]
+    async fn a_poisoned_state_stops_the_deployment() {
+        let dir = tempfile::tempdir().unwrap();
+        let dep = Arc::new(open(dir.path()));
+        assert!(dep.state().is_ok());
+        assert!(dep.is_healthy());
+        let d = dep.clone();
+        let panicked = std::thread::spawn(move || {
+            let _held = d.state.write().unwrap();
+            panic!("a bug in the middle of an apply");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(dep.state().err(), Some(Stopped));
+        assert!(!dep.is_healthy(), "the health route must say so");
+        let event = Event::ParticipantNotice(policy::ParticipantNotice {
+            v: policy::V1or2::V2,
+            participant: "p-0001".into(),
+            at: 0,
+            kind: NoticeKind::BreakGlass.code().into(),
+            decision_id: None,
+            entry_index: None,
+        });
+        let key = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        assert!(matches!(
+            dep.submit_own(&event, &key).await,
+            Err(SubmitError::Stopped)
+        ));
+        assert_eq!(dep.log.size(), 0, "nothing was appended");
+    }
 }

@@ -662,8 +662,8 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     // Before anything is opened: limits that cannot work together are a
     // mistake in the file, not a reason to hold the store.
     let limits = c.limits.http()?;
-    let session_limits = c.limits.sessions()?;
-    let intake_limits = c.limits.intakes()?;
+    c.limits.sessions()?;
+    c.limits.intakes()?;
     let key = c.gateway_signing_key()?;
     let signer = ledger::NoteSigner::new(&c.origin, key.clone())?;
     let dep = Arc::new(
@@ -674,7 +674,7 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     // The files are the editable source; the ledger's governance entry is
     // what is in force. Say so when they differ.
     {
-        let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = dep.state()?;
         let vocabulary = std::fs::read_to_string(c.path(&c.vocabulary))
             .ok()
             .and_then(|t| policy::Vocabulary::from_toml(&t).ok());
@@ -701,25 +701,12 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         Some(base) => format!("{base}:{}", bound.port()),
         None => c.public_url.clone(),
     };
-    let mut gw = gateway::agency::Gateway::new(
+    let state = gateway::server::AppState::new(
         dep.clone(),
         Arc::new(gateway::clock::SystemClock),
         key,
-        &public_url,
-        std::time::Duration::from_secs(c.limits.upstream_timeout_secs),
-        c.limits.upstream_body_bytes_max,
-        gateway::agency::Limits::default(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    gw.sessions = gateway::participant::session::Sessions::new(session_limits);
-    gw.intakes = gateway::participant::intake::Intakes::new(intake_limits);
-    let gw = Arc::new(gw);
-    if let Some(p) = &c.witness_policy {
-        let p = c.path(p);
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        gw.set_witness_policy(Some(ledger::WitnessPolicy::parse(&text)?));
-    }
+        c.settings(&public_url)?,
+    )?;
     let metrics_listener = tokio::net::TcpListener::bind(&c.metrics_listen)
         .await
         .with_context(|| format!("binding {} for /metrics", c.metrics_listen))?;
@@ -729,6 +716,6 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         c.origin,
         dep.log.size()
     );
-    gateway::app::serve_until_interrupted(listener, metrics_listener, gw, &limits).await?;
+    gateway::server::serve_until_interrupted(listener, metrics_listener, state, &limits).await?;
     Ok(())
 }

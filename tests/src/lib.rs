@@ -195,11 +195,10 @@ pub mod net {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
     use ed25519_dalek::SigningKey;
-    use gateway::agency::{Gateway, Limits};
-    use gateway::app::{app, metrics_app, HttpLimits};
     use gateway::clock::ManualClock;
     use gateway::deployment::{sign_event, Deployment};
     use gateway::httpsig::{self, Component, OwnedMessage, SignatureParams};
+    use gateway::server::{app, metrics_app, AppState, HttpLimits, Settings};
     use gateway::upstream::{self, Holder};
     use ledger::Envelope;
     use policy::{AgencyEnrolled, ConsentGranted, Event, Language, Parties, Role, V1};
@@ -327,7 +326,7 @@ pub mod net {
         bad.headers.push(("signature".into(), "sig1=:AAAA:".into()));
         assert_eq!(send(net.addr, &bad).await.status, 401);
         // Refusals reach the log as summaries.
-        assert_eq!(net.gateway.flush_refusals().await.unwrap().len(), 1);
+        assert_eq!(net.state.agency.flush_refusals().await.unwrap().len(), 1);
     }
 
     /// The auditor [`enrol_auditor`] enrols: an organisation with the
@@ -424,7 +423,8 @@ pub mod net {
 
     pub struct Net {
         pub dep: Arc<Deployment>,
-        pub gateway: Arc<Gateway>,
+        /// The server's state: the agency path, the participants' part.
+        pub state: AppState,
         pub clock: Arc<ManualClock>,
         pub addr: SocketAddr,
         /// The gateway's configured public URL, which agencies sign
@@ -470,13 +470,13 @@ pub mod net {
         start_adjusted(dir, limits, upstream_timeout, |_| {}).await
     }
 
-    /// As [`start_with`], with `adjust` run on the gateway before it
-    /// serves (its sign-in and intake limits, say).
+    /// As [`start_with`], with `adjust` run on the gateway's settings
+    /// before it is built (its sign-in and intake limits, say).
     pub async fn start_adjusted(
         dir: &std::path::Path,
         limits: HttpLimits,
         upstream_timeout: Duration,
-        adjust: impl FnOnce(&mut Gateway),
+        adjust: impl FnOnce(&mut Settings),
     ) -> Net {
         start_keyed(
             dir,
@@ -512,7 +512,7 @@ pub mod net {
         dir: &std::path::Path,
         limits: HttpLimits,
         upstream_timeout: Duration,
-        adjust: impl FnOnce(&mut Gateway),
+        adjust: impl FnOnce(&mut Settings),
         signer: ledger::NoteSigner,
         at: Option<SocketAddr>,
     ) -> Net {
@@ -608,7 +608,7 @@ pub mod net {
     async fn serve(
         o: Opened,
         l: tokio::net::TcpListener,
-        adjust: impl FnOnce(&mut Gateway),
+        adjust: impl FnOnce(&mut Settings),
     ) -> Net {
         let Opened {
             dir,
@@ -621,30 +621,23 @@ pub mod net {
             key: gw_key,
         } = o;
         let addr = l.local_addr().unwrap();
-        let mut gateway = Gateway::new(
-            dep.clone(),
-            clock.clone(),
-            gw_key,
-            &public_url,
-            upstream_timeout,
-            1 << 20,
-            Limits::default(),
-        )
-        .unwrap();
-        adjust(&mut gateway);
-        let gateway = Arc::new(gateway);
+        let mut settings = Settings::new(&public_url);
+        settings.agency.upstream_timeout = upstream_timeout;
+        settings.agency.upstream_body_bytes_max = 1 << 20;
+        adjust(&mut settings);
+        let state = AppState::new(dep.clone(), clock.clone(), gw_key, settings).unwrap();
         let (metrics_l, metrics_addr) = bind().await;
         let (stop, _) = tokio::sync::watch::channel(false);
         let servers = [
-            (l, app(gateway.clone(), &limits)),
-            (metrics_l, metrics_app(gateway.clone())),
+            (l, app(state.clone(), &limits)),
+            (metrics_l, metrics_app(state.clone())),
         ]
         .into_iter()
         .map(|(l, router)| {
             let mut stopped = stop.subscribe();
             let limits = limits.clone();
             tokio::spawn(async move {
-                gateway::app::run(l, &limits, router, async move {
+                gateway::server::run(l, &limits, router, async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await
@@ -653,7 +646,7 @@ pub mod net {
         .collect();
         Net {
             dep,
-            gateway,
+            state,
             clock,
             addr,
             public_url,
@@ -1024,8 +1017,8 @@ pub mod net {
                 server.await.unwrap().unwrap();
             }
             self.dep.log.publish_checkpoint().unwrap();
-            let Net { dep, gateway, .. } = self;
-            drop(gateway);
+            let Net { dep, state, .. } = self;
+            drop(state);
             match Arc::try_unwrap(dep) {
                 Ok(dep) => dep.close(),
                 Err(_) => panic!("the deployment is still shared after the server stopped"),

@@ -274,7 +274,7 @@ async fn bad_signatures_are_refused_and_logged() {
         grown, 2,
         "the last good request's decided and released entries only"
     );
-    let summaries = net.gateway.flush_refusals().await.unwrap();
+    let summaries = net.state.agency.flush_refusals().await.unwrap();
     let mut total = 0;
     for index in &summaries {
         let e = net.entry(*index);
@@ -459,7 +459,7 @@ async fn a_slow_upstream_is_a_504_with_nothing_released() {
     let dir = tempfile::tempdir().unwrap();
     let net = net::start_with(
         dir.path(),
-        gateway::app::HttpLimits::default(),
+        gateway::server::HttpLimits::default(),
         std::time::Duration::from_millis(300),
     )
     .await;

@@ -53,8 +53,18 @@ async fn demo_deployment_serves_verifiable_checkpoint_and_proofs() {
     let dep = Arc::new(dep);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = axum::serve(listener, gateway::server::router(dep.clone()));
-    tokio::spawn(async move { server.await });
+    let state = gateway::server::AppState::new(
+        dep.clone(),
+        Arc::new(gateway::clock::ManualClock::new(1_800_000_000)),
+        keys.gateway.signing_key().clone(),
+        gateway::server::Settings::new(format!("http://{addr}")),
+    )
+    .unwrap();
+    let limits = gateway::server::HttpLimits::default();
+    let app = gateway::server::app(state, &limits);
+    tokio::spawn(async move {
+        gateway::server::run(listener, &limits, app, std::future::pending()).await
+    });
 
     let (status, body) = get(addr, "/healthz").await;
     assert_eq!(status, 200, "{body}");
@@ -114,7 +124,7 @@ async fn replay_on_reopen_rebuilds_the_same_state() {
         )
         .await
         .unwrap();
-        let c = dep.state.read().unwrap().consent_count();
+        let c = dep.state().unwrap().consent_count();
         let r = dep.log.root();
         dep.close();
         (r, c)
@@ -126,7 +136,7 @@ async fn replay_on_reopen_rebuilds_the_same_state() {
     )
     .unwrap();
     assert_eq!(dep.log.root(), root);
-    assert_eq!(dep.state.read().unwrap().consent_count(), consents);
+    assert_eq!(dep.state().unwrap().consent_count(), consents);
     // A second seed is a no-op: the log already has the registry.
     assert!(gateway::demo::seed(
         &dep,

@@ -538,7 +538,7 @@ async fn every_entry_type_against_every_kind_of_signer() {
 async fn the_pending_world_holds_a_rotation_at_the_index_the_table_uses() {
     let tmp = tempfile::tempdir().unwrap();
     let (dep, _) = world(tmp.path(), World::Pending).await;
-    let state = dep.state.read().unwrap().clone();
+    let state = dep.state().unwrap().clone();
     let r = state.pending_rotation("p-0").unwrap();
     assert_eq!(r.index, pending_rotation_index());
     assert_eq!(r.ready_at, NOW);

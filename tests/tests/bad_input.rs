@@ -31,7 +31,7 @@ async fn refused_entries_change_nothing() {
         .unwrap();
 
     let segment = || std::fs::read(data.join(ledger::store::SEGMENT_FILE)).unwrap();
-    let dump = |dep: &Deployment| fixture::dump(&dep.state.read().unwrap(), PARTICIPANTS);
+    let dump = |dep: &Deployment| fixture::dump(&dep.state().unwrap(), PARTICIPANTS);
     let (size, bytes, state) = (dep.log.size(), segment(), dump(&dep));
 
     let p1 = fixture::participant_key(1);

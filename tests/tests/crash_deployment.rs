@@ -85,7 +85,7 @@ fn deployment_crash_child() {
             // Quiescent: everything enqueued is acknowledged, so the state is
             // the replay of exactly the log's first `size` entries.
             let (size, text) = {
-                let state = dep.state.read().unwrap();
+                let state = dep.state().unwrap();
                 (dep.log.size(), fixture::dump(&state, PARTICIPANTS))
             };
             let tmp = dir.join("dump.tmp");
@@ -186,7 +186,7 @@ fn sigkill_during_concurrent_submits_loses_nothing_acknowledged() {
             );
         }
         {
-            let state = dep.state.read().unwrap();
+            let state = dep.state().unwrap();
             for a in &acks {
                 let view = state
                     .consent(&a.consent)

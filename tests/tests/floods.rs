@@ -350,10 +350,26 @@ async fn flood_then_the_neighbour_gets_in(net: &net::Net) -> Flooded {
 
     // What the gateway holds for the flooder is its share at most.
     let flooder = gateway::source::source_of(FLOODER);
-    let (_, challenges_held) = net.gateway.sessions.challenges_held(flooder);
-    let (_, intakes_held) = net.gateway.intakes.held(flooder);
-    assert!(challenges_held <= net.gateway.sessions.limits().challenges_per_source_max);
-    assert!(intakes_held <= net.gateway.intakes.limits().intakes_per_source_max);
+    let (_, challenges_held) = net.state.participants.sessions.challenges_held(flooder);
+    let (_, intakes_held) = net.state.participants.intakes.held(flooder);
+    assert!(
+        challenges_held
+            <= net
+                .state
+                .participants
+                .sessions
+                .limits()
+                .challenges_per_source_max
+    );
+    assert!(
+        intakes_held
+            <= net
+                .state
+                .participants
+                .intakes
+                .limits()
+                .intakes_per_source_max
+    );
     Flooded {
         challenges,
         intakes,
@@ -413,7 +429,7 @@ async fn a_flood_from_one_address_does_not_stop_another_from_signing_in_or_enrol
         last = session.json()["token"].as_str().unwrap().to_string();
     }
     assert_eq!(
-        net.gateway.sessions.sessions_held(&p1).1,
+        net.state.participants.sessions.sessions_held(&p1).1,
         sessions.sessions_per_participant_max
     );
     let me = one(
@@ -436,8 +452,8 @@ async fn a_flood_from_one_address_does_not_stop_another_from_signing_in_or_enrol
 /// refuses it alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_rates_raised_the_flood_fills_only_its_own_share() {
-    use gateway::participant::intake::{IntakeLimits, Intakes};
-    use gateway::participant::session::{SessionLimits, Sessions};
+    use gateway::participant::intake::IntakeLimits;
+    use gateway::participant::session::SessionLimits;
     use gateway::quota::rate::Rate;
     let unlimited = Rate {
         burst_max: u32::MAX,
@@ -446,18 +462,18 @@ async fn with_the_rates_raised_the_flood_fills_only_its_own_share() {
     let dir = tempfile::tempdir().unwrap();
     let net = net::start_adjusted(
         dir.path(),
-        gateway::app::HttpLimits::default(),
+        gateway::server::HttpLimits::default(),
         std::time::Duration::from_secs(5),
         |g| {
-            g.sessions = Sessions::new(SessionLimits {
+            g.sessions = SessionLimits {
                 challenge_rate: unlimited,
                 sign_in_rate: unlimited,
                 ..SessionLimits::default()
-            });
-            g.intakes = Intakes::new(IntakeLimits {
+            };
+            g.intakes = IntakeLimits {
                 intake_rate: unlimited,
                 ..IntakeLimits::default()
-            });
+            };
         },
     )
     .await;
@@ -473,28 +489,28 @@ async fn with_the_rates_raised_the_flood_fills_only_its_own_share() {
 /// the connection comes from the configured proxy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_addresses_are_believed_only_from_the_trusted_proxy() {
-    use gateway::participant::session::{SessionLimits, Sessions};
+    use gateway::participant::session::SessionLimits;
     use gateway::quota::rate::Rate;
     const PROXY: IpAddr = FLOODER;
     const BURST: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let net = net::start_adjusted(
         dir.path(),
-        gateway::app::HttpLimits {
+        gateway::server::HttpLimits {
             trusted_proxies: std::sync::Arc::new(
                 gateway::source::TrustedProxies::parse(&[PROXY.to_string()]).unwrap(),
             ),
-            ..gateway::app::HttpLimits::default()
+            ..gateway::server::HttpLimits::default()
         },
         std::time::Duration::from_secs(5),
         |g| {
-            g.sessions = Sessions::new(SessionLimits {
+            g.sessions = SessionLimits {
                 challenge_rate: Rate {
                     burst_max: BURST as u32,
                     per_minute: 1,
                 },
                 ..SessionLimits::default()
-            });
+            };
         },
     )
     .await;
@@ -542,7 +558,13 @@ async fn forwarded_addresses_are_believed_only_from_the_trusted_proxy() {
         burst_then_refused
     );
 
-    let held = |ip: &str| net.gateway.sessions.challenges_held(ip.parse().unwrap()).1;
+    let held = |ip: &str| {
+        net.state
+            .participants
+            .sessions
+            .challenges_held(ip.parse().unwrap())
+            .1
+    };
     assert_eq!(held("198.51.100.7"), BURST);
     assert_eq!(held("198.51.100.8"), 1);
     assert_eq!(held(&PROXY.to_string()), 1);

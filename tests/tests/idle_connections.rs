@@ -82,7 +82,7 @@ async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
 async fn a_connection_without_a_whole_request_head_is_closed_after_the_header_read_timeout() {
     let limit = Duration::from_millis(300);
     let dir = tempfile::tempdir().unwrap();
-    let limits = gateway::app::HttpLimits {
+    let limits = gateway::server::HttpLimits {
         header_read_timeout: limit,
         ..Default::default()
     };
@@ -119,7 +119,7 @@ async fn a_connection_without_a_whole_request_head_is_closed_after_the_header_re
 async fn one_address_at_its_connection_limit_does_not_stop_another() {
     const PER_ADDRESS: usize = 4;
     let dir = tempfile::tempdir().unwrap();
-    let limits = gateway::app::HttpLimits {
+    let limits = gateway::server::HttpLimits {
         connections_per_address_max: PER_ADDRESS,
         ..Default::default()
     };

@@ -662,7 +662,7 @@ async fn eight_steps(drive: Drive) {
     );
     // The enrolled key is the one whose seed the code shows.
     let key_id = {
-        let state = net.dep.state.read().unwrap();
+        let state = net.dep.state().unwrap();
         let kid = state.participant_key_id(&participant).unwrap().to_string();
         let public = state.key(&kid).unwrap().public_key;
         let from_code = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
@@ -1039,7 +1039,9 @@ async fn the_verified_mark_waits_for_the_witness_quorum() {
     for i in 1..=3 {
         net::enrol_witness(&net, i).await;
     }
-    net.gateway.set_witness_policy(Some(net::witness_policy(2)));
+    net.state
+        .participants
+        .set_witness_policy(Some(net::witness_policy(2)));
     let ask = net::Ask::new(
         "riverside-housing",
         "hope-clinic",

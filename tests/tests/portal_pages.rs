@@ -351,12 +351,7 @@ async fn an_intake_enrols_only_with_the_persons_signature_and_the_named_agency()
         .unwrap_err()
         .to_string();
     assert!(e.contains("enrols at hope-clinic"), "{e}");
-    assert!(!net
-        .dep
-        .state
-        .read()
-        .unwrap()
-        .participant_exists(&participant));
+    assert!(!net.dep.state().unwrap().participant_exists(&participant));
 
     // The named agency does; the code may be typed in lower case.
     let (who, reply) = hope.confirm_intake(&code.to_lowercase()).await.unwrap();

@@ -77,7 +77,7 @@ async fn a_hundred_thousand_unsigned_requests_add_a_bounded_number_of_entries() 
     );
     // Not one entry per request: nothing yet, then one summary per reason.
     assert_eq!(net.dep.log.size(), before);
-    let summaries = net.gateway.flush_refusals().await.unwrap();
+    let summaries = net.state.agency.flush_refusals().await.unwrap();
     assert_eq!(net.dep.log.size() - before, summaries.len() as u64);
     assert!(summaries.len() <= 2, "{summaries:?}");
     let mut counted = 0;
@@ -167,7 +167,7 @@ async fn status_from(source: [u8; 4], addr: std::net::SocketAddr) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_source_over_its_rate_is_refused_and_another_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = gateway::app::HttpLimits {
+    let limits = gateway::server::HttpLimits {
         requests_per_source_per_second: 1,
         requests_per_source_burst: 20,
         ..Default::default()

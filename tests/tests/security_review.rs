@@ -28,7 +28,7 @@ async fn an_auditor_organisation_cannot_take_over_a_participants_key() {
     let p = "p-0001";
     {
         // The input the finding needs: the person exists, at hope-clinic.
-        let state = net.dep.state.read().unwrap();
+        let state = net.dep.state().unwrap();
         assert_eq!(state.participant_enrolled_by(p), Some("hope-clinic"));
     }
     let as_p = ParticipantClient::new(&url(&net), p, &format!("{p}:2"), thief.clone()).unwrap();

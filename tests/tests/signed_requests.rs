@@ -47,7 +47,7 @@ fn refused_401(a: &net::Answer, reason: &str, what: &str) {
 /// for `reason`.
 async fn logged_refusals(net: &Net, reason: &str) -> u64 {
     let mut n = 0;
-    for index in net.gateway.flush_refusals().await.unwrap() {
+    for index in net.state.agency.flush_refusals().await.unwrap() {
         let e = net.entry(index);
         assert_eq!(e["type"], "access.refused", "{e}");
         if e["reason"] == reason {

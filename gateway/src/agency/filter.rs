@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 /// The code system of Consentry's data-category security labels.
-pub const CATEGORY_SYSTEM: &str = "https://consentry.dev/fhir/CodeSystem/data-category";
+pub use crate::words::CATEGORY_SYSTEM;
 /// The drop bucket for a resource with no category label.
 pub const UNLABELLED: &str = "unlabelled";
 /// The drop bucket for a resource not tied to the decided participant.

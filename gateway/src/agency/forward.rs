@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::httpsig::{self, OwnedMessage, SignatureParams};
-use crate::upstream::{forward_policy, DECISION_HEADER, PARTICIPANT_HEADER, RELEASED_HEADER};
+use crate::words::{DECISION_HEADER, PARTICIPANT_HEADER, RELEASED_HEADER};
 
 /// Why the upstream gave nothing to release.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +154,11 @@ pub fn sign_forward(
         expires: Some(out.now + SIGNATURE_LIFETIME_SECS),
         nonce: Some(httpsig::fresh_nonce()),
         include_alg: true,
-        ..SignatureParams::new(forward_policy().required_components, out.now, key_id)
+        ..SignatureParams::new(
+            httpsig::VerifyPolicy::forwarded().required_components,
+            out.now,
+            key_id,
+        )
     };
     let (input, sig) = httpsig::sign(&msg.view(&[]), &params, "consentry", key)
         .map_err(|e| ForwardError::Sign(e.to_string()))?;

@@ -41,19 +41,15 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::deployment::{decode_key, Deciding, Deployment};
 use crate::httpsig::{self, HttpSigError, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
-pub use crate::problem::problem;
+use crate::origin::Origin;
+use crate::problem::Problem;
 use forward::{ForwardError, Forwarder, Outgoing};
 use metrics::Metrics;
 use policy::{
-    AccessRefused, AccessReleased, CategoryCount, ConsentState, Event, KeyOwner, Request as Ask,
-    Role, V1,
+    AccessRefused, AccessReleased, CategoryCount, ConsentState, Event, KeyOwner, Role, V1,
 };
 
-pub const PURPOSE_HEADER: &str = "consentry-purpose";
-pub const CATEGORIES_HEADER: &str = "consentry-categories";
-/// On every answer: `<decision id>; index=<log index>`.
-pub const DECISION_HEADER: &str = "consentry-decision";
-pub const NOTICE_HEADER: &str = "consentry-redisclosure-notice";
+pub use crate::words::{CATEGORIES_HEADER, DECISION_HEADER, NOTICE_HEADER, PURPOSE_HEADER};
 /// The notice 42 CFR §2.32 requires with every disclosure.
 pub const REDISCLOSURE_NOTICE: &str = "This record which has been disclosed to you is protected by federal confidentiality rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or testimony that describes the information contained in this record, in any civil, criminal, administrative, or legislative proceedings by any Federal, State, or local authority, against the patient, unless authorized by the consent of the patient, except as provided at 42 CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR 2.64 or 2.65. In addition, the federal rules prohibit you from making any other use or disclosure of this record unless at least one of the following applies: (i) disclosure is expressly permitted by the written consent of the individual whose information is being disclosed in this record or as otherwise permitted by 42 CFR part 2; (ii) you are a covered entity or business associate and have received the record for treatment, payment, or health care operations; or (iii) you have received the record from a covered entity or business associate as permitted by 45 CFR part 164, subparts A and E. A general authorization for the release of medical or other information is NOT sufficient to meet the required elements of written consent to further use or redisclose the record (see 42 CFR 2.31).";
 /// Most categories one request may name.
@@ -70,6 +66,10 @@ pub struct Limits {
     pub nonces_per_agency_max: usize,
     /// Agencies with a nonce share; the registry is bounded too.
     pub agencies_max: usize,
+    /// How long a holder's upstream may take to answer a forwarded request.
+    pub upstream_timeout: std::time::Duration,
+    /// The largest answer read from a holder's upstream.
+    pub upstream_body_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -77,11 +77,16 @@ impl Default for Limits {
         Self {
             nonces_per_agency_max: 100_000,
             agencies_max: 4096,
+            upstream_timeout: std::time::Duration::from_secs(10),
+            upstream_body_bytes_max: 4 * 1024 * 1024,
         }
     }
 }
 
-/// Everything the agency path needs.
+/// What the agency path holds: the gateway's key, the forwarder, the
+/// nonce caches, the refusals counted, and the deployment it decides on.
+/// The participants' sessions live in their own room
+/// (`participant::state`), not here.
 pub struct Gateway {
     pub dep: Arc<Deployment>,
     pub clock: Arc<dyn Clock>,
@@ -89,8 +94,7 @@ pub struct Gateway {
     key: ed25519_dalek::SigningKey,
     /// `scheme://authority` agencies sign against: the configured one,
     /// never the client's `Host` header.
-    scheme: String,
-    authority: String,
+    origin: Origin,
     forwarder: Forwarder,
     /// Keys the hashes of forwarded values in `access.decided`.
     forward_mac: path::ForwardMac,
@@ -102,36 +106,19 @@ pub struct Gateway {
     earlier: replay::Earlier,
     limits: Limits,
     pub metrics: Metrics,
-    /// Participants' sign-in challenges and sessions.
-    pub sessions: crate::participant::session::Sessions,
-    /// Enrolments waiting for the agency's co-signature.
-    pub intakes: crate::participant::intake::Intakes,
-    /// The witnesses and quorum this deployment publishes for its portal's
-    /// "verified" mark (the text form of `ledger::WitnessPolicy`).
-    witness_policy: std::sync::RwLock<Option<ledger::WitnessPolicy>>,
 }
 
 impl Gateway {
+    /// Built by the server's state (`server::state::AppState`), once, from
+    /// its settings; `dep`'s clock is set to `clock` there.
     pub fn new(
         dep: Arc<Deployment>,
         clock: Arc<dyn Clock>,
         key: ed25519_dalek::SigningKey,
-        public_url: &str,
-        forwarder_timeout: std::time::Duration,
-        upstream_bytes_max: usize,
+        origin: Origin,
         limits: Limits,
-    ) -> Result<Self, String> {
-        let (scheme, authority) = public_url
-            .split_once("://")
-            .ok_or_else(|| format!("public url {public_url:?} has no scheme"))?;
-        let authority = authority.trim_end_matches('/').to_string();
-        // One clock for the gateway and its deployment: a rotation's wait
-        // is measured on the same time the handlers see.
-        dep.set_clock(clock.clone());
-        let key_id = {
-            let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
-            state.trust().gateway_key_id.clone()
-        };
+    ) -> Result<Self, StartError> {
+        let key_id = dep.state()?.trust().gateway_key_id.clone();
         // The start, on the injected clock, and what was accepted before
         // it: see `replay` for why this makes a replay across a restart
         // impossible. The window is the longest a signature the agency
@@ -142,50 +129,30 @@ impl Gateway {
             .max_lifetime_secs
             .unwrap_or(httpsig::DEFAULT_MAX_LIFETIME_SECS)
             .saturating_add(2 * skew);
-        let earlier =
-            replay::Earlier::scan(&dep.log, clock.now(), window).map_err(|e| e.to_string())?;
+        let earlier = replay::Earlier::scan(&dep.log, clock.now(), window)?;
         Ok(Self {
             forwarder: Forwarder::new(
                 key_id.clone(),
                 key.clone(),
-                forwarder_timeout,
-                upstream_bytes_max,
+                limits.upstream_timeout,
+                limits.upstream_body_bytes_max,
             ),
             forward_mac: path::ForwardMac::from_gateway_key(&key),
             refusals: refusals::Refusals::default(),
             dep,
             clock,
             key,
-            scheme: scheme.to_string(),
-            authority,
+            origin,
             nonces: Mutex::new(HashMap::new()),
             earlier,
             limits,
             metrics: Metrics::default(),
-            sessions: crate::participant::session::Sessions::new(Default::default()),
-            intakes: crate::participant::intake::Intakes::new(Default::default()),
-            witness_policy: std::sync::RwLock::new(None),
         })
     }
 
-    /// Sets the witness policy the portal checks checkpoints against.
-    pub fn set_witness_policy(&self, policy: Option<ledger::WitnessPolicy>) {
-        *self
-            .witness_policy
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = policy;
-    }
-
-    pub fn witness_policy(&self) -> Option<ledger::WitnessPolicy> {
-        self.witness_policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// `scheme://authority`, as agencies and participants sign it.
-    pub fn origin(&self) -> String {
-        format!("{}://{}", self.scheme, self.authority)
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     fn nonce_share(&self, agency: &str) -> Option<Arc<NonceCache>> {
@@ -288,18 +255,18 @@ impl Gateway {
         role: Role,
         policy: &VerifyPolicy,
         digests: replay::Digests,
-    ) -> Result<(httpsig::Verified, String), &'static str> {
+    ) -> Result<(httpsig::Verified, String), AuthFailure> {
         // The target is always the configured authority's: an
         // absolute-form request line naming another is refused here.
         let msg = OwnedMessage::from_http(
             &parts.method,
             &parts.uri,
             &parts.headers,
-            &self.scheme,
-            Some(&self.authority),
+            self.origin.scheme(),
+            Some(self.origin.authority()),
         )
-        .map_err(|e| e.code())?;
-        let state = self.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        .map_err(|e| AuthFailure::Refused(e.code()))?;
+        let state = self.dep.state()?;
         // The agency is noted when its key is looked up, not looked up twice.
         let agency = std::cell::RefCell::new(None);
         let verified = httpsig::verify(
@@ -314,11 +281,11 @@ impl Gateway {
             now,
             policy,
         )
-        .map_err(|e| e.code())?;
+        .map_err(|e| AuthFailure::Refused(e.code()))?;
         drop(state);
         let agency = agency
             .into_inner()
-            .ok_or(HttpSigError::UnknownKeyId.code())?;
+            .ok_or(AuthFailure::Refused(HttpSigError::UnknownKeyId.code()))?;
         // `created` is required by every policy this is called with; a
         // signature without one counts as created before the start.
         let created = verified.created().unwrap_or(i64::MIN);
@@ -331,7 +298,7 @@ impl Gateway {
                 policy.max_lifetime_secs,
                 digests,
             )
-            .map_err(|e| e.code())?;
+            .map_err(|e| AuthFailure::Refused(e.code()))?;
         let replay = match (
             self.nonce_share(&agency),
             verified.nonce(),
@@ -344,23 +311,25 @@ impl Gateway {
             _ => Some("nonce-cache-full"),
         };
         match replay {
-            Some(reason) => Err(reason),
+            Some(reason) => Err(AuthFailure::Refused(reason)),
             None => Ok((verified, agency)),
         }
     }
 
     /// Counts an unauthenticated refusal (logged in the next summary, not
     /// one entry per request: see [`refusals`]) and answers 401.
-    fn refuse(&self, reason: &str, claimed: Option<String>) -> Response {
+    fn refuse(&self, failure: AuthFailure, claimed: Option<String>) -> Problem {
+        let reason = match failure {
+            AuthFailure::Refused(reason) => reason,
+            AuthFailure::Stopped(e) => return e.into(),
+        };
         self.metrics.refused(reason);
         self.refusals
             .count(reason, claimed.as_deref(), self.clock.now());
-        problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "the request's signature was not accepted",
-            serde_json::json!({ "reason": reason }),
-        )
+        Problem::Unauthenticated {
+            detail: "the request's signature was not accepted",
+            reason,
+        }
     }
 
     /// Appends one `access.refused` summary per reason for what was
@@ -392,11 +361,11 @@ impl Gateway {
     /// verified key id, answered 400 with the precise reason.
     async fn refuse_invalid(
         &self,
-        reason: &str,
-        detail: &str,
+        reason: &'static str,
+        detail: String,
         key_id: &str,
         digest: String,
-    ) -> Response {
+    ) -> Result<Response, Problem> {
         let id = new_decision_id();
         let at = self.clock.now();
         let event = Event::AccessRefused(AccessRefused {
@@ -412,38 +381,57 @@ impl Gateway {
             verified_key_id: Some(key_id.to_string()),
         });
         self.metrics.refused(reason);
-        match self.dep.submit_own(&event, &self.key).await {
-            Ok(index) => with_decision(
-                problem(
-                    StatusCode::BAD_REQUEST,
-                    reason,
-                    detail,
-                    serde_json::Value::Null,
-                ),
-                &id,
-                index,
-            ),
-            Err(e) => unavailable(&e.to_string()),
-        }
+        let index = self
+            .dep
+            .submit_own(&event, &self.key)
+            .await
+            .map_err(unlogged)?;
+        Ok(with_decision(
+            Problem::BadAsk { reason, detail }.into_response(),
+            &id,
+            index,
+        ))
     }
 
     /// Logs `access.released` (durably); the answer waits for it.
-    async fn log_release(&self, release: AccessReleased) -> Result<u64, Response> {
+    async fn log_release(&self, release: AccessReleased) -> Result<u64, Problem> {
         let event = Event::AccessReleased(release);
         self.dep
             .submit_own(&event, &self.key)
             .await
-            .map_err(|e| unavailable(&e.to_string()))
+            .map_err(unlogged)
     }
 }
 
-fn unavailable(detail: &str) -> Response {
-    problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "log-unavailable",
-        &format!("the decision could not be logged durably, so nothing was released: {detail}"),
-        serde_json::Value::Null,
-    )
+/// Why the agency path could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Stopped(#[from] crate::deployment::Stopped),
+    #[error("reading what the log accepted before this start: {0}")]
+    Earlier(#[from] replay::ScanError),
+}
+
+/// Why [`Gateway::authenticate`] did not accept a request.
+#[derive(Debug)]
+pub(crate) enum AuthFailure {
+    /// The signature's refusal code: answered 401 and counted.
+    Refused(&'static str),
+    /// The consent state cannot be read: answered 503, never a 401.
+    Stopped(crate::deployment::Stopped),
+}
+
+impl From<crate::deployment::Stopped> for AuthFailure {
+    fn from(e: crate::deployment::Stopped) -> Self {
+        AuthFailure::Stopped(e)
+    }
+}
+
+/// A decision or release that could not be logged: nothing leaves.
+fn unlogged(e: crate::deployment::SubmitError) -> Problem {
+    Problem::LogUnavailable(format!(
+        "the decision could not be logged durably, so nothing was released: {e}"
+    ))
 }
 
 fn counts(map: &std::collections::BTreeMap<String, u32>) -> Vec<CategoryCount> {
@@ -524,83 +512,60 @@ fn raw_fhir_path(path: &str) -> Option<&str> {
     Some(rest)
 }
 
-/// `GET /v1/records/{holder}/{participant}/{*fhir_path}`.
+/// `GET /v1/records/{holder}/{participant}/{*fhir_path}`, in the order
+/// the module's docs give.
 pub async fn records(
     State(g): State<Arc<Gateway>>,
     Path((holder, participant, _fhir_path)): Path<(String, String, String)>,
     req: Request,
-) -> Response {
+) -> Result<Response, Problem> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     // The route's body limit layer bounds this.
-    let body = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(b) => b,
-        Err(_) => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "the request body is over the limit",
-                serde_json::Value::Null,
-            )
-        }
-    };
-    let target = format!(
-        "{}://{}{}",
-        g.scheme,
-        g.authority,
-        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
-    );
-    let digest_of_refused = || refused_digest(parts.method.as_str(), &target, &parts.headers);
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|_| Problem::BodyTooLarge)?;
 
     // 1. Authenticate.
     let now = g.clock.now();
-    let (verified, requester) = match g.authenticate(
-        &parts,
-        &body,
-        now,
-        Role::Agency,
-        &VerifyPolicy::gateway(),
-        replay::Digests::Logged,
-    ) {
-        Ok(v) => v,
-        Err(reason) => return g.refuse(reason, claimed_key_id(&parts.headers)),
-    };
-
-    // What may be forwarded (a grammar) and the headers it is decided on
-    // (once each, well formed), checked before anything is decided: a
-    // refusal is a 400 logged against the verified key, never a 503 from
-    // the log's own bounds nor a decision on part of what was signed.
-    let checked = raw_fhir_path(parts.uri.path())
-        .ok_or(path::PathError::Shape)
-        .and_then(|rest| path::parse(rest, parts.uri.query()))
-        .map_err(|e| (e.code(), e.to_string()))
-        .and_then(|forward| {
-            decision_headers(&parts.headers)
-                .map(|headers| (forward, headers))
-                .map_err(|e| (e.code(), e.to_string()))
-        });
-    let (forward, (purpose, categories)) = match checked {
+    let (verified, requester) = g
+        .authenticate(
+            &parts,
+            &body,
+            now,
+            Role::Agency,
+            &VerifyPolicy::gateway(),
+            replay::Digests::Logged,
+        )
+        .map_err(|failure| g.refuse(failure, claimed_key_id(&parts.headers)))?;
+    let (forward, (purpose, categories)) = match checked_ask(&parts) {
         Ok(c) => c,
         Err((code, detail)) => {
+            let target = format!(
+                "{}{}",
+                g.origin,
+                parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+            );
+            let digest = refused_digest(parts.method.as_str(), &target, &parts.headers);
             return g
-                .refuse_invalid(code, &detail, verified.keyid(), digest_of_refused())
-                .await
+                .refuse_invalid(code, detail, verified.keyid(), digest)
+                .await;
         }
     };
 
     // 2–3. Decide at this position and log it durably.
-    let ask = Ask {
-        requester: requester.clone(),
+    let request = policy::Request {
+        requester,
         holder: holder.clone(),
         participant: participant.clone(),
         categories,
         purpose,
     };
     let decision_id = new_decision_id();
-    let logged = match g
+    let logged = g
         .dep
         .decide_and_log(&Deciding {
-            request: &ask,
+            request: &request,
             now,
             decision_id: &decision_id,
             evidence: policy::Evidence {
@@ -611,39 +576,148 @@ pub async fn records(
             key: &g.key,
         })
         .await
-    {
-        Ok(l) => l,
-        Err(e) => return unavailable(&e.to_string()),
-    };
+        .map_err(unlogged)?;
     g.metrics.decided(&logged.decision, started.elapsed());
-    let view = logged.decision.agency_view();
     let allow = match &logged.decision {
         policy::Decision::Allow(a) => a.clone(),
         policy::Decision::Deny(_) => {
+            let view = logged.decision.agency_view();
             let reasons: Vec<&str> = view.reasons.iter().map(|r| r.code()).collect();
-            return with_decision(
-                problem(
-                    StatusCode::FORBIDDEN,
-                    "denied",
-                    "this request is not covered by a consent the gateway can act on",
-                    serde_json::json!({ "reasons": reasons }),
-                ),
+            let denied = Problem::Denied {
+                reasons: serde_json::json!(reasons),
+            };
+            return Ok(with_decision(
+                denied.into_response(),
                 &decision_id,
                 logged.index,
-            );
+            ));
         }
     };
-
-    // 4. Forward to the holder's upstream.
-    let upstream = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-        state.agency(&holder).map(|a| a.enrolled.upstream)
+    let released = Released {
+        decision_id: &decision_id,
+        decided_index: logged.index,
+        participant: &participant,
+        categories: allow.released(),
+        now,
     };
-    let release_base = AccessReleased {
+    // 4–5. Forward and filter; 6–7. log what leaves, then answer.
+    let outcome = fetch(&g, &holder, &forward, &released).await;
+    release(&g, &released, outcome).await
+}
+
+/// What an authenticated request asks to have forwarded (a grammar) and
+/// the headers it is decided on (once each, well formed), checked before
+/// anything is decided: a refusal is a 400 logged against the verified
+/// key, never a 503 from the log's own bounds nor a decision on part of
+/// what was signed.
+#[allow(clippy::type_complexity)]
+fn checked_ask(
+    parts: &http::request::Parts,
+) -> Result<(path::ForwardPath, (String, Vec<String>)), (&'static str, String)> {
+    raw_fhir_path(parts.uri.path())
+        .ok_or(path::PathError::Shape)
+        .and_then(|rest| path::parse(rest, parts.uri.query()))
+        .map_err(|e| (e.code(), e.to_string()))
+        .and_then(|forward| {
+            decision_headers(&parts.headers)
+                .map(|headers| (forward, headers))
+                .map_err(|e| (e.code(), e.to_string()))
+        })
+}
+
+/// An allow, as the release steps need it.
+struct Released<'a> {
+    decision_id: &'a str,
+    /// The index of its `access.decided` entry.
+    decided_index: u64,
+    participant: &'a str,
+    categories: &'a [String],
+    now: i64,
+}
+
+/// Why nothing could be released: the answer's status, the reason code,
+/// and the holder's status (0 if none came).
+struct Nothing {
+    status: StatusCode,
+    reason: String,
+    upstream_status: u16,
+}
+
+impl Nothing {
+    fn new(status: StatusCode, reason: &str, upstream_status: u16) -> Self {
+        Self {
+            status,
+            reason: reason.to_string(),
+            upstream_status,
+        }
+    }
+}
+
+/// 4. Forward to the holder's upstream, signed by the gateway; 5. keep
+/// only what the released categories cover.
+async fn fetch(
+    g: &Gateway,
+    holder: &str,
+    forward: &path::ForwardPath,
+    r: &Released<'_>,
+) -> Result<(u16, filter::Filtered), Nothing> {
+    let upstream = g
+        .dep
+        .state()
+        .map_err(|_| Nothing::new(StatusCode::SERVICE_UNAVAILABLE, "deployment-stopped", 0))?
+        .agency(holder)
+        .map(|a| a.enrolled.upstream);
+    let Some(base) = upstream else {
+        return Err(Nothing::new(
+            StatusCode::BAD_GATEWAY,
+            "holder-has-no-upstream",
+            0,
+        ));
+    };
+    let up_started = Instant::now();
+    let answer = g
+        .forwarder
+        .get(&Outgoing {
+            url: format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                forward.upstream_path(r.participant)
+            ),
+            participant: r.participant,
+            decision_id: r.decision_id,
+            released: r.categories,
+            now: r.now,
+        })
+        .await;
+    g.metrics.upstream(up_started.elapsed());
+    match answer {
+        Err(e @ ForwardError::Timeout(_)) => {
+            Err(Nothing::new(StatusCode::GATEWAY_TIMEOUT, e.code(), 0))
+        }
+        Err(e) => Err(Nothing::new(StatusCode::BAD_GATEWAY, e.code(), 0)),
+        Ok(a) if !(200..300).contains(&a.status) => Err(Nothing::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream-error",
+            a.status,
+        )),
+        Ok(a) => filter::filter(&a.body, r.categories, r.participant)
+            .map(|f| (a.status, f))
+            .map_err(|e| Nothing::new(StatusCode::BAD_GATEWAY, e.code(), a.status)),
+    }
+}
+
+/// 6. `access.released` with the SHA-256 of exactly the bytes to send (or
+/// of nothing), durable; 7. only then the answer.
+async fn release(
+    g: &Gateway,
+    r: &Released<'_>,
+    outcome: Result<(u16, filter::Filtered), Nothing>,
+) -> Result<Response, Problem> {
+    let base = AccessReleased {
         v: V1,
-        decision_id: decision_id.clone(),
-        participant: participant.clone(),
-        at: now,
+        decision_id: r.decision_id.to_owned(),
+        participant: r.participant.to_owned(),
+        at: r.now,
         upstream_status: 0,
         released_sha256: String::new(),
         released_bytes: 0,
@@ -651,106 +725,48 @@ pub async fn records(
         dropped: Vec::new(),
         problem: None,
     };
-    let nothing = |status: StatusCode, reason: &str, upstream_status: u16| {
-        (
-            status,
-            reason.to_string(),
-            AccessReleased {
-                upstream_status,
-                problem: Some(reason.to_string()),
-                ..release_base.clone()
-            },
-        )
-    };
-    let released_categories = allow.released().to_vec();
-    let outcome = match upstream {
-        None => Err(nothing(
-            StatusCode::BAD_GATEWAY,
-            "holder-has-no-upstream",
-            0,
-        )),
-        Some(base) => {
-            let up_started = Instant::now();
-            let answer = g
-                .forwarder
-                .get(&Outgoing {
-                    url: format!(
-                        "{}/{}",
-                        base.trim_end_matches('/'),
-                        forward.upstream_path(&participant)
-                    ),
-                    participant: &participant,
-                    decision_id: &decision_id,
-                    released: &released_categories,
-                    now,
-                })
-                .await;
-            g.metrics.upstream(up_started.elapsed());
-            match answer {
-                Err(e @ ForwardError::Timeout(_)) => {
-                    Err(nothing(StatusCode::GATEWAY_TIMEOUT, e.code(), 0))
-                }
-                Err(e) => Err(nothing(StatusCode::BAD_GATEWAY, e.code(), 0)),
-                Ok(a) if !(200..300).contains(&a.status) => {
-                    Err(nothing(StatusCode::BAD_GATEWAY, "upstream-error", a.status))
-                }
-                // 5. Keep only what the released categories cover.
-                Ok(a) => match filter::filter(&a.body, &released_categories, &participant) {
-                    Err(e) => Err(nothing(StatusCode::BAD_GATEWAY, e.code(), a.status)),
-                    Ok(f) => Ok((a.status, f)),
-                },
-            }
-        }
-    };
-
-    // 6. Log what leaves, durably; 7. only then answer.
-    match outcome {
-        Err((status, reason, release)) => {
+    let (upstream_status, f) = match outcome {
+        Err(nothing) => {
             g.metrics.released(false);
-            let index = match g.log_release(release).await {
-                Ok(i) => i,
-                Err(r) => return r,
+            let index = g
+                .log_release(AccessReleased {
+                    upstream_status: nothing.upstream_status,
+                    problem: Some(nothing.reason.clone()),
+                    ..base
+                })
+                .await?;
+            let problem = Problem::Upstream {
+                status: nothing.status,
+                reason: serde_json::json!(nothing.reason),
             };
-            with_decision(
-                problem(
-                    status,
-                    "upstream",
-                    "the holder's record system gave nothing that could be released",
-                    serde_json::json!({ "reason": reason }),
-                ),
-                &decision_id,
-                index,
-            )
+            return Ok(with_decision(problem.into_response(), r.decision_id, index));
         }
-        Ok((upstream_status, f)) => {
-            let release = AccessReleased {
-                upstream_status,
-                released_sha256: hex(&Sha256::digest(&f.body)),
-                released_bytes: f.body.len() as u64,
-                kept: counts(&f.kept),
-                dropped: counts(&f.dropped),
-                ..release_base
-            };
-            if let Err(r) = g.log_release(release).await {
-                return r;
-            }
-            g.metrics.released(true);
-            let mut r = with_decision(
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/fhir+json")],
-                    f.body,
-                )
-                    .into_response(),
-                &decision_id,
-                logged.index,
-            );
-            let h = r.headers_mut();
-            h.insert(NOTICE_HEADER, HeaderValue::from_static(REDISCLOSURE_NOTICE));
-            if let Ok(v) = HeaderValue::from_str(&released_categories.join(", ")) {
-                h.insert("consentry-released", v);
-            }
-            r
-        }
+        Ok(released) => released,
+    };
+    g.log_release(AccessReleased {
+        upstream_status,
+        released_sha256: hex(&Sha256::digest(&f.body)),
+        released_bytes: f.body.len() as u64,
+        kept: counts(&f.kept),
+        dropped: counts(&f.dropped),
+        ..base
+    })
+    .await?;
+    g.metrics.released(true);
+    let mut answer = with_decision(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/fhir+json")],
+            f.body,
+        )
+            .into_response(),
+        r.decision_id,
+        r.decided_index,
+    );
+    let h = answer.headers_mut();
+    h.insert(NOTICE_HEADER, HeaderValue::from_static(REDISCLOSURE_NOTICE));
+    if let Ok(v) = HeaderValue::from_str(&r.categories.join(", ")) {
+        h.insert(crate::words::RELEASED_HEADER, v);
     }
+    Ok(answer)
 }

@@ -114,7 +114,7 @@ pub fn consent_resource(state: &ConsentState, c: &ConsentView, now: i64) -> Valu
         .iter()
         .map(|k| {
             json!({
-                "system": crate::agency::filter::CATEGORY_SYSTEM,
+                "system": crate::words::CATEGORY_SYSTEM,
                 "code": k,
                 "display": state.vocabulary().label(Kind::Category, k, Language::En)
             })

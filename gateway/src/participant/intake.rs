@@ -32,7 +32,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,11 +40,11 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::agency::Gateway;
 use crate::audit::decode_key;
-use crate::problem::problem;
+use crate::participant::state::Participants;
+use crate::problem::Problem;
 use crate::quota::rate::{PerSource, Rate};
 use crate::quota::shares::{ShareLimits, Shares, WhenShareFull};
 use crate::source::ClientSource;
@@ -153,23 +153,19 @@ impl Intakes {
 /// What an intake start asks for, in the refusal's words.
 const INTAKES: &str = "enrolments";
 
-pub fn routes() -> Router<Arc<Gateway>> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Participants>: FromRef<S>,
+{
     Router::new()
         .route("/v1/participant/intakes", post(start))
         .route("/v1/participant/intakes/{code}", get(show))
         .route("/v1/participant/intakes/{code}/signature", post(sign))
 }
 
-fn refused(status: StatusCode, kind: &str, detail: &str) -> Response {
-    problem(status, kind, detail, Value::Null)
-}
-
-fn no_such_intake() -> Response {
-    refused(
-        StatusCode::NOT_FOUND,
-        "no-such-intake",
-        "no intake has that code, or it expired; start again",
-    )
+fn malformed(detail: &str) -> Problem {
+    Problem::MalformedRequest(detail.into())
 }
 
 #[derive(Deserialize)]
@@ -181,40 +177,29 @@ struct StartBody {
 }
 
 async fn start(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     ClientSource(source): ClientSource,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Problem> {
     // Counted before any work, malformed requests included.
-    if let Err(e) = g.intakes.rate.check(source, g.clock.now()) {
-        return e.response(INTAKES);
-    }
+    g.intakes
+        .rate
+        .check(source, g.clock.now())
+        .map_err(|e| e.problem(INTAKES))?;
     let Ok(b) = serde_json::from_slice::<StartBody>(&body) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "malformed-request",
-            "want {\"agency\", \"public_key\"}",
-        );
+        return Err(malformed("want {\"agency\", \"public_key\"}"));
     };
     if decode_key(&b.public_key).is_none() {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "malformed-request",
-            "public_key is not a base64 Ed25519 public key",
-        );
+        return Err(malformed("public_key is not a base64 Ed25519 public key"));
     }
     let enrolling = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = g.dep.state()?;
         state
             .agency(&b.agency)
             .is_some_and(|a| !a.retired && a.enrolled.roles.contains(&Role::Agency))
     };
     if !enrolling {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "unknown-agency",
-            "that agency cannot enrol participants",
-        );
+        return Err(Problem::UnknownAgency);
     }
     let now = g.clock.now();
     let participant = super::new_participant_id();
@@ -227,10 +212,7 @@ async fn start(
         at: now,
         enrolled_by: b.agency.clone(),
     });
-    let entry = match event.to_json() {
-        Ok(e) => e,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, "malformed-request", &e.to_string()),
-    };
+    let entry = event.to_json().map_err(|e| malformed(&e.to_string()))?;
     let expires_at = now + g.intakes.limits.intake_secs;
     let code = new_code();
     {
@@ -249,11 +231,9 @@ async fn start(
             expires_at,
             now,
         );
-        if let Err(e) = held {
-            return e.response(INTAKES);
-        }
+        held.map_err(|e| e.problem(INTAKES))?;
     }
-    (
+    Ok((
         StatusCode::CREATED,
         Json(json!({
             "intake": code,
@@ -264,7 +244,7 @@ async fn start(
             "expires_at": expires_at,
         })),
     )
-        .into_response()
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -273,29 +253,25 @@ struct SignBody {
     signature: String,
 }
 
-async fn sign(State(g): State<Arc<Gateway>>, Path(code): Path<String>, body: Bytes) -> Response {
+async fn sign(
+    State(g): State<Arc<Participants>>,
+    Path(code): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
     let Ok(b) = serde_json::from_slice::<SignBody>(&body) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "malformed-request",
-            "want {\"signature\"}",
-        );
+        return Err(malformed("want {\"signature\"}"));
     };
     let Some(sig) = B64
         .decode(b.signature.as_bytes())
         .ok()
         .and_then(|s| <[u8; 64]>::try_from(s.as_slice()).ok())
     else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "malformed-request",
-            "signature is not a base64 Ed25519 signature",
-        );
+        return Err(malformed("signature is not a base64 Ed25519 signature"));
     };
     let now = g.clock.now();
     let mut map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
     let Some(intake) = map.get_mut(&normalise_code(&code), now) else {
-        return no_such_intake();
+        return Err(Problem::NoSuchIntake);
     };
     // The key is the one the entry names: checked against the entry itself.
     let key = match policy::parse_event(&intake.entry) {
@@ -307,41 +283,39 @@ async fn sign(State(g): State<Arc<Gateway>>, Path(code): Path<String>, body: Byt
             .is_ok()
     });
     if !ok {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "bad-signature",
-            "the signature does not verify under the key this intake enrols",
-        );
+        return Err(Problem::BadIntakeSignature);
     }
     intake.signature = Some(sig);
-    Json(json!({"intake": normalise_code(&code), "status": "signed"})).into_response()
+    Ok(Json(json!({"intake": normalise_code(&code), "status": "signed"})).into_response())
 }
 
 /// The intake, for the staff member's tool and the waiting browser. Its
 /// status is `waiting-for-participant`, `waiting-for-agency` or `enrolled`.
-async fn show(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Response {
+async fn show(
+    State(g): State<Arc<Participants>>,
+    Path(code): Path<String>,
+) -> Result<Response, Problem> {
     let now = g.clock.now();
     let code = normalise_code(&code);
     let map = g.intakes.map.lock().unwrap_or_else(|p| p.into_inner());
     // An enrolled intake stays readable until it expires, so that the
     // waiting browser learns the outcome; an unfinished one just ends.
     let Some(i) = map.get(&code, now) else {
-        return no_such_intake();
+        return Err(Problem::NoSuchIntake);
     };
-    let enrolled = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-        state.participant_key_id(&i.participant) == Some(i.key_id.as_str())
+    let (enrolled, agency_name) = {
+        let state = g.dep.state()?;
+        (
+            state.participant_key_id(&i.participant) == Some(i.key_id.as_str()),
+            state.agency(&i.agency).map(|a| a.enrolled.name),
+        )
     };
     let status = match (enrolled, i.signature.is_some()) {
         (true, _) => "enrolled",
         (false, true) => "waiting-for-agency",
         (false, false) => "waiting-for-participant",
     };
-    let agency_name = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-        state.agency(&i.agency).map(|a| a.enrolled.name)
-    };
-    Json(json!({
+    Ok(Json(json!({
         "intake": code,
         "status": status,
         "participant": i.participant,
@@ -352,7 +326,7 @@ async fn show(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Respon
         "signature": i.signature.map(|s| B64.encode(s)),
         "expires_at": i.expires_at,
     }))
-    .into_response()
+    .into_response())
 }
 
 #[cfg(test)]

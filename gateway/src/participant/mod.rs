@@ -23,11 +23,12 @@ pub mod intake;
 pub mod portal;
 pub mod recovery;
 pub mod session;
+pub mod state;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,9 +38,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::agency::Gateway;
 use crate::audit::decode_key;
-use crate::problem::problem;
+use crate::participant::state::Participants;
+use crate::problem::Problem;
 use crate::source::ClientSource;
 use policy::{ConsentState, Event, Kind, Language, Outcome};
 
@@ -72,7 +73,11 @@ pub(crate) fn random_base32(alphabet: &[u8; 32], n: usize) -> String {
         .collect()
 }
 
-pub fn routes() -> Router<Arc<Gateway>> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Participants>: FromRef<S>,
+{
     Router::new()
         .route("/v1/participant/challenge", post(challenge))
         .route("/v1/participant/session", post(sign_in).delete(sign_out))
@@ -85,59 +90,14 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .merge(intake::routes())
 }
 
-fn bad_request(detail: &str) -> Response {
-    problem(
-        StatusCode::BAD_REQUEST,
-        "malformed-request",
-        detail,
-        Value::Null,
-    )
+fn bad_request(detail: &str) -> Problem {
+    Problem::MalformedRequest(detail.into())
 }
 
-fn unauthenticated() -> Response {
-    problem(
-        StatusCode::UNAUTHORIZED,
-        "not-signed-in",
-        "sign in first: this needs a live session",
-        Value::Null,
-    )
-}
-
-fn no_such_consent() -> Response {
-    problem(
-        StatusCode::NOT_FOUND,
-        "no-such-consent",
-        "you have no consent with that id",
-        Value::Null,
-    )
-}
-
-/// Why a read could not be answered.
-enum ApiError {
-    NotSignedIn,
-    Unavailable(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::NotSignedIn => unauthenticated(),
-            ApiError::Unavailable(d) => unavailable(&d),
-        }
-    }
-}
-
-fn gone(detail: impl ToString) -> ApiError {
-    ApiError::Unavailable(detail.to_string())
-}
-
-fn unavailable(detail: &str) -> Response {
-    problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "log-unavailable",
-        detail,
-        Value::Null,
-    )
+/// The log could not be read: the page must not say "nothing" when it
+/// does not know.
+fn gone(detail: impl ToString) -> Problem {
+    Problem::LogUnavailable(detail.to_string())
 }
 
 #[derive(Deserialize)]
@@ -147,25 +107,26 @@ struct ChallengeBody {
 }
 
 async fn challenge(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     ClientSource(source): ClientSource,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Problem> {
     let Ok(b) = serde_json::from_slice::<ChallengeBody>(&body) else {
-        return bad_request("want {\"participant\": \"<your id>\"}");
+        return Err(bad_request("want {\"participant\": \"<your id>\"}"));
     };
     if !policy::is_valid_id(&b.participant) {
-        return bad_request("that is not a participant id");
+        return Err(bad_request("that is not a participant id"));
     }
-    match g.sessions.challenge(source, &b.participant, g.clock.now()) {
-        Ok((c, expires_at)) => Json(json!({
-            "challenge": c,
-            "expires_at": expires_at,
-            "sign": session::signin_message(&g.origin(), &b.participant, &c),
-        }))
-        .into_response(),
-        Err(e) => e.response("sign-in challenges"),
-    }
+    let (c, expires_at) = g
+        .sessions
+        .challenge(source, &b.participant, g.clock.now())
+        .map_err(|e| e.problem("sign-in challenges"))?;
+    Ok(Json(json!({
+        "challenge": c,
+        "expires_at": expires_at,
+        "sign": session::signin_message(&g.origin(), &b.participant, &c),
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -177,23 +138,12 @@ struct SignInBody {
     signature: String,
 }
 
-/// One answer for every failed sign-in: unknown person, wrong key, a
-/// challenge used, expired or issued to someone else.
-fn sign_in_refused() -> Response {
-    problem(
-        StatusCode::UNAUTHORIZED,
-        "sign-in-refused",
-        "the signature, the challenge or the id was not accepted; ask for a new challenge",
-        Value::Null,
-    )
-}
-
 async fn sign_in(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     ClientSource(source): ClientSource,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Problem> {
     // Login CSRF: a page elsewhere must not sign a browser in (as someone
     // else). A cross-site form can send only text/plain and the like, and
     // a browser names the page's origin: JSON only, and only from here.
@@ -209,28 +159,27 @@ async fn sign_in(
         .get(header::ORIGIN)
         .is_some_and(|o| o.as_bytes() != g.origin().as_bytes());
     if !json || foreign {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "cross-site-sign-in",
-            "sign-in takes application/json from this gateway's own pages only",
-            Value::Null,
-        );
+        return Err(Problem::CrossSiteSignIn);
     }
     let now = g.clock.now();
     // Counted before any work: the signature check is what a flood of
     // attempts would cost.
-    if let Err(e) = g.sessions.attempt(source, now) {
-        return e.response("sign-in attempts");
-    }
+    g.sessions
+        .attempt(source, now)
+        .map_err(|e| e.problem("sign-in attempts"))?;
     let Ok(b) = serde_json::from_slice::<SignInBody>(&body) else {
-        return bad_request("want {\"participant\", \"challenge\", \"signature\"}");
+        return Err(bad_request(
+            "want {\"participant\", \"challenge\", \"signature\"}",
+        ));
     };
-    // Redeemed first: a challenge is single use whatever follows.
+    // Redeemed first: a challenge is single use whatever follows. One
+    // answer for every failed sign-in: unknown person, wrong key, a
+    // challenge used, expired or issued to someone else.
     if !g.sessions.redeem(&b.challenge, &b.participant, now) {
-        return sign_in_refused();
+        return Err(Problem::SignInRefused);
     }
     let (key_id, key) = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = g.dep.state()?;
         let key_id = state
             .participant_key_id(&b.participant)
             .map(str::to_string)
@@ -252,32 +201,31 @@ async fn sign_in(
     let ok = signature
         .is_some_and(|sig| crate::httpsig::verify_or_dummy(key.as_ref(), message.as_bytes(), &sig));
     if !ok {
-        return sign_in_refused();
+        return Err(Problem::SignInRefused);
     }
-    match g.sessions.open(&b.participant, &key_id, now) {
-        Ok((token, expires_at)) => {
-            let (name, secure) = if g.origin().starts_with("https://") {
-                (SESSION_COOKIE_HOST, "; Secure")
-            } else {
-                (SESSION_COOKIE, "")
-            };
-            let cookie = format!(
-                "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-                g.sessions.limits().session_secs
-            );
-            let mut r = Json(json!({
-                "participant": b.participant,
-                "token": token,
-                "expires_at": expires_at,
-            }))
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            r
-        }
-        Err(e) => e.response("sessions"),
+    let (token, expires_at) = g
+        .sessions
+        .open(&b.participant, &key_id, now)
+        .map_err(|e| e.problem("sessions"))?;
+    let (name, secure) = if g.origin().starts_with("https://") {
+        (SESSION_COOKIE_HOST, "; Secure")
+    } else {
+        (SESSION_COOKIE, "")
+    };
+    let cookie = format!(
+        "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        g.sessions.limits().session_secs
+    );
+    let mut r = Json(json!({
+        "participant": b.participant,
+        "token": token,
+        "expires_at": expires_at,
+    }))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
     }
+    Ok(r)
 }
 
 pub(crate) fn token_of(headers: &HeaderMap) -> Option<String> {
@@ -317,27 +265,29 @@ pub(crate) fn browser_language(headers: &HeaderMap) -> Language {
 }
 
 /// The participant a request's session belongs to.
-fn signed_in(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
-    token_of(headers)
-        .and_then(|t| live_session(g, &t))
-        .ok_or(ApiError::NotSignedIn)
+fn signed_in(g: &Participants, headers: &HeaderMap) -> Result<String, Problem> {
+    let token = token_of(headers).ok_or(Problem::NotSignedIn)?;
+    live_session(g, &token)?.ok_or(Problem::NotSignedIn)
 }
 
 /// The participant of session `token`, while it lives and its key is
 /// still theirs.
-pub(crate) fn live_session(g: &Gateway, token: &str) -> Option<String> {
-    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
-    g.sessions.participant(token, g.clock.now(), |p| {
+pub(crate) fn live_session(
+    g: &Participants,
+    token: &str,
+) -> Result<Option<String>, crate::deployment::Stopped> {
+    let state = g.dep.state()?;
+    Ok(g.sessions.participant(token, g.clock.now(), |p| {
         state.participant_key_id(p).map(str::to_string)
-    })
+    }))
 }
 
 /// The participant of a request's live session, if any (for the portal).
-pub fn session_participant(g: &Gateway, headers: &HeaderMap) -> Option<String> {
+pub fn session_participant(g: &Participants, headers: &HeaderMap) -> Option<String> {
     signed_in(g, headers).ok()
 }
 
-async fn sign_out(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+async fn sign_out(State(g): State<Arc<Participants>>, headers: HeaderMap) -> Response {
     if let Some(t) = token_of(&headers) {
         g.sessions.close(&t);
     }
@@ -366,8 +316,11 @@ fn language(q: &LangQuery, headers: &HeaderMap) -> Language {
 
 /// The signed checkpoint the proofs of `indexes` are against: the latest,
 /// or a fresh one when an index is newer than it.
-async fn checkpoint_covering(g: &Gateway, newest: Option<u64>) -> Result<(String, u64), ApiError> {
-    let latest = |g: &Gateway| -> Result<(String, u64), ApiError> {
+async fn checkpoint_covering(
+    g: &Participants,
+    newest: Option<u64>,
+) -> Result<(String, u64), Problem> {
+    let latest = |g: &Participants| -> Result<(String, u64), Problem> {
         let (note, _) = g.dep.log.checkpoint_with_cosignatures().map_err(gone)?;
         let size = ledger::note::split_note(&note)
             .ok()
@@ -392,7 +345,7 @@ async fn checkpoint_covering(g: &Gateway, newest: Option<u64>) -> Result<(String
 }
 
 /// The proof of `entry` at `index` in a tree of `size`, as pages carry it.
-fn proof_of(g: &Gateway, index: u64, entry: &[u8], size: u64) -> Result<Value, ApiError> {
+fn proof_of(g: &Participants, index: u64, entry: &[u8], size: u64) -> Result<Value, Problem> {
     let proof = g.dep.log.inclusion_proof(index, size).map_err(gone)?;
     Ok(json!({
         "index": index,
@@ -402,7 +355,7 @@ fn proof_of(g: &Gateway, index: u64, entry: &[u8], size: u64) -> Result<Value, A
 }
 
 /// The entry at `index` with its inclusion proof in a tree of `size`.
-fn proven(g: &Gateway, index: u64, size: u64) -> Result<Value, ApiError> {
+fn proven(g: &Participants, index: u64, size: u64) -> Result<Value, Problem> {
     let env = g
         .dep
         .log
@@ -418,12 +371,9 @@ fn agency_name(state: &ConsentState, id: &str) -> String {
         .map_or_else(|| id.to_string(), |a| a.enrolled.name)
 }
 
-async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let me = match signed_in(&g, &headers) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+async fn me(State(g): State<Arc<Participants>>, headers: HeaderMap) -> Result<Response, Problem> {
+    let me = signed_in(&g, &headers)?;
+    let state = g.dep.state()?;
     let enrolled_by = state.participant_enrolled_by(&me).map(str::to_string);
     let rotation = state.pending_rotation(&me).map(|r| {
         json!({
@@ -435,7 +385,7 @@ async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
             "assisted_by_name": agency_name(&state, &r.assisted_by),
         })
     });
-    Json(json!({
+    Ok(Json(json!({
         "participant": me,
         "key_id": state.participant_key_id(&me),
         // First thing a client shows: a move of the key the person may not
@@ -444,22 +394,19 @@ async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
         "enrolled_by": enrolled_by,
         "enrolled_at_name": enrolled_by.as_deref().map(|a| agency_name(&state, a)),
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn consents(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     headers: HeaderMap,
     q: Query<LangQuery>,
-) -> Response {
-    let me = match signed_in(&g, &headers) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, Problem> {
+    let me = signed_in(&g, &headers)?;
     let lang = language(&q, &headers);
     let now = g.clock.now();
     let views = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = g.dep.state()?;
         state
             .consents_of(&me, now)
             .into_iter()
@@ -477,21 +424,15 @@ async fn consents(
                 .map_or(v.granted_index, |r| r.index.max(v.granted_index))
         })
         .max();
-    let (note, size) = match checkpoint_covering(&g, newest).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
+    let (note, size) = checkpoint_covering(&g, newest).await?;
     let mut items = Vec::new();
     for (v, s, summary) in views {
-        let grant = match proven(&g, v.granted_index, size) {
-            Ok(p) => p,
-            Err(e) => return e.into_response(),
-        };
+        let grant = proven(&g, v.granted_index, size)?;
         let revocation = match &v.revocation {
-            Some(r) => match proven(&g, r.index, size) {
-                Ok(p) => Some(json!({"at": r.at, "assisted_by": r.assisted_by, "proof": p})),
-                Err(e) => return e.into_response(),
-            },
+            Some(r) => {
+                let p = proven(&g, r.index, size)?;
+                Some(json!({"at": r.at, "assisted_by": r.assisted_by, "proof": p}))
+            }
             None => None,
         };
         items.push(json!({
@@ -504,13 +445,13 @@ async fn consents(
             "revocation": revocation,
         }));
     }
-    Json(json!({
+    Ok(Json(json!({
         "participant": me,
         "language": lang.code(),
         "checkpoint": note,
         "items": items,
     }))
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -683,11 +624,11 @@ pub type Disclosure = (u64, Event, Vec<u8>);
 /// Up to `limit` disclosures about `me` below `before`, newest first, and
 /// whether the index has nothing older.
 fn collect_disclosures(
-    g: &Gateway,
+    g: &Participants,
     me: &str,
     before: Option<u64>,
     limit: usize,
-) -> Result<(Vec<Disclosure>, bool), ApiError> {
+) -> Result<(Vec<Disclosure>, bool), Problem> {
     let mut before = before.unwrap_or(u64::MAX);
     let mut found: Vec<Disclosure> = Vec::new();
     let mut scanned = 0usize;
@@ -750,7 +691,7 @@ pub struct TimelineItem {
 /// The participant's recent disclosures in their words, newest first, for
 /// the portal.
 pub fn recent_disclosures(
-    g: &Gateway,
+    g: &Participants,
     me: &str,
     lang: Language,
     limit: usize,
@@ -758,7 +699,7 @@ pub fn recent_disclosures(
     // `None` when the log cannot be read: the page must not say "nobody
     // asked" when it does not know.
     let (found, _) = collect_disclosures(g, me, None, limit.clamp(1, PAGE_ITEMS_MAX)).ok()?;
-    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    let state = g.dep.state().ok()?;
     let asked_by = requesters(&state, &found);
     Some(
         found
@@ -780,14 +721,11 @@ pub fn recent_disclosures(
 }
 
 async fn disclosures(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     headers: HeaderMap,
     q: Query<PageQuery>,
-) -> Response {
-    let me = match signed_in(&g, &headers) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, Problem> {
+    let me = signed_in(&g, &headers)?;
     let lang = language(
         &LangQuery {
             lang: q.lang.clone(),
@@ -795,26 +733,17 @@ async fn disclosures(
         &headers,
     );
     let limit = q.limit.unwrap_or(20).clamp(1, PAGE_ITEMS_MAX);
-    let (found, exhausted) = match collect_disclosures(&g, &me, q.before, limit) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let (note, size) = match checkpoint_covering(&g, found.first().map(|f| f.0)).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
+    let (found, exhausted) = collect_disclosures(&g, &me, q.before, limit)?;
+    let (note, size) = checkpoint_covering(&g, found.first().map(|f| f.0)).await?;
     let mut items = Vec::new();
     {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = g.dep.state()?;
         let asked_by = requesters(&state, &found);
         for (i, event, entry) in &found {
             let Some((kind, text)) = describe(&state, event, lang, &asked_by) else {
                 continue;
             };
-            let proof = match proof_of(&g, *i, entry, size) {
-                Ok(p) => p,
-                Err(e) => return e.into_response(),
-            };
+            let proof = proof_of(&g, *i, entry, size)?;
             let mut item = json!({
                 "kind": kind,
                 "text": text,
@@ -833,27 +762,24 @@ async fn disclosures(
     let next_before = (!exhausted && found.len() >= limit)
         .then(|| found.last().map(|f| f.0))
         .flatten();
-    Json(json!({
+    Ok(Json(json!({
         "participant": me,
         "language": lang.code(),
         "checkpoint": note,
         "items": items,
         "next_before": next_before,
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn grievances(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     headers: HeaderMap,
     q: Query<LangQuery>,
-) -> Response {
-    let me = match signed_in(&g, &headers) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, Problem> {
+    let me = signed_in(&g, &headers)?;
     let lang = language(&q, &headers);
-    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+    let state = g.dep.state()?;
     let items: Vec<Value> = state
         .grievances_of(&me)
         .into_iter()
@@ -872,51 +798,46 @@ async fn grievances(
             })
         })
         .collect();
-    Json(json!({"participant": me, "language": lang.code(), "items": items})).into_response()
+    Ok(Json(json!({"participant": me, "language": lang.code(), "items": items})).into_response())
 }
 
 /// The caller's own consent `id`, or the answer an unknown id gets.
 fn own_consent(
-    g: &Gateway,
+    g: &Participants,
     headers: &HeaderMap,
     id: &str,
     render: impl FnOnce(&ConsentState, &policy::ConsentView) -> Value,
-) -> Response {
-    let me = match signed_in(g, headers) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+) -> Result<Response, Problem> {
+    let me = signed_in(g, headers)?;
+    let state = g.dep.state()?;
     match state.consent(id) {
-        Some(v) if v.granted.participant == me => Json(render(&state, &v)).into_response(),
-        _ => no_such_consent(),
+        Some(v) if v.granted.participant == me => Ok(Json(render(&state, &v)).into_response()),
+        _ => Err(Problem::NoSuchConsent),
     }
 }
 
 async fn consent_fhir(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
+) -> Result<Response, Problem> {
     let now = g.clock.now();
     let mut r = own_consent(&g, &headers, &id, |state, v| {
         fhir::consent_resource(state, v, now)
-    });
-    if r.status().is_success() {
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/fhir+json"),
-        );
-    }
-    r
+    })?;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json"),
+    );
+    Ok(r)
 }
 
 async fn consent_receipt(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     q: Query<LangQuery>,
-) -> Response {
+) -> Result<Response, Problem> {
     let now = g.clock.now();
     let lang = language(&q, &headers);
     let origin = g.origin();

@@ -16,9 +16,7 @@
 pub mod rate;
 pub mod shares;
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::Response;
-use serde_json::json;
+use crate::problem::Problem;
 
 /// Why a request was refused before any work was done for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,35 +42,28 @@ impl Refused {
     }
 
     /// The answer: 429 for what this source (or owner) did, 503 for a
-    /// store full for everyone; both an RFC 9457 problem with
-    /// `Retry-After`. `what` names the work in plain words ("sign-in
-    /// challenges").
-    pub fn response(&self, what: &str) -> Response {
-        let retry = self.retry_after_secs();
-        let (status, kind, detail) = match self {
-            Refused::TooFast { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                format!("too many {what} asked from your address; try again in {retry} s"),
-            ),
-            Refused::ShareFull { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-waiting",
-                format!(
-                    "your address already has as many {what} waiting as it may; try again in {retry} s"
+    /// store full for everyone; both with `Retry-After`. `what` names the
+    /// work in plain words ("sign-in challenges").
+    pub fn problem(&self, what: &str) -> Problem {
+        let retry_after_secs = self.retry_after_secs();
+        match self {
+            Refused::TooFast { .. } => Problem::RateLimited {
+                detail: format!(
+                    "too many {what} asked from your address; try again in {retry_after_secs} s"
                 ),
-            ),
-            Refused::StoreFull { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                format!("too many {what} in progress; try again in {retry} s"),
-            ),
-        };
-        let mut r =
-            crate::problem::problem(status, kind, &detail, json!({"retry_after_secs": retry}));
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        r
+                retry_after_secs,
+            },
+            Refused::ShareFull { .. } => Problem::TooManyWaiting {
+                detail: format!(
+                    "your address already has as many {what} waiting as it may; try again in {retry_after_secs} s"
+                ),
+                retry_after_secs,
+            },
+            Refused::StoreFull { .. } => Problem::Busy {
+                detail: format!("too many {what} in progress; try again in {retry_after_secs} s"),
+                retry_after_secs,
+            },
+        }
     }
 }
 

@@ -18,16 +18,10 @@ use axum::Router;
 use ed25519_dalek::VerifyingKey;
 use serde_json::{json, Value};
 
-use crate::agency::filter::CATEGORY_SYSTEM;
 use crate::clock::Clock;
-use crate::httpsig::{self, Component, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
-
-/// The key id the gateway signs forwarded requests with.
-pub const GATEWAY_KEY_ID: &str = "gateway";
-/// Headers the gateway sets, and signs, on a forwarded request.
-pub const PARTICIPANT_HEADER: &str = "consentry-participant";
-pub const DECISION_HEADER: &str = "consentry-decision";
-pub const RELEASED_HEADER: &str = "consentry-released";
+use crate::httpsig::{self, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
+use crate::words::CATEGORY_SYSTEM;
+pub use crate::words::{DECISION_HEADER, GATEWAY_KEY_ID, PARTICIPANT_HEADER, RELEASED_HEADER};
 const NONCES_MAX: usize = 500_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,17 +38,6 @@ struct Upstream {
     gateway_key: VerifyingKey,
     clock: Arc<dyn Clock>,
     nonces: NonceCache,
-}
-
-/// What the gateway must cover when it forwards a request.
-pub fn forward_policy() -> VerifyPolicy {
-    VerifyPolicy::strict(vec![
-        Component::Method,
-        Component::TargetUri,
-        Component::field(PARTICIPANT_HEADER),
-        Component::field(DECISION_HEADER),
-        Component::field(RELEASED_HEADER),
-    ])
 }
 
 /// A sample record system reached at `authority`, trusting only the
@@ -76,7 +59,7 @@ pub fn router(
 }
 
 fn refuse(status: StatusCode, detail: &str) -> Response {
-    crate::problem::blank(status, detail)
+    crate::problem::Problem::Blank(status, detail.into()).into_response()
 }
 
 async fn answer(State(up): State<Arc<Upstream>>, req: Request) -> Response {
@@ -98,7 +81,7 @@ async fn answer(State(up): State<Arc<Upstream>>, req: Request) -> Response {
         LabelPolicy::First,
         |id| (id == GATEWAY_KEY_ID).then_some(key),
         now,
-        &forward_policy(),
+        &VerifyPolicy::forwarded(),
     ) {
         Ok(v) => v,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.code()),

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -29,15 +29,19 @@ use policy::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{catalog, language, log_anchor, not_found, page};
-use crate::agency::Gateway;
+use super::{catalog, language, log_anchor, not_found, page, stopped};
+use crate::participant::state::Participants;
 
 /// Most values one form may post (checkboxes and fields together).
 const FORM_PAIRS_MAX: usize = 256;
 /// The durations a consent may be given for, in days.
 const DURATIONS_DAYS: [i64; 4] = [30, 90, 180, 365];
 
-pub fn routes() -> Router<Arc<Gateway>> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Participants>: FromRef<S>,
+{
     Router::new()
         .route("/portal/{lang}/enrol", get(enrol))
         .route("/portal/{lang}/grant", get(grant_form).post(grant_preview))
@@ -63,9 +67,9 @@ pub fn csrf_of(session_token: &str) -> String {
 }
 
 /// The signed-in participant and the session's form token.
-pub fn session(g: &Gateway, headers: &HeaderMap) -> Option<(String, String)> {
+pub fn session(g: &Participants, headers: &HeaderMap) -> Option<(String, String)> {
     let token = crate::participant::token_of(headers)?;
-    let me = crate::participant::live_session(g, &token)?;
+    let me = crate::participant::live_session(g, &token).ok().flatten()?;
     Some((me, csrf_of(&token)))
 }
 
@@ -92,7 +96,7 @@ fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// The language of a page that needs a session, the participant and the
 /// session's form token; else the answer: no such page, or to sign-in.
 pub(super) fn signed_in_page(
-    g: &Gateway,
+    g: &Participants,
     code: &str,
     headers: &HeaderMap,
 ) -> Result<(Language, String, String), Box<Response>> {
@@ -108,7 +112,7 @@ pub(super) fn signed_in_page(
 /// sign-in, or an expired form refused).
 #[allow(clippy::type_complexity)]
 fn posted_form(
-    g: &Gateway,
+    g: &Participants,
     code: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -211,20 +215,22 @@ fn sign_page(lang: Language, here: &str, title_key: &str, csrf: &str, s: &ToSign
     page(lang, here, title_key, Some(csrf), main)
 }
 
-fn key_id_of(g: &Gateway, me: &str) -> Option<String> {
-    let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+fn key_id_of(g: &Participants, me: &str) -> Option<String> {
+    let state = g.dep.state().ok()?;
     state.participant_key_id(me).map(str::to_string)
 }
 
 /// Enrolment at an agency's intake: the key is made here, in the browser;
 /// the staff member co-signs with the agency's key (`consentry intake`).
-async fn enrol(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Response {
+async fn enrol(State(g): State<Arc<Participants>>, Path(code): Path<String>) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
     };
     let t = catalog(lang);
     let agencies: Vec<(String, String)> = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let Ok(state) = g.dep.state() else {
+            return stopped();
+        };
         state
             .agencies()
             .into_iter()
@@ -288,7 +294,7 @@ struct GrantChoice<'a> {
 type FieldErrors = Vec<(&'static str, &'static str)>;
 
 fn grant_page(
-    g: &Gateway,
+    g: &Participants,
     lang: Language,
     csrf: &str,
     chosen: &GrantChoice,
@@ -297,7 +303,9 @@ fn grant_page(
 ) -> Response {
     let t = catalog(lang);
     let (agencies, categories, purposes, days_max) = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let Ok(state) = g.dep.state() else {
+            return stopped();
+        };
         let vocab = state.vocabulary();
         let agencies: Vec<(String, String)> = state
             .agencies()
@@ -389,7 +397,7 @@ fn grant_page(
 }
 
 async fn grant_form(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -409,7 +417,7 @@ async fn grant_form(
 
 /// Checks the form, prepares the entry and shows it as a sentence to sign.
 async fn grant_preview(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -471,7 +479,9 @@ async fn grant_preview(
     // The rules are checked before the person signs: a grant they would
     // be refused is explained here, in their language, next to the form.
     let checked = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let Ok(state) = g.dep.state() else {
+            return stopped();
+        };
         state.check(&event, &[key_id.as_str()]).map(|()| {
             let holders: Vec<String> = granted
                 .holders
@@ -535,7 +545,7 @@ async fn grant_preview(
 /// One confirmation: the consent in words, and a button that signs its
 /// revocation.
 async fn revoke_confirm(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path((code, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -546,7 +556,9 @@ async fn revoke_confirm(
     let t = catalog(lang);
     let now = g.clock.now();
     let found = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let Ok(state) = g.dep.state() else {
+            return stopped();
+        };
         state
             .consent(&id)
             .filter(|v| v.granted.participant == me)
@@ -602,7 +614,7 @@ async fn revoke_confirm(
 /// Cancels a pending move to a new key, signed in the browser by the
 /// person's current key (the only key that may).
 async fn cancel_rotation_confirm(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -612,7 +624,9 @@ async fn cancel_rotation_confirm(
     };
     let t = catalog(lang);
     let pending = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let Ok(state) = g.dep.state() else {
+            return stopped();
+        };
         state.pending_rotation(&me)
     };
     let (Some(pending), Some(key_id)) = (pending, key_id_of(&g, &me)) else {
@@ -657,7 +671,7 @@ async fn cancel_rotation_confirm(
 }
 
 /// The decision, in the participant's words, if it is about them.
-fn own_decision(g: &Gateway, me: &str, decision: &str, lang: Language) -> Option<String> {
+fn own_decision(g: &Participants, me: &str, decision: &str, lang: Language) -> Option<String> {
     let items =
         crate::participant::recent_disclosures(g, me, lang, crate::participant::PAGE_ITEMS_MAX)?;
     items
@@ -706,7 +720,7 @@ fn grievance_page(
 }
 
 async fn grievance_form(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path((code, decision)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -721,7 +735,7 @@ async fn grievance_form(
 }
 
 async fn grievance_preview(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path((code, decision)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -780,7 +794,7 @@ async fn grievance_preview(
 
 /// Ends the session (a form post with the session's token).
 async fn sign_out(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     headers: HeaderMap,
     body: Bytes,

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -22,7 +22,8 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use policy::{ConsentStatus, Language};
 
-use crate::agency::Gateway;
+use crate::participant::state::Participants;
+use crate::problem::Problem;
 
 pub mod act;
 
@@ -72,7 +73,11 @@ pub fn catalog(lang: Language) -> &'static Catalog {
     }
 }
 
-pub fn routes() -> Router<Arc<Gateway>> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Participants>: FromRef<S>,
+{
     Router::new()
         .route("/portal", get(root))
         .route("/portal/", get(root))
@@ -213,7 +218,13 @@ fn language(code: &str) -> Option<Language> {
 }
 
 fn not_found() -> Response {
-    secure(crate::problem::blank(StatusCode::NOT_FOUND, "no such page"))
+    secure(Problem::Blank(StatusCode::NOT_FOUND, "no such page".into()).into_response())
+}
+
+/// The consent state cannot be read (the deployment stopped): no page can
+/// be shown truthfully.
+fn stopped() -> Response {
+    secure(Problem::from(crate::deployment::Stopped).into_response())
 }
 
 fn status_key(s: ConsentStatus) -> &'static str {
@@ -237,7 +248,7 @@ struct HomeQuery {
 /// in words, its downloads and its revoke; the grievances filed. Signed
 /// out: how to sign in or enrol.
 async fn home(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     headers: HeaderMap,
     q: axum::extract::Query<HomeQuery>,
@@ -260,7 +271,9 @@ async fn home(
     };
     let now = g.clock.now();
     let (cards, grievances, rotation) = {
-        let state = g.dep.state.read().unwrap_or_else(|p| p.into_inner());
+        let Ok(state) = g.dep.state() else {
+            return stopped();
+        };
         let rotation = state.pending_rotation(&me).map(|r| {
             let by = state
                 .agency(&r.assisted_by)
@@ -393,7 +406,7 @@ fn kind_key(kind: &str) -> &'static str {
 /// The timeline: every decision about the participant, newest first; an
 /// emergency access is marked in words and by its frame, never colour alone.
 async fn disclosures(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -452,7 +465,7 @@ async fn disclosures(
 
 /// The log's verifier key, and the witness policy's keys (space-separated)
 /// and quorum, as the browser checks checkpoints with them.
-fn log_trust(g: &Gateway) -> (String, Option<String>, Option<usize>) {
+fn log_trust(g: &Participants) -> (String, Option<String>, Option<usize>) {
     let log_key = g.dep.log.verifier().to_string();
     // With a witness policy, the browser also wants its quorum of
     // cosignatures before it marks anything verified.
@@ -470,7 +483,7 @@ fn log_trust(g: &Gateway) -> (String, Option<String>, Option<usize>) {
 /// The log's keys on the pages where a key comes to this device (enrol,
 /// restore, sign-in): portal.js keeps them there, once, and later trusts
 /// only them for the timeline's "verified" marks (trust on first use).
-pub(super) fn log_anchor(g: &Gateway) -> Markup {
+pub(super) fn log_anchor(g: &Participants) -> Markup {
     let (log_key, witness_keys, quorum) = log_trust(g);
     html! {
         div id="log-anchor" hidden data-log-key=(log_key)
@@ -495,7 +508,7 @@ struct SigninQuery {
 }
 
 async fn signin(
-    State(g): State<Arc<Gateway>>,
+    State(g): State<Arc<Participants>>,
     Path(code): Path<String>,
     q: axum::extract::Query<SigninQuery>,
 ) -> Response {
@@ -525,7 +538,7 @@ async fn signin(
 
 /// Restore the key from the recovery code: decoded, checked and imported
 /// (non-extractable) in the browser; the code is never sent.
-async fn restore(State(g): State<Arc<Gateway>>, Path(code): Path<String>) -> Response {
+async fn restore(State(g): State<Arc<Participants>>, Path(code): Path<String>) -> Response {
     let Some(lang) = language(&code) else {
         return not_found();
     };

@@ -1,10 +1,10 @@
-//! HTTP routes: health and the public auditor read side (checkpoint with
-//! cosignatures, inclusion and consistency proofs); the log's part of
-//! `/metrics`, which [`crate::app::metrics_app`] serves.
+//! Health and the log's public read routes (checkpoint with cosignatures,
+//! inclusion and consistency proofs); the log's part of `/metrics`, which
+//! [`super::metrics_app`] serves.
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,20 +15,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::deployment::Deployment;
+use crate::problem::Problem;
 
-/// Largest request body any route accepts.
-pub const BODY_BYTES_MAX: usize = 64 * 1024;
-
-/// The read routes alone: what a deployment without the agency path
-/// serves publicly.
-pub fn router(dep: Arc<Deployment>) -> Router {
-    routes()
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .with_state(dep)
-}
-
-/// Health and the public auditor read routes, for [`crate::app::app`].
-pub fn routes() -> Router<Arc<Deployment>> {
+/// Health and the public auditor read routes, for [`super::app`].
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Deployment>: FromRef<S>,
+{
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/log/checkpoint", get(checkpoint))
@@ -36,31 +30,32 @@ pub fn routes() -> Router<Arc<Deployment>> {
         .route("/v1/log/proof/consistency", get(consistency))
 }
 
-fn problem(status: StatusCode, detail: String) -> Response {
-    crate::problem::blank(status, &detail)
+fn bad_query(detail: String) -> Problem {
+    Problem::Blank(StatusCode::BAD_REQUEST, detail)
 }
 
-async fn healthz(State(dep): State<Arc<Deployment>>) -> Response {
+async fn healthz(State(dep): State<Arc<Deployment>>) -> Result<Response, Problem> {
     // Ready only if the store answers and no write has failed.
     if !dep.is_healthy() {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(Problem::LogUnavailable(
             "a log write failed; the gateway must be restarted".into(),
-        );
+        ));
     }
-    match dep.log.store().size() {
-        Ok(size) => Json(json!({"status": "ready", "log_size": size})).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    let size = dep
+        .log
+        .store()
+        .size()
+        .map_err(|e| Problem::LogUnavailable(e.to_string()))?;
+    Ok(Json(json!({"status": "ready", "log_size": size})).into_response())
 }
 
 /// The log's and the state's part of `/metrics`, in Prometheus text. It
 /// counts participants and consents: for the operator's listener only.
-pub fn render_metrics(dep: &Deployment) -> String {
+pub fn render_metrics(dep: &Deployment) -> Result<String, crate::deployment::Stopped> {
     use std::sync::atomic::Ordering::Relaxed;
     let s = dep.log.stats();
-    let state = dep.state.read().unwrap_or_else(|p| p.into_inner());
-    format!(
+    let state = dep.state()?;
+    Ok(format!(
         "# TYPE consentry_log_size gauge\nconsentry_log_size {}\n# TYPE consentry_log_batches_total counter\nconsentry_log_batches_total {}\n# TYPE consentry_log_entries_total counter\nconsentry_log_entries_total {}\n# TYPE consentry_log_batch_entries_last gauge\nconsentry_log_batch_entries_last {}\n# TYPE consentry_consents gauge\nconsentry_consents {}\n# TYPE consentry_participants gauge\nconsentry_participants {}\n",
         dep.log.size(),
         s.batches.load(Relaxed),
@@ -68,7 +63,7 @@ pub fn render_metrics(dep: &Deployment) -> String {
         s.batch_entries_last.load(Relaxed),
         state.consent_count(),
         state.participant_count(),
-    ) + &batch_histogram(s)
+    ) + &batch_histogram(s))
 }
 
 fn batch_histogram(s: &ledger::log::LogStats) -> String {
@@ -95,13 +90,12 @@ fn batch_histogram(s: &ledger::log::LogStats) -> String {
     out
 }
 
-async fn checkpoint(State(dep): State<Arc<Deployment>>) -> Response {
-    match dep.log.checkpoint_with_cosignatures() {
-        Ok((note, _)) => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()
-        }
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+async fn checkpoint(State(dep): State<Arc<Deployment>>) -> Result<Response, Problem> {
+    let (note, _) = dep
+        .log
+        .checkpoint_with_cosignatures()
+        .map_err(|e| Problem::LogUnavailable(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
 #[derive(Deserialize)]
@@ -115,11 +109,11 @@ async fn inclusion(
     q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = q else {
-        return problem(StatusCode::BAD_REQUEST, "want ?index=N&size=M".into());
+        return bad_query("want ?index=N&size=M".into()).into_response();
     };
     match dep.log.inclusion_proof(q.index, q.size) {
         Ok(p) => Json(json!({"index": q.index, "size": q.size, "proof": p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>()})).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => bad_query(e.to_string()).into_response(),
     }
 }
 
@@ -134,10 +128,10 @@ async fn consistency(
     q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = q else {
-        return problem(StatusCode::BAD_REQUEST, "want ?old=N&new=M".into());
+        return bad_query("want ?old=N&new=M".into()).into_response();
     };
     match dep.log.consistency_proof(q.old, q.new) {
         Ok(p) => Json(json!({"old": q.old, "new": q.new, "proof": p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>()})).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => bad_query(e.to_string()).into_response(),
     }
 }

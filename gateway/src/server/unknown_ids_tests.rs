@@ -1,7 +1,7 @@
 //! The participant's sign-in does the same work for an unknown participant
 //! as for an enrolled one: one signature verification, through
-//! [`super::verify_or_dummy`] (issue 21, item 8). Counted with
-//! [`super::verifications`] on this thread (a current-thread runtime and
+//! [`crate::httpsig::verify_or_dummy`] (issue 21, item 8). Counted with
+//! [`crate::httpsig::verifications`] on this thread (a current-thread runtime and
 //! `oneshot` run the handler here), never timed.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use tower::ServiceExt as _;
 
-use crate::agency::{Gateway, Limits};
+use super::{app, AppState, HttpLimits, Settings};
 use crate::clock::ManualClock;
 use crate::deployment::{sign_event, Deployment};
 use crate::httpsig::verifications;
@@ -23,7 +23,7 @@ fn key(b: u8) -> SigningKey {
     SigningKey::from_bytes(&[b; 32])
 }
 
-async fn gateway(dir: &std::path::Path) -> Arc<Gateway> {
+async fn gateway(dir: &std::path::Path) -> AppState {
     let (governance, gw) = (key(1), key(2));
     let trust = policy::Trust {
         governance_key_id: "governance".into(),
@@ -58,21 +58,16 @@ async fn gateway(dir: &std::path::Path) -> Arc<Gateway> {
     let mut env = sign_event(&person, "p-0001:1", &key(4)).unwrap();
     env.add_signature("hope-clinic:1", &key(3));
     dep.submit(env).await.unwrap();
-    Arc::new(
-        Gateway::new(
-            dep,
-            Arc::new(ManualClock::new(NOW)),
-            gw,
-            "http://127.0.0.1:1",
-            std::time::Duration::from_secs(1),
-            1 << 20,
-            Limits::default(),
-        )
-        .unwrap(),
+    AppState::new(
+        dep,
+        Arc::new(ManualClock::new(NOW)),
+        gw,
+        Settings::new("http://127.0.0.1:1"),
     )
+    .unwrap()
 }
 
-async fn post(g: &Arc<Gateway>, path: &str, body: serde_json::Value) -> serde_json::Value {
+async fn post(g: &AppState, path: &str, body: serde_json::Value) -> serde_json::Value {
     let mut req = http::Request::post(path)
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
@@ -80,8 +75,7 @@ async fn post(g: &Arc<Gateway>, path: &str, body: serde_json::Value) -> serde_js
     let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
-    let r = crate::participant::routes()
-        .with_state(g.clone())
+    let r = app(g.clone(), &HttpLimits::default())
         .oneshot(req)
         .await
         .unwrap();
@@ -90,7 +84,7 @@ async fn post(g: &Arc<Gateway>, path: &str, body: serde_json::Value) -> serde_js
 }
 
 /// Signature checks one sign-in as `participant` with `signer` made.
-async fn checks(g: &Arc<Gateway>, participant: &str, signer: &SigningKey) -> (usize, bool) {
+async fn checks(g: &AppState, participant: &str, signer: &SigningKey) -> (usize, bool) {
     let c = post(
         g,
         "/v1/participant/challenge",
