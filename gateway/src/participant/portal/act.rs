@@ -415,6 +415,62 @@ async fn grant_form(
     grant_page(&g, lang, &csrf, &none, &Vec::new(), None)
 }
 
+/// The grant the form describes, made now, for `days`.
+fn granted_of(
+    me: &str,
+    chosen: &GrantChoice,
+    days: i64,
+    now: i64,
+    lang: Language,
+) -> ConsentGranted {
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    ConsentGranted {
+        v: V1,
+        consent_id: format!("c-{}", &super::super::new_participant_id()[2..14]),
+        participant: me.to_owned(),
+        holders: Parties {
+            agencies: owned(&chosen.holders),
+            classes: Vec::new(),
+        },
+        recipients: Parties {
+            agencies: owned(&chosen.recipients),
+            classes: Vec::new(),
+        },
+        categories: owned(&chosen.categories),
+        purposes: owned(&chosen.purposes),
+        effective_at: now,
+        expires_at: Some(now + days * 86_400),
+        signed_at: now,
+        language: lang,
+    }
+}
+
+/// The grant's summary in the person's words, and its holders' names.
+fn in_words(
+    state: &policy::ConsentState,
+    granted: &ConsentGranted,
+    ends_at: i64,
+    lang: Language,
+) -> (String, Vec<String>) {
+    let holders: Vec<String> = granted
+        .holders
+        .agencies
+        .iter()
+        .map(|a| {
+            state
+                .agency(a)
+                .map_or_else(|| a.clone(), |x| x.enrolled.name)
+        })
+        .collect();
+    let view = ConsentView {
+        ends_at,
+        granted: granted.clone(),
+        granted_index: 0,
+        revocation: None,
+    };
+    (policy::consent_summary(state, &view, lang), holders)
+}
+
 /// Checks the form, prepares the entry and shows it as a sentence to sign.
 async fn grant_preview(
     State(g): State<Arc<Participants>>,
@@ -455,26 +511,7 @@ async fn grant_preview(
         return grant_page(&g, lang, &csrf, &chosen, &errors, None);
     }
     let now = g.clock.now();
-    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let granted = ConsentGranted {
-        v: V1,
-        consent_id: format!("c-{}", &super::super::new_participant_id()[2..14]),
-        participant: me.clone(),
-        holders: Parties {
-            agencies: owned(&chosen.holders),
-            classes: Vec::new(),
-        },
-        recipients: Parties {
-            agencies: owned(&chosen.recipients),
-            classes: Vec::new(),
-        },
-        categories: owned(&chosen.categories),
-        purposes: owned(&chosen.purposes),
-        effective_at: now,
-        expires_at: Some(now + days * 86_400),
-        signed_at: now,
-        language: lang,
-    };
+    let granted = granted_of(&me, &chosen, days, now, lang);
     let event = Event::ConsentGranted(granted.clone());
     // The rules are checked before the person signs: a grant they would
     // be refused is explained here, in their language, next to the form.
@@ -482,25 +519,9 @@ async fn grant_preview(
         let Ok(state) = g.dep.state() else {
             return stopped();
         };
-        state.check(&event, &[key_id.as_str()]).map(|()| {
-            let holders: Vec<String> = granted
-                .holders
-                .agencies
-                .iter()
-                .map(|a| {
-                    state
-                        .agency(a)
-                        .map_or_else(|| a.clone(), |x| x.enrolled.name)
-                })
-                .collect();
-            let view = ConsentView {
-                ends_at: now + days * 86_400,
-                granted: granted.clone(),
-                granted_index: 0,
-                revocation: None,
-            };
-            (policy::consent_summary(&state, &view, lang), holders)
-        })
+        state
+            .check(&event, &[key_id.as_str()])
+            .map(|()| in_words(&state, &granted, now + days * 86_400, lang))
     };
     let (summary, holders) = match checked {
         Ok(s) => s,

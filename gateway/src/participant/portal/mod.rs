@@ -244,6 +244,36 @@ struct HomeQuery {
     rotation: Option<String>,
 }
 
+impl HomeQuery {
+    /// The message key of what the person just did, if they came back
+    /// from doing it.
+    fn note(&self) -> Option<&'static str> {
+        [
+            (&self.granted, "granted_note"),
+            (&self.revoked, "revoked_note"),
+            (&self.grievance, "grievance_note"),
+            (&self.rotation, "rotation_cancelled_note"),
+        ]
+        .into_iter()
+        .find_map(|(q, key)| q.is_some().then_some(key))
+    }
+}
+
+/// Signed out: how to sign in, enrol or restore a key.
+fn signed_out(lang: Language) -> Response {
+    let t = catalog(lang);
+    let main = html! {
+        h2 { (t.t("signed_out_title")) }
+        p { (t.t("signed_out_body")) }
+        ul {
+            li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
+            li { a href={ "/portal/" (lang.code()) "/enrol" } { (t.t("nav_enrol")) } }
+            li { a href={ "/portal/" (lang.code()) "/restore" } { (t.t("nav_restore")) } }
+        }
+    };
+    page(lang, "", "site_name", None, main)
+}
+
 /// Signed in: the consents as plain-language cards, each with its status
 /// in words, its downloads and its revoke; the grievances filed. Signed
 /// out: how to sign in or enrol.
@@ -258,16 +288,7 @@ async fn home(
     };
     let t = catalog(lang);
     let Some((me, csrf)) = act::session(&g, &headers) else {
-        let main = html! {
-            h2 { (t.t("signed_out_title")) }
-            p { (t.t("signed_out_body")) }
-            ul {
-                li { a href={ "/portal/" (lang.code()) "/signin" } { (t.t("nav_signin")) } }
-                li { a href={ "/portal/" (lang.code()) "/enrol" } { (t.t("nav_enrol")) } }
-                li { a href={ "/portal/" (lang.code()) "/restore" } { (t.t("nav_restore")) } }
-            }
-        };
-        return page(lang, "", "site_name", None, main);
+        return signed_out(lang);
     };
     let now = g.clock.now();
     let (cards, grievances, rotation) = {
@@ -301,17 +322,7 @@ async fn home(
             .collect();
         (cards, grievances, rotation)
     };
-    let note = if q.granted.is_some() {
-        Some("granted_note")
-    } else if q.revoked.is_some() {
-        Some("revoked_note")
-    } else if q.grievance.is_some() {
-        Some("grievance_note")
-    } else if q.rotation.is_some() {
-        Some("rotation_cancelled_note")
-    } else {
-        None
-    };
+    let note = q.note();
     let main = html! {
         // First, before anything else: a move of the key the person may
         // not have asked for, while they can still cancel it.
