@@ -1,5 +1,5 @@
 //! `consentry audit …`: export a bundle, verify it. The checking itself is
-//! `gateway::audit` (ledger and policy only); this file reads arguments,
+//! the `audit` crate (ledger and policy only); this file reads arguments,
 //! draws the progress bar and prints.
 
 use std::path::PathBuf;
@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use gateway::audit;
 
 #[derive(Subcommand)]
 pub enum AuditCmd {

@@ -28,7 +28,7 @@ use policy::Role;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use crate::audit::tiles::{self, TILE_WIDTH};
+use audit::tiles::{self, TILE_WIDTH};
 use crate::httpsig::VerifyPolicy;
 use crate::problem::problem;
 
@@ -72,7 +72,7 @@ async fn cosignature(State(g): State<Arc<Gateway>>, body: axum::body::Bytes) -> 
             .agency(&sig.name)
             .filter(|a| !a.retired && a.enrolled.roles.contains(&Role::Witness))
             .and_then(|a| state.key(&a.current_key_id))
-            .and_then(|k| crate::audit::decode_key(&k.public_key))
+            .and_then(|k| audit::decode_key(&k.public_key))
             .and_then(|k| ledger::CosignatureVerifier::from_key(&sig.name, k).ok())
     };
     let Some(witness) = witness else {

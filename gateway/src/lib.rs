@@ -45,7 +45,6 @@
 
 pub mod agency;
 pub mod app;
-pub mod audit;
 pub mod auditor;
 pub mod bench;
 pub mod client;

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use consentry_tests::fixture;
 use consentry_tests::net;
-use gateway::audit::bundle::{write_bundle, Bundle};
-use gateway::audit::tiles::{self, TILE_WIDTH};
-use gateway::audit::verify::{verify, Finding, StateFile};
+use audit::bundle::{write_bundle, Bundle};
+use audit::tiles::{self, TILE_WIDTH};
+use audit::verify::{verify, Finding, StateFile};
 use ledger::{Checkpoint, Envelope};
 use serde_json::{json, Value};
 
@@ -25,7 +25,7 @@ async fn traffic_bundle(out: &Path) -> u64 {
     let net = net::start(dir.path()).await;
     net::every_kind_of_traffic(&net).await;
     net.stop().await;
-    gateway::audit::export_dir(
+    audit::export_dir(
         &dir.path().join("data"),
         &fixture::trust(),
         &fixture::gateway().verifier(),
@@ -426,7 +426,7 @@ async fn auditors_mirror_the_running_log_as_tiles_and_verify_it() {
 /// participant unless asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_counts_the_traffic_and_hides_participants_unless_asked() {
-    use gateway::audit::report;
+    use audit::report;
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("b");
     traffic_bundle(&bundle).await;

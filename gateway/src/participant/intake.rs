@@ -43,7 +43,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use crate::audit::decode_key;
+use audit::decode_key;
 use crate::problem::problem;
 use crate::quota::rate::{PerSource, Rate};
 use crate::quota::shares::{ShareLimits, Shares, WhenShareFull};

@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use crate::audit::decode_key;
+use audit::decode_key;
 use crate::problem::problem;
 use crate::source::ClientSource;
 use policy::{ConsentState, Event, Kind, Language, Outcome};

@@ -12,14 +12,14 @@
 //! ```
 //!
 //! Writing is in [`write_bundle`]; reading, in [`Bundle`]. Both go
-//! through [`super::tiles`] for the tile formats.
+//! through [`crate::tiles`] for the tile formats.
 
 use std::path::{Path, PathBuf};
 
 use ledger::{Checkpoint, Envelope, NoteVerifier};
 use policy::Trust;
 
-use super::tiles::{self, HashTiles, TileError, TILE_WIDTH};
+use crate::tiles::{self, HashTiles, TileError, TILE_WIDTH};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 pub const VKEY_FILE: &str = "log.vkey";

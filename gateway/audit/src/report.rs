@@ -15,8 +15,8 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use policy::{parse_event, ConsentState, Event, Language, Outcome, Reason};
 use serde::Serialize;
 
-use super::bundle::{Bundle, BundleError};
-use super::tiles::TILE_WIDTH;
+use crate::bundle::{Bundle, BundleError};
+use crate::tiles::TILE_WIDTH;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AgencyPurpose {

@@ -27,9 +27,9 @@ use ledger::{Envelope, KeyLookup};
 use policy::{parse_event, replay_check, ConsentState, Event, Outcome};
 use serde::{Deserialize, Serialize};
 
-use super::bundle::{Bundle, BundleError};
-use super::decode_key;
-use super::tiles::TILE_WIDTH;
+use crate::bundle::{Bundle, BundleError};
+use crate::decode_key;
+use crate::tiles::TILE_WIDTH;
 
 /// Tiles read and checked per step: bounds memory on a log of any size.
 const TILES_PER_STEP: u64 = 32;
@@ -174,7 +174,7 @@ impl StateFile {
         drop(w);
         f.sync_all().map_err(|e| state_err(&lp, e))?;
         let json = serde_json::to_vec(t).map_err(|e| state_err(&self.path, e))?;
-        super::replace_file(&self.path, &json).map_err(|e| state_err(&self.path, e))
+        crate::replace_file(&self.path, &json).map_err(|e| state_err(&self.path, e))
     }
 }
 
