@@ -57,7 +57,7 @@ pub mod segment;
 pub mod store;
 
 pub use entry::{EntryError, EntrySignature, Envelope, KeyLookup, StaticKeys, VerifiedEntry};
-pub use fsck::{fsck, Finding, FsckReport};
+pub use fsck::{fsck, Finding, FindingKind, FsckReport};
 pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError, Pending, Prepared, Reservation};
 pub use merkle::{Frontier, Hash};
 pub use note::{
