@@ -226,7 +226,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             pb.finish_and_clear();
             if !findings.is_empty() {
                 for f in &findings {
-                    eprintln!("#{}: {}", f.index, f.reason);
+                    eprintln!("#{}: {}", f.index, f.kind);
                 }
                 anyhow::bail!(
                     "the bundle does not verify ({} finding(s)): no report",
@@ -310,7 +310,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 for f in &findings {
-                    println!("#{}: {}", f.index, f.reason);
+                    println!("#{}: {}", f.index, f.kind);
                 }
                 let checked = summary.to - summary.from.min(summary.to);
                 println!(

@@ -28,9 +28,9 @@ use policy::Role;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use audit::tiles::{self, TILE_WIDTH};
 use crate::httpsig::VerifyPolicy;
 use crate::problem::problem;
+use audit::tiles::{self, TILE_WIDTH};
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()

@@ -13,13 +13,22 @@
 //!   a stopped deployment ([`fsck_dir`]), [`export_dir`], and
 //!   [`replace_file`], the atomic replace the auditor's and the witness's
 //!   state files rest on.
+//! - [`finding`]: [`Finding`] (an index and a [`FindingKind`]), one type
+//!   from the ledger's check (`FindingKind::Log`) to the verifier's.
 //! - [`tiles`]: C2SP tlog-tiles paths, entry bundles, hash tiles, and our
 //!   signature bundles.
 //! - [`bundle`]: the audit bundle folder: write, open.
-//! - [`verify`]: `consentry audit verify`: signatures against the registry
-//!   at each position, the tree, consistency with the trusted checkpoint,
-//!   decisions replayed, releases against their allows; the state file.
+//! - [`verify`]: `consentry audit verify`, one file per phase under
+//!   `verify/`: the checkpoint against the trusted state (`resume`), the
+//!   read-and-replay pipeline (`pipeline`: keys at each position, the
+//!   rules and each decision in `replay`, releases against their allows
+//!   in `releases`, signatures and leaf hashes on the workers in
+//!   `signatures`), the root (`tree`); the state file (`state`).
 //! - [`report`]: `consentry audit report`: text, JSON, HTML.
+//!
+//! Modules import only those listed before them (`finding` first, then
+//! `tiles`, `bundle`, `verify`, `report`), and of this file only its two
+//! helpers, [`decode_key`] and [`replace_file`].
 //!
 //! **Invariants**
 //! - An auditor trusts no gateway code: among the workspace's crates this
@@ -36,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod finding;
 pub mod report;
 pub mod tiles;
 pub mod verify;
@@ -45,6 +55,8 @@ use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use ledger::{Envelope, KeyLookup, Store};
 use policy::{parse_event, ConsentState, Trust};
+
+pub use finding::{Finding, FindingKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -62,8 +74,9 @@ pub enum ReplayError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsckError {
+    /// What the ledger's check found, as the auditor's finding.
     #[error(transparent)]
-    Finding(#[from] ledger::Finding),
+    Finding(#[from] Finding),
     #[error(transparent)]
     Replay(#[from] ReplayError),
 }
@@ -137,7 +150,7 @@ pub fn fsck_dir(
     trust: Trust,
     log_key: &ledger::NoteVerifier,
 ) -> Result<ledger::FsckReport, FsckError> {
-    let store = ledger::fsck::open_for_check(data_dir)?;
+    let store = ledger::fsck::open_for_check(data_dir).map_err(Finding::from)?;
     let size = store
         .size()
         .map_err(|err| ReplayError::Store { index: 0, err })?;
@@ -145,13 +158,8 @@ pub fn fsck_dir(
     replay_store(&store, trust, size, |id, k| {
         signer_keys.0.insert(id.to_string(), k);
     })?;
-    Ok(ledger::fsck::fsck(
-        &store,
-        &signer_keys,
-        log_key,
-        2,
-        |_, _| {},
-    )?)
+    let report = ledger::fsck::fsck(&store, &signer_keys, log_key, 2, |_, _| {});
+    Ok(report.map_err(Finding::from)?)
 }
 
 /// Replaces the file at `path` with `bytes` so that a crash leaves the
@@ -183,7 +191,7 @@ pub fn export_dir(
     out: &std::path::Path,
     progress: impl FnMut(u64),
 ) -> Result<u64, ExportError> {
-    let store = ledger::fsck::open_for_check(data_dir)?;
+    let store = ledger::fsck::open_for_check(data_dir).map_err(Finding::from)?;
     let note = store
         .checkpoint()
         .map_err(|e| ExportError::Store(e.to_string()))?
@@ -223,7 +231,7 @@ pub fn export_dir(
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("{0}")]
-    Open(#[from] ledger::Finding),
+    Open(#[from] Finding),
     #[error("the store: {0}")]
     Store(String),
     #[error(transparent)]

@@ -43,11 +43,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use audit::decode_key;
 use crate::problem::problem;
 use crate::quota::rate::{PerSource, Rate};
 use crate::quota::shares::{ShareLimits, Shares, WhenShareFull};
 use crate::source::ClientSource;
+use audit::decode_key;
 use policy::{Event, ParticipantEnrolled, Role, V1};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,9 +38,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agency::Gateway;
-use audit::decode_key;
 use crate::problem::problem;
 use crate::source::ClientSource;
+use audit::decode_key;
 use policy::{ConsentState, Event, Kind, Language, Outcome};
 
 pub const SESSION_COOKIE: &str = "consentry_session";
