@@ -12,8 +12,10 @@
 //!   release.
 //! - [`deployment`]: the log plus the consent state replayed from it; the
 //!   one path by which entries are checked and appended.
-//! - [`audit`]: replay and the read-only whole-log check; `ledger` and
-//!   `policy` only.
+//! - `audit` (its own crate, `gateway/audit/`, beside this one): replay,
+//!   the read-only whole-log check, the auditor's verify and report;
+//!   `ledger` and `policy` only. The binary's `consentry audit` and
+//!   `fsck` call it; this crate shares its tile formats and key decoding.
 //! - [`config`]: `consentry.toml` and `consentry init`.
 //! - [`upstream`]: the sample record systems (demo and tests).
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530

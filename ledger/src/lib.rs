@@ -21,7 +21,8 @@
 //! - [`log`]: [`Log`], the two-step append (enqueue fixes the position,
 //!   `durable` waits for the sync), the group-commit sequencer and the read
 //!   side.
-//! - [`fsck`]: the whole-log check.
+//! - [`fsck`]: the whole-log check; what it finds is a [`Finding`] with a
+//!   typed [`FindingKind`] (the log-level kinds an auditor's wrap).
 //!
 //! **Invariants**
 //! - An entry is the exact bytes its author signed; the log stores them
