@@ -1,5 +1,5 @@
 //! `consentry audit …`: export a bundle, verify it. The checking itself is
-//! `gateway::audit` (ledger and policy only); this file reads arguments,
+//! the `audit` crate (ledger and policy only); this file reads arguments,
 //! draws the progress bar and prints.
 
 use std::path::PathBuf;
@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use gateway::audit;
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
@@ -227,7 +226,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             pb.finish_and_clear();
             if !findings.is_empty() {
                 for f in &findings {
-                    eprintln!("#{}: {}", f.index, f.reason);
+                    eprintln!("#{}: {}", f.index, f.kind);
                 }
                 anyhow::bail!(
                     "the bundle does not verify ({} finding(s)): no report",
@@ -311,7 +310,7 @@ pub async fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 for f in &findings {
-                    println!("#{}: {}", f.index, f.reason);
+                    println!("#{}: {}", f.index, f.kind);
                 }
                 let checked = summary.to - summary.from.min(summary.to);
                 println!(

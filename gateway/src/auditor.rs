@@ -28,9 +28,9 @@ use policy::Role;
 use serde_json::json;
 
 use crate::agency::{AuthFailure, Gateway};
-use crate::audit::tiles::{self, TILE_WIDTH};
 use crate::httpsig::VerifyPolicy;
 use crate::problem::Problem;
+use audit::tiles::{self, TILE_WIDTH};
 
 pub fn routes<S>() -> Router<S>
 where
@@ -69,7 +69,7 @@ async fn cosignature(
             .agency(&sig.name)
             .filter(|a| !a.retired && a.enrolled.roles.contains(&Role::Witness))
             .and_then(|a| state.key(&a.current_key_id))
-            .and_then(|k| crate::audit::decode_key(&k.public_key))
+            .and_then(|k| audit::decode_key(&k.public_key))
             .and_then(|k| ledger::CosignatureVerifier::from_key(&sig.name, k).ok())
     };
     let Some(witness) = witness else {

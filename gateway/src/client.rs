@@ -257,7 +257,7 @@ impl AgencyClient {
                 enrolled.enrolled_by
             )));
         }
-        let key = crate::audit::decode_key(&enrolled.public_key)
+        let key = audit::decode_key(&enrolled.public_key)
             .ok_or_else(|| ClientError::Malformed("the enrolled key does not decode".into()))?;
         key.verify_strict(&entry, &ed25519_dalek::Signature::from_bytes(&signature))
             .map_err(|_| {
@@ -440,8 +440,8 @@ pub async fn mirror_log(
     now: impl Fn() -> i64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, ClientError> {
-    use crate::audit::bundle::{trust_json, CHECKPOINT_FILE, TRUST_FILE, VKEY_FILE};
-    use crate::audit::tiles::{tile_path, TILE_WIDTH};
+    use audit::bundle::{trust_json, CHECKPOINT_FILE, TRUST_FILE, VKEY_FILE};
+    use audit::tiles::{tile_path, TILE_WIDTH};
     let write = |rel: &str, bytes: &[u8]| -> Result<(), ClientError> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {

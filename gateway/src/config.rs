@@ -453,7 +453,7 @@ pub fn trust_roots(governance: &SigningKey, gateway: &SigningKey) -> Trust {
 pub const TRUST_FILE: &str = "keys/trust.json";
 
 pub fn write_trust(path: &Path, t: &Trust) -> Result<(), ConfigError> {
-    write(path, &format!("{}\n", crate::audit::bundle::trust_json(t)))
+    write(path, &format!("{}\n", audit::bundle::trust_json(t)))
 }
 
 /// Reads the public trust roots written by [`write_trust`].
@@ -462,7 +462,7 @@ pub fn read_trust(path: &Path) -> Result<Trust, ConfigError> {
         path: path.into(),
         err,
     })?;
-    crate::audit::bundle::parse_trust(&text).map_err(|err| ConfigError::Parse {
+    audit::bundle::parse_trust(&text).map_err(|err| ConfigError::Parse {
         path: path.into(),
         err,
     })

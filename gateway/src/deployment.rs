@@ -51,7 +51,7 @@ pub enum SubmitError {
     #[error("the trust roots' gateway key {0:?} is not an ed25519 public key")]
     BadTrust(String),
     #[error("replay failed: {0}")]
-    Replay(#[from] crate::audit::ReplayError),
+    Replay(#[from] audit::ReplayError),
     #[error("the entry says it was made at {at}, more than {ENTRY_SKEW_SECS} s from the gateway's clock ({now}); check the device's clock and sign it again")]
     Skew { at: i64, now: i64 },
     #[error("the log's key is not the trust roots' gateway key, so the gateway cannot sign the notices this entry needs")]
@@ -92,7 +92,7 @@ fn taken_below_reserve(event: &Event) -> bool {
     )
 }
 
-pub use crate::audit::{decode_key, RegistryKeys};
+pub use audit::{decode_key, RegistryKeys};
 
 pub struct Deployment {
     pub log: Log,
@@ -153,7 +153,7 @@ const DECIDE_RETRIES_MAX: usize = 4;
 /// position: the state a restart gives, and the one an auditor rebuilds.
 pub fn replay(log: &Log, trust: Trust, size: u64) -> Result<ConsentState, SubmitError> {
     let store = log.store().as_ref();
-    Ok(crate::audit::replay_store(
+    Ok(audit::replay_store(
         store,
         trust,
         size.min(log.size()),

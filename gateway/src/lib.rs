@@ -4,28 +4,38 @@
 //! ledger: verify who is asking, ask `policy`, log the decision durably, and
 //! only then let data move. Only this crate speaks HTTP.
 //!
-//! **Layout**
-//! - [`app`]: the public `Router` from the parts below (testable without a
-//!   socket), `metrics_app` (`/metrics`, on a listener of its own), `run`,
-//!   the HTTP limits, `POST /v1/entries`.
-//! - [`agency`]: the proxy path: authenticate, decide, forward, filter,
-//!   release.
-//! - [`deployment`]: the log plus the consent state replayed from it; the
-//!   one path by which entries are checked and appended.
-//! - [`audit`]: replay and the read-only whole-log check; `ledger` and
-//!   `policy` only.
-//! - [`config`]: `consentry.toml` and `consentry init`.
-//! - [`upstream`]: the sample record systems (demo and tests).
+//! **Layout**, every room in dependency order (each imports only the rooms
+//! above it; `module_order` holds this):
+//! - [`words`]: the headers and code systems more than one room speaks;
+//!   imports nothing.
+//! - [`clock`], [`origin`]: injected time; where the gateway is reached.
+//! - [`source`]: who a request is from (the peer, or behind a configured
+//!   trusted proxy the forwarded client); [`listener`]: bounded connections
+//!   (in all and per source address) and the idle watch.
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530
 //!   `Content-Digest`, with a bounded nonce replay cache.
-//! - [`server`]: health and the public auditor read routes.
-//! - [`listener`], [`clock`], [`problem`]: bounded connections (in all and
-//!   per source address) and idle watch, injected time, RFC 9457 problem
-//!   documents.
-//! - [`source`]: who a request is from (the peer, or behind a configured
-//!   trusted proxy the forwarded client); [`quota`]: rates per source and
-//!   stores with a share per owner, expired in O(log n).
-//! - [`demo`]: the ready-made sample deployment.
+//! - [`deployment`]: the log plus the consent state replayed from it; the
+//!   one path by which entries are checked and appended; its state read
+//!   through one accessor that fail-stops on a poisoned lock.
+//! - [`problem`]: every error answer as one `Problem` (RFC 9457).
+//! - [`quota`]: rates per source and stores with a share per owner.
+//! - [`upstream`]: the sample record systems (demo and tests).
+//! - [`client`]: the agency's and the auditor's side of the wire.
+//! - [`agency`]: the proxy path: authenticate, decide, forward, filter,
+//!   release.
+//! - [`participant`]: the participant's API, intake and portal, with their
+//!   own state (sessions, intakes, the witness policy).
+//! - [`auditor`]: tlog-tiles and cosignatures for auditors and witnesses.
+//! - [`logview`], [`witness`], [`bench`]: `consentry log tail`, `consentry
+//!   witness`, `consentry bench`.
+//! - [`server`]: the server's own room: one `AppState` built from its
+//!   `Settings`, `app()`, `metrics_app()`, `run`, the HTTP limits,
+//!   `POST /v1/entries`, health and the log's read routes.
+//! - [`config`]: `consentry.toml` and `consentry init`; [`demo`]: the
+//!   ready-made sample deployment.
+//! - `audit` (its own crate, `gateway/audit/`, beside this one): replay,
+//!   the read-only whole-log check, the auditor's verify and report;
+//!   `ledger` and `policy` only.
 //!
 //! **Invariants**
 //! - The consent state is always the replay of exactly the log's enqueued
@@ -45,27 +55,26 @@
 
 // In dependency order: each room imports only rooms above it (the test
 // below holds this), and the shared words come first.
-pub mod agency;
-pub mod audit;
-pub mod auditor;
-pub mod bench;
-pub mod client;
+pub mod words;
 pub mod clock;
-pub mod config;
-pub mod demo;
-pub mod deployment;
-pub mod httpsig;
-pub mod listener;
-pub mod logview;
 pub mod origin;
-pub mod participant;
+pub mod source;
+pub mod listener;
+pub mod httpsig;
+pub mod deployment;
 pub mod problem;
 pub mod quota;
-pub mod server;
-pub mod source;
 pub mod upstream;
+pub mod client;
+pub mod agency;
+pub mod participant;
+pub mod auditor;
+pub mod logview;
 pub mod witness;
-pub mod words;
+pub mod bench;
+pub mod server;
+pub mod config;
+pub mod demo;
 
 #[cfg(test)]
 mod module_order;

@@ -604,7 +604,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
                     .with_context(|| format!("reading {}", vkey_path.display()))?
                     .trim(),
             )?;
-            let report = gateway::audit::fsck_dir(&dir.join("data"), trust, &vkey)?;
+            let report = audit::fsck_dir(&dir.join("data"), trust, &vkey)?;
             let size = report.size;
             println!(
                 "ok: {size} entries verified, checkpoint at size {}",

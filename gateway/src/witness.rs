@@ -89,7 +89,7 @@ impl StateFile {
     /// the old one, sync the folder. A crash leaves the old or the new.
     pub fn save(&self, c: &Cosigned) -> Result<(), WitnessError> {
         let bytes = serde_json::to_vec(c).map_err(|e| state_err(&self.0, e))?;
-        crate::audit::replace_file(&self.0, &bytes).map_err(|e| state_err(&self.0, e))
+        audit::replace_file(&self.0, &bytes).map_err(|e| state_err(&self.0, e))
     }
 }
 

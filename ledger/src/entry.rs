@@ -25,7 +25,7 @@ pub const TYPE_BYTES_MAX: usize = 64;
 /// Largest JSON envelope line accepted from outside (base64 grows 4/3).
 pub const ENVELOPE_JSON_BYTES_MAX: usize = ENTRY_BYTES_MAX * 2 + 4096;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum EntryError {
     #[error("malformed envelope: {0}")]
     MalformedEnvelope(String),

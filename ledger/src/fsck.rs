@@ -11,20 +11,63 @@
 
 use thiserror::Error;
 
-use crate::entry::{verify_batch, Envelope, KeyLookup};
+use crate::entry::{verify_batch, EntryError, Envelope, KeyLookup};
 use crate::log::STORED_LEVEL_MIN;
 use crate::merkle::{self, Frontier};
-use crate::note::{Checkpoint, NoteVerifier};
+use crate::note::{Checkpoint, NoteError, NoteVerifier};
 use crate::store::{SledStore, Store, StoreError};
 
 /// Records read and verified per round; bounds memory.
 const CHUNK_ENTRIES: u64 = 8192;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("entry {index}: {problem}")]
+/// The first problem the check found, at the index of the entry it is in
+/// (or where the log ends, for what is about the whole log).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("entry {index}: {kind}")]
 pub struct Finding {
     pub index: u64,
-    pub problem: String,
+    pub kind: FindingKind,
+}
+
+/// What the check found wrong. These are the log-level kinds: they need
+/// no consent semantics, so the ledger owns them and an auditor's own
+/// kinds wrap them. Each says what it needs; the prose is what the CLI
+/// prints.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum FindingKind {
+    #[error("cannot open the store: {0}")]
+    Unopenable(StoreError),
+    #[error("cannot read the log size: {0}")]
+    SizeUnreadable(StoreError),
+    #[error("cannot read the derived size: {0}")]
+    DerivedSizeUnreadable(StoreError),
+    #[error("cannot read the checkpoint: {0}")]
+    CheckpointUnreadable(StoreError),
+    #[error("no checkpoint")]
+    NoCheckpoint,
+    #[error("checkpoint does not verify: {0}")]
+    CheckpointInvalid(NoteError),
+    #[error("the checkpoint covers {checkpoint_size} entries but the log holds {size}: truncated")]
+    Truncated { checkpoint_size: u64, size: u64 },
+    #[error("cannot read entry: {0}")]
+    EntryUnreadable(StoreError),
+    #[error("entry is missing")]
+    EntryMissing,
+    #[error("entry record is corrupt: {0}")]
+    EntryCorrupt(EntryError),
+    #[error("the verifier returned {got} results for {wanted} entries")]
+    VerifierShort { got: usize, wanted: usize },
+    #[error("entry does not verify: {0}")]
+    Unverified(EntryError),
+    /// `node` counts the subtrees of 2^`level` entries from the left.
+    #[error("stored hash at level {level} index {node} does not match the entries")]
+    HashMismatch { level: u8, node: u64 },
+    #[error("stored hash at level {level} index {node} is missing")]
+    HashMissing { level: u8, node: u64 },
+    #[error("cannot read hash: {0}")]
+    HashUnreadable(StoreError),
+    #[error("the root at the checkpoint's size differs from the checkpoint")]
+    RootMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +77,8 @@ pub struct FsckReport {
     pub root: merkle::Hash,
 }
 
-fn finding(index: u64, problem: impl Into<String>) -> Finding {
-    Finding {
-        index,
-        problem: problem.into(),
-    }
+fn finding(index: u64, kind: FindingKind) -> Finding {
+    Finding { index, kind }
 }
 
 /// Checks the whole store. `keys` must know every key that signed any entry
@@ -53,25 +93,25 @@ pub fn fsck(
 ) -> Result<FsckReport, Finding> {
     let size = store
         .size()
-        .map_err(|e| finding(0, format!("cannot read the log size: {e}")))?;
+        .map_err(|e| finding(0, FindingKind::SizeUnreadable(e)))?;
     let derived_size = store
         .derived_size()
-        .map_err(|e| finding(0, format!("cannot read the derived size: {e}")))?;
+        .map_err(|e| finding(0, FindingKind::DerivedSizeUnreadable(e)))?;
     // The checkpoint first, so that the pass can note the root at its size
     // from the recomputed tree (the lowest levels are never stored).
     let note = store
         .checkpoint()
-        .map_err(|e| finding(size, format!("cannot read the checkpoint: {e}")))?
-        .ok_or_else(|| finding(size, "no checkpoint"))?;
+        .map_err(|e| finding(size, FindingKind::CheckpointUnreadable(e)))?
+        .ok_or_else(|| finding(size, FindingKind::NoCheckpoint))?;
     let cp = Checkpoint::open(&note, log_key)
-        .map_err(|e| finding(size, format!("checkpoint does not verify: {e}")))?;
+        .map_err(|e| finding(size, FindingKind::CheckpointInvalid(e)))?;
     if cp.size > size {
         return Err(finding(
             size,
-            format!(
-                "the checkpoint covers {} entries but the log holds {size}: truncated",
-                cp.size
-            ),
+            FindingKind::Truncated {
+                checkpoint_size: cp.size,
+                size,
+            },
         ));
     }
     let mut checkpoint_root = None;
@@ -83,11 +123,10 @@ pub fn fsck(
         for i in start..end {
             let rec = store
                 .record(i)
-                .map_err(|e| finding(i, format!("cannot read entry: {e}")))?
-                .ok_or_else(|| finding(i, "entry is missing"))?;
+                .map_err(|e| finding(i, FindingKind::EntryUnreadable(e)))?
+                .ok_or_else(|| finding(i, FindingKind::EntryMissing))?;
             envs.push(
-                Envelope::decode(&rec)
-                    .map_err(|e| finding(i, format!("entry record is corrupt: {e}")))?,
+                Envelope::decode(&rec).map_err(|e| finding(i, FindingKind::EntryCorrupt(e)))?,
             );
         }
         let wanted = envs.len();
@@ -95,15 +134,15 @@ pub fn fsck(
         if results.len() != wanted {
             return Err(finding(
                 start,
-                format!(
-                    "the verifier returned {} results for {wanted} entries",
-                    results.len()
-                ),
+                FindingKind::VerifierShort {
+                    got: results.len(),
+                    wanted,
+                },
             ));
         }
         for (k, r) in results.into_iter().enumerate() {
             let i = start + k as u64;
-            let v = r.map_err(|e| finding(i, format!("entry does not verify: {e}")))?;
+            let v = r.map_err(|e| finding(i, FindingKind::Unverified(e)))?;
             let mut bad: Option<Finding> = None;
             frontier.push(v.leaf_hash(), |level, idx, h| {
                 // Lower levels are computed from entries, never stored; a
@@ -117,18 +156,16 @@ pub fn fsck(
                     Ok(Some(_)) => {
                         bad = Some(finding(
                             idx << level,
-                            format!(
-                            "stored hash at level {level} index {idx} does not match the entries"
-                        ),
+                            FindingKind::HashMismatch { level, node: idx },
                         ))
                     }
                     Ok(None) => {
                         bad = Some(finding(
                             idx << level,
-                            format!("stored hash at level {level} index {idx} is missing"),
+                            FindingKind::HashMissing { level, node: idx },
                         ))
                     }
-                    Err(e) => bad = Some(finding(idx << level, format!("cannot read hash: {e}"))),
+                    Err(e) => bad = Some(finding(idx << level, FindingKind::HashUnreadable(e))),
                 }
             });
             if let Some(f) = bad {
@@ -145,7 +182,7 @@ pub fn fsck(
     if root != cp.root {
         return Err(finding(
             cp.size.saturating_sub(1),
-            "the root at the checkpoint's size differs from the checkpoint",
+            FindingKind::RootMismatch,
         ));
     }
     Ok(FsckReport {
@@ -209,7 +246,7 @@ pub fn open_for_check(path: &std::path::Path) -> Result<SledStore, Finding> {
             StoreError::Lost { have, .. } => *have,
             _ => 0,
         };
-        finding(index, format!("cannot open the store: {e}"))
+        finding(index, FindingKind::Unopenable(e))
     })?;
     Ok(store)
 }

@@ -21,7 +21,8 @@
 //! - [`log`]: [`Log`], the two-step append (enqueue fixes the position,
 //!   `durable` waits for the sync), the group-commit sequencer and the read
 //!   side.
-//! - [`fsck`]: the whole-log check.
+//! - [`fsck`]: the whole-log check; what it finds is a [`Finding`] with a
+//!   typed [`FindingKind`] (the log-level kinds an auditor's wrap).
 //!
 //! **Invariants**
 //! - An entry is the exact bytes its author signed; the log stores them
@@ -57,7 +58,7 @@ pub mod segment;
 pub mod store;
 
 pub use entry::{EntryError, EntrySignature, Envelope, KeyLookup, StaticKeys, VerifiedEntry};
-pub use fsck::{fsck, Finding, FsckReport};
+pub use fsck::{fsck, Finding, FindingKind, FsckReport};
 pub use log::{FieldIndexer, Indexer, Log, LogConfig, LogError, Pending, Prepared, Reservation};
 pub use merkle::{Frontier, Hash};
 pub use note::{

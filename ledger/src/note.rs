@@ -20,7 +20,7 @@ const ALG_COSIGNATURE_V1: u8 = 0x04;
 pub const NOTE_BYTES_MAX: usize = 16 * 1024;
 pub const NOTE_SIGNATURES_MAX: usize = 64;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum NoteError {
     #[error("malformed note: {0}")]
     Malformed(&'static str),

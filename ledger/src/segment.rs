@@ -418,12 +418,7 @@ fn lock(file: &File, exclusive: bool) -> Result<(), StoreError> {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 waited_ms += 10;
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Io(
-                    "the entry segment is locked by another process (is the gateway running?)"
-                        .into(),
-                ))
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
             Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock the segment", e)),
         }
     }

@@ -44,10 +44,16 @@ pub const TREE_COSIGS: &str = "cosigs";
 /// cosignatures) are pruned.
 pub const CHECKPOINTS_KEPT_MAX: usize = 1024;
 
-#[derive(Debug, Error)]
+// Clone and Eq so that a finding can carry the error it was (fsck).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum StoreError {
     #[error("storage i/o failed: {0}")]
     Io(String),
+    /// Another process holds the segment: a check of a running gateway.
+    #[error(
+        "storage i/o failed: the entry segment is locked by another process (is the gateway running?)"
+    )]
+    Locked,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("append at {got} does not follow the log size {size}")]

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ledger::store::{KEY_HASH, SEGMENT_FILE, SLED_DIR, TREE_DERIVED};
-use ledger::{Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
+use ledger::{
+    Envelope, FieldIndexer, FindingKind, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
+    StoreError,
+};
 
 const N: u64 = 100;
 
@@ -204,7 +207,10 @@ fn truncated_log_is_found() {
     })
     .unwrap_err();
     assert_eq!(f.index, 90, "{f}");
-    assert!(f.problem.contains("lost"), "{f}");
+    assert!(
+        matches!(f.kind, FindingKind::Unopenable(StoreError::Lost { .. })),
+        "{f}"
+    );
 }
 
 #[test]
@@ -241,7 +247,10 @@ fn fsck_refuses_a_running_store_and_writes_nothing() {
     assert_eq!(snapshot(dir.path()), before, "fsck changed the store");
     let open = SledStore::open(dir.path()).unwrap();
     let f = check(dir.path()).unwrap_err();
-    assert!(f.problem.contains("locked"), "{f}");
+    assert!(
+        matches!(f.kind, FindingKind::Unopenable(StoreError::Locked)),
+        "{f}"
+    );
     drop(open);
 }
 

@@ -107,9 +107,9 @@ pub mod fixture {
     pub fn export_bundle(
         data_dir: &std::path::Path,
         out: &std::path::Path,
-    ) -> gateway::audit::bundle::Bundle {
-        gateway::audit::export_dir(data_dir, &trust(), &gateway().verifier(), out, |_| {}).unwrap();
-        gateway::audit::bundle::Bundle::open(out, None, None).unwrap()
+    ) -> audit::bundle::Bundle {
+        audit::export_dir(data_dir, &trust(), &gateway().verifier(), out, |_| {}).unwrap();
+        audit::bundle::Bundle::open(out, None, None).unwrap()
     }
 
     /// Submits the registry to an empty deployment.

@@ -445,7 +445,7 @@ async fn two_hundred_concurrent_requests_are_all_answered_and_logged() {
         panic!("every request task has finished")
     };
     net.stop().await;
-    let report = gateway::audit::fsck_dir(
+    let report = audit::fsck_dir(
         &dir.path().join("data"),
         fixture::trust(),
         &fixture::gateway().verifier(),

@@ -129,11 +129,11 @@ async fn a_move_is_shown_first_cancelled_by_the_person_and_listed_for_the_board(
         &dir.path().join("data"),
         &dir.path().join("bundle"),
     );
-    let report = gateway::audit::report::report(&b, false).unwrap();
+    let report = audit::report::report(&b, false).unwrap();
     assert_eq!(report.cancelled_key_moves.len(), 1);
     assert_eq!(report.cancelled_key_moves[0].asked_by, "hope clinic");
     assert!(report.cancelled_key_moves[0].participant.is_none());
-    let text = gateway::audit::report::text(&report);
+    let text = audit::report::text(&report);
     assert!(
         text.contains("Key moves cancelled by the person's own key"),
         "{text}"

@@ -990,9 +990,9 @@ async fn the_audit_report_reads_on_a_phone() {
         &dir.path().join("data"),
         &dir.path().join("bundle"),
     );
-    let r = gateway::audit::report::report(&b, false).unwrap();
+    let r = audit::report::report(&b, false).unwrap();
     let page = dir.path().join("report.html");
-    std::fs::write(&page, gateway::audit::report::html(&r)).unwrap();
+    std::fs::write(&page, audit::report::html(&r)).unwrap();
 
     let (_driver, c) = browser().await;
     for width in [360u32, 1280] {

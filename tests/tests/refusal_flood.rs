@@ -99,7 +99,7 @@ async fn a_hundred_thousand_unsigned_requests_add_a_bounded_number_of_entries() 
         &dir.path().join("data"),
         &dir.path().join("bundle"),
     );
-    let r = gateway::audit::report::report(&b, false).unwrap();
+    let r = audit::report::report(&b, false).unwrap();
     assert_eq!(r.refused_unauthenticated, refused as u64);
     let riverside: u64 = r
         .requests
@@ -111,7 +111,7 @@ async fn a_hundred_thousand_unsigned_requests_add_a_bounded_number_of_entries() 
         riverside, 0,
         "no request is reported against riverside-housing"
     );
-    let text = gateway::audit::report::text(&r);
+    let text = audit::report::text(&r);
     assert!(!text.contains("riverside-housing:1"), "{text}");
 }
 

@@ -4,7 +4,7 @@
 //! encoding per bundle).
 #![no_main]
 
-use gateway::audit::tiles::{
+use audit::tiles::{
     decode_entries, decode_signatures, encode_entries, encode_signatures, parse_tile_index,
     tile_path,
 };

@@ -42,12 +42,12 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::decode_key;
 use crate::participant::state::Participants;
 use crate::problem::Problem;
 use crate::quota::rate::{PerSource, Rate};
 use crate::quota::shares::{ShareLimits, Shares, WhenShareFull};
 use crate::source::ClientSource;
+use audit::decode_key;
 use policy::{Event, ParticipantEnrolled, Role, V1};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,10 +38,10 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::audit::decode_key;
 use crate::participant::state::Participants;
 use crate::problem::Problem;
 use crate::source::ClientSource;
+use audit::decode_key;
 use policy::{ConsentState, Event, Kind, Language, Outcome};
 
 pub const SESSION_COOKIE: &str = "consentry_session";

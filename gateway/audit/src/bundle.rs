@@ -12,14 +12,15 @@
 //! ```
 //!
 //! Writing is in [`write_bundle`]; reading, in [`Bundle`]. Both go
-//! through [`super::tiles`] for the tile formats.
+//! through [`crate::tiles`] for the tile formats.
 
 use std::path::{Path, PathBuf};
 
 use ledger::{Checkpoint, Envelope, NoteVerifier};
 use policy::Trust;
 
-use super::tiles::{self, HashTiles, TileError, TILE_WIDTH};
+use crate::finding::FindingKind;
+use crate::tiles::{self, HashTiles, TileError, TILE_WIDTH};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 pub const VKEY_FILE: &str = "log.vkey";
@@ -168,7 +169,7 @@ pub struct TileRead {
     pub envelopes: Vec<Envelope>,
     /// Set when the tile does not hold the count its place in the tree
     /// calls for (an entry dropped or added).
-    pub wrong_count: Option<String>,
+    pub wrong_count: Option<FindingKind>,
 }
 
 impl Bundle {
@@ -231,11 +232,11 @@ impl Bundle {
             std::fs::read(&p).map_err(|e| io(&p, e))
         };
         let envelopes = tiles::envelopes(&read(&entries_rel)?, &read(&sigs_rel)?, &entries_rel)?;
-        let wrong_count = (envelopes.len() as u64 != width).then(|| {
-            format!(
-                "{entries_rel} holds {} entries where the checkpoint calls for {width}: an entry was dropped or added",
-                envelopes.len()
-            )
+        let held = envelopes.len() as u64;
+        let wrong_count = (held != width).then_some(FindingKind::TileCount {
+            tile: entries_rel,
+            held,
+            width,
         });
         Ok(TileRead {
             envelopes,

@@ -11,12 +11,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ledger::Envelope;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use policy::{parse_event, ConsentState, Event, Language, Outcome, Reason};
+use policy::{
+    parse_event, AccessDecided, ConsentRevoked, ConsentState, Event, Language, Outcome, Reason,
+    Trust,
+};
 use serde::Serialize;
 
-use super::bundle::{Bundle, BundleError};
-use super::tiles::TILE_WIDTH;
+use crate::bundle::{Bundle, BundleError};
+use crate::tiles::TILE_WIDTH;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AgencyPurpose {
@@ -114,169 +118,225 @@ fn name_of(state: &ConsentState, id: &str) -> String {
 /// trusts what it reads) and counts.
 pub fn report(bundle: &Bundle, with_pseudonyms: bool) -> Result<Report, BundleError> {
     let size = bundle.checkpoint.size;
-    let mut state = ConsentState::new(bundle.trust.clone());
-    let mut requests: BTreeMap<(String, String), AgencyPurpose> = BTreeMap::new();
-    let mut refused = 0;
-    let mut emergencies = Vec::new();
-    let mut consents = ConsentCounts::default();
-    let mut ends: HashMap<String, (i64, bool)> = HashMap::new();
-    let mut revocations: Vec<RevokeToDeny> = Vec::new();
-    let mut pending: HashMap<String, Vec<PendingRevoke>> = HashMap::new();
-    let mut as_of = 0;
-    let pseudonym = |p: &str| with_pseudonyms.then(|| p.to_string());
+    let mut counts = Counts::new(bundle.trust.clone(), with_pseudonyms);
     for n in 0..size.div_ceil(TILE_WIDTH) {
         let tile = bundle.read_tile(n)?;
         for (i, env) in tile.envelopes.iter().enumerate() {
-            let index = n * TILE_WIDTH + i as u64;
-            let Ok(event) = parse_event(&env.entry) else {
-                continue;
-            };
-            match &event {
-                Event::AccessDecided(d) => {
-                    as_of = as_of.max(d.at);
-                    let row = requests
-                        .entry((d.requester.clone(), d.purpose.clone()))
-                        .or_insert_with(|| AgencyPurpose {
-                            agency: d.requester.clone(),
-                            name: name_of(&state, &d.requester),
-                            purpose: d.purpose.clone(),
-                            ..Default::default()
-                        });
-                    match d.outcome {
-                        Outcome::Allow => row.allowed += 1,
-                        Outcome::Deny => row.denied += 1,
-                    }
-                    if d.break_glass {
-                        emergencies.push(Emergency {
-                            index,
-                            at: d.at,
-                            requester: name_of(&state, &d.requester),
-                            holder: name_of(&state, &d.holder),
-                            released: d.released.clone(),
-                            participant: pseudonym(&d.participant),
-                        });
-                    }
-                    if d.outcome == Outcome::Deny && d.reasons.contains(&Reason::ConsentRevoked) {
-                        let classes = state
-                            .agency(&d.requester)
-                            .map(|a| a.enrolled.classes)
-                            .unwrap_or_default();
-                        if let Some(list) = pending.get_mut(&d.participant) {
-                            list.retain(|p| {
-                                let covers = p.agencies.contains(&d.requester)
-                                    || p.classes.iter().any(|c| classes.contains(c));
-                                if covers {
-                                    let r = &mut revocations[p.row];
-                                    r.denied_index = Some(index);
-                                    r.seconds = Some(d.at - r.revoked_at);
-                                }
-                                !covers
-                            });
-                        }
-                    }
-                }
-                Event::AccessRefused(r) => {
-                    as_of = as_of.max(r.at);
-                    // Claimed key ids are never counted against the
-                    // organisation that holds them: a stranger can claim
-                    // any key id.
-                    refused += r.requests();
-                }
-                Event::ConsentGranted(g) => {
-                    as_of = as_of.max(g.signed_at);
-                    consents.granted += 1;
-                }
-                Event::ConsentRevoked(r) => {
-                    as_of = as_of.max(r.at);
-                    if let Some(c) = state.consent(&r.consent_id) {
-                        if c.revocation.is_none() {
-                            pending
-                                .entry(r.participant.clone())
-                                .or_default()
-                                .push(PendingRevoke {
-                                    row: revocations.len(),
-                                    agencies: c.granted.recipients.agencies.clone(),
-                                    classes: c.granted.recipients.classes.clone(),
-                                });
-                            revocations.push(RevokeToDeny {
-                                revoked_index: index,
-                                revoked_at: r.at,
-                                denied_index: None,
-                                seconds: None,
-                                consent: with_pseudonyms.then(|| r.consent_id.clone()),
-                            });
-                        }
-                    }
-                }
-                _ => {}
+            counts.entry(n * TILE_WIDTH + i as u64, env);
+        }
+    }
+    Ok(counts.finish(bundle.log_key.name(), size))
+}
+
+/// The counts so far, with the state replayed up to the entry read.
+struct Counts {
+    with_pseudonyms: bool,
+    state: ConsentState,
+    requests: BTreeMap<(String, String), AgencyPurpose>,
+    refused: u64,
+    emergencies: Vec<Emergency>,
+    consents: ConsentCounts,
+    /// Each consent's end, and whether it was revoked.
+    ends: HashMap<String, (i64, bool)>,
+    revocations: Vec<RevokeToDeny>,
+    /// Revocations not yet followed by a denied request, by participant.
+    pending: HashMap<String, Vec<PendingRevoke>>,
+    /// The time of the latest entry so far.
+    as_of: i64,
+}
+
+impl Counts {
+    fn new(trust: Trust, with_pseudonyms: bool) -> Self {
+        Self {
+            with_pseudonyms,
+            state: ConsentState::new(trust),
+            requests: BTreeMap::new(),
+            refused: 0,
+            emergencies: Vec::new(),
+            consents: ConsentCounts::default(),
+            ends: HashMap::new(),
+            revocations: Vec::new(),
+            pending: HashMap::new(),
+            as_of: 0,
+        }
+    }
+
+    fn pseudonym(&self, p: &str) -> Option<String> {
+        self.with_pseudonyms.then(|| p.to_string())
+    }
+
+    /// Counts the entry at `index`, then applies it.
+    fn entry(&mut self, index: u64, env: &Envelope) {
+        let Ok(event) = parse_event(&env.entry) else {
+            return;
+        };
+        match &event {
+            Event::AccessDecided(d) => self.decided(index, d),
+            Event::AccessRefused(r) => {
+                self.as_of = self.as_of.max(r.at);
+                // Claimed key ids are never counted against the
+                // organisation that holds them: a stranger can claim
+                // any key id.
+                self.refused += r.requests();
             }
-            let signers: Vec<&str> = env.signatures.iter().map(|s| s.key_id.as_str()).collect();
-            let _ = state.apply(index, &event, &signers);
-            if let Event::ConsentGranted(g) = &event {
-                if let Some(c) = state.consent(&g.consent_id) {
-                    ends.insert(g.consent_id.clone(), (c.ends_at, false));
-                }
+            Event::ConsentGranted(g) => {
+                self.as_of = self.as_of.max(g.signed_at);
+                self.consents.granted += 1;
             }
-            if let Event::ConsentRevoked(r) = &event {
-                if let Some(e) = ends.get_mut(&r.consent_id) {
-                    e.1 = true;
-                }
+            Event::ConsentRevoked(r) => self.revoked(index, r),
+            _ => {}
+        }
+        let signers: Vec<&str> = env.signatures.iter().map(|s| s.key_id.as_str()).collect();
+        let _ = self.state.apply(index, &event, &signers);
+        if let Event::ConsentGranted(g) = &event {
+            if let Some(c) = self.state.consent(&g.consent_id) {
+                self.ends.insert(g.consent_id.clone(), (c.ends_at, false));
+            }
+        }
+        if let Event::ConsentRevoked(r) = &event {
+            if let Some(e) = self.ends.get_mut(&r.consent_id) {
+                e.1 = true;
             }
         }
     }
-    for (ends_at, revoked) in ends.values() {
-        if *revoked {
-            consents.revoked += 1;
-        } else if *ends_at <= as_of {
-            consents.expired += 1;
-        } else {
-            consents.active += 1;
+
+    fn decided(&mut self, index: u64, d: &AccessDecided) {
+        self.as_of = self.as_of.max(d.at);
+        let state = &self.state;
+        let row = self
+            .requests
+            .entry((d.requester.clone(), d.purpose.clone()))
+            .or_insert_with(|| AgencyPurpose {
+                agency: d.requester.clone(),
+                name: name_of(state, &d.requester),
+                purpose: d.purpose.clone(),
+                ..Default::default()
+            });
+        match d.outcome {
+            Outcome::Allow => row.allowed += 1,
+            Outcome::Deny => row.denied += 1,
+        }
+        if d.break_glass {
+            self.emergencies.push(Emergency {
+                index,
+                at: d.at,
+                requester: name_of(&self.state, &d.requester),
+                holder: name_of(&self.state, &d.holder),
+                released: d.released.clone(),
+                participant: self.pseudonym(&d.participant),
+            });
+        }
+        if d.outcome == Outcome::Deny && d.reasons.contains(&Reason::ConsentRevoked) {
+            self.first_denial(index, d);
         }
     }
-    let grievances = state
-        .grievances()
-        .iter()
-        .map(|g| GrievanceRow {
-            index: g.filed_index,
-            reason: g.filed.reason.sentence(Language::En).to_string(),
-            status: if g.resolution.is_some() {
-                "answered"
+
+    /// A request denied for a revoked consent: the first one after each
+    /// pending revocation that covered its requester.
+    fn first_denial(&mut self, index: u64, d: &AccessDecided) {
+        let classes = self
+            .state
+            .agency(&d.requester)
+            .map(|a| a.enrolled.classes)
+            .unwrap_or_default();
+        let Some(list) = self.pending.get_mut(&d.participant) else {
+            return;
+        };
+        let revocations = &mut self.revocations;
+        list.retain(|p| {
+            let covers =
+                p.agencies.contains(&d.requester) || p.classes.iter().any(|c| classes.contains(c));
+            if covers {
+                let r = &mut revocations[p.row];
+                r.denied_index = Some(index);
+                r.seconds = Some(d.at - r.revoked_at);
+            }
+            !covers
+        });
+    }
+
+    fn revoked(&mut self, index: u64, r: &ConsentRevoked) {
+        self.as_of = self.as_of.max(r.at);
+        let Some(c) = self.state.consent(&r.consent_id) else {
+            return;
+        };
+        if c.revocation.is_some() {
+            return;
+        }
+        self.pending
+            .entry(r.participant.clone())
+            .or_default()
+            .push(PendingRevoke {
+                row: self.revocations.len(),
+                agencies: c.granted.recipients.agencies.clone(),
+                classes: c.granted.recipients.classes.clone(),
+            });
+        self.revocations.push(RevokeToDeny {
+            revoked_index: index,
+            revoked_at: r.at,
+            denied_index: None,
+            seconds: None,
+            consent: self.with_pseudonyms.then(|| r.consent_id.clone()),
+        });
+    }
+
+    fn finish(mut self, log: &str, entries: u64) -> Report {
+        for (ends_at, revoked) in self.ends.values() {
+            if *revoked {
+                self.consents.revoked += 1;
+            } else if *ends_at <= self.as_of {
+                self.consents.expired += 1;
             } else {
-                "open"
+                self.consents.active += 1;
             }
-            .to_string(),
-            outcome: g
-                .resolution
-                .as_ref()
-                .map(|(r, _)| r.outcome.sentence(Language::En).to_string()),
-            participant: pseudonym(&g.filed.participant),
-        })
-        .collect();
-    let cancelled_key_moves = state
-        .cancelled_rotations()
-        .iter()
-        .map(|c| CancelledMove {
-            requested_index: c.rotation.index,
-            requested_at: c.rotation.requested_at,
-            cancelled_index: c.cancelled_index,
-            cancelled_at: c.cancelled_at,
-            asked_by: name_of(&state, &c.rotation.assisted_by),
-            participant: pseudonym(&c.rotation.participant),
-        })
-        .collect();
-    Ok(Report {
-        log: bundle.log_key.name().to_string(),
-        entries: size,
-        as_of,
-        requests: requests.into_values().collect(),
-        refused_unauthenticated: refused,
-        emergencies,
-        consents,
-        revocations,
-        grievances,
-        cancelled_key_moves,
-        with_pseudonyms,
-    })
+        }
+        let grievances = self
+            .state
+            .grievances()
+            .iter()
+            .map(|g| GrievanceRow {
+                index: g.filed_index,
+                reason: g.filed.reason.sentence(Language::En).to_string(),
+                status: if g.resolution.is_some() {
+                    "answered"
+                } else {
+                    "open"
+                }
+                .to_string(),
+                outcome: g
+                    .resolution
+                    .as_ref()
+                    .map(|(r, _)| r.outcome.sentence(Language::En).to_string()),
+                participant: self.pseudonym(&g.filed.participant),
+            })
+            .collect();
+        let cancelled_key_moves = self
+            .state
+            .cancelled_rotations()
+            .iter()
+            .map(|c| CancelledMove {
+                requested_index: c.rotation.index,
+                requested_at: c.rotation.requested_at,
+                cancelled_index: c.cancelled_index,
+                cancelled_at: c.cancelled_at,
+                asked_by: name_of(&self.state, &c.rotation.assisted_by),
+                participant: self.pseudonym(&c.rotation.participant),
+            })
+            .collect();
+        Report {
+            log: log.to_string(),
+            entries,
+            as_of: self.as_of,
+            requests: self.requests.into_values().collect(),
+            refused_unauthenticated: self.refused,
+            emergencies: self.emergencies,
+            consents: self.consents,
+            revocations: self.revocations,
+            grievances,
+            cancelled_key_moves,
+            with_pseudonyms: self.with_pseudonyms,
+        }
+    }
 }
 
 fn when(at: i64) -> String {
