@@ -25,7 +25,8 @@
 //!   [`AgencyInfo::enrolled`]).
 //! - [`decision`]: `decide`, the agency's view, the `access.decided` entry
 //!   and `replay_check` for the auditor.
-//! - [`explain`]: plain-language summaries and dates.
+//! - [`explain`]: plain-language summaries, the participant's timeline
+//!   sentences, and dates.
 //!
 //! ## Invariants
 //! - `decide` is a pure function of (state, request, time): same inputs,
@@ -82,7 +83,9 @@ pub use event::{
     ParticipantKeyRotated, ParticipantNotice, ParticipantRotationCancelled, Parties, Role, V1or2,
     V1,
 };
-pub use explain::{civil_date, consent_summary, decision_summary, format_date};
+pub use explain::{
+    civil_date, consent_summary, decision_summary, format_date, notice_sentence, timeline_sentence,
+};
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
     AgencyInfo, ApplyError, CancelledRotation, ConsentState, ConsentStatus, ConsentView,
