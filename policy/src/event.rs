@@ -981,6 +981,19 @@ fn check_notice(e: &ParticipantNotice) -> Result<(), ParseError> {
     }
 }
 
+/// The entry fields the log indexes, as `(index kind, field)` pairs for
+/// the ledger's field indexer: what a participant's timeline, a consent's
+/// history and an agency's entries are found by. Each field is a
+/// top-level string of some entry format above.
+pub const INDEXED_FIELDS: [(&str, &str); 6] = [
+    ("participant", "participant"),
+    ("consent", "consent_id"),
+    ("agency", "agency"),
+    ("agency", "requester"),
+    ("agency", "holder"),
+    ("agency", "assisted_by"),
+];
+
 /// Names and keyed hashes only: a FHIR resource type, and hex MACs.
 fn check_forwarded(f: &Forwarded) -> Result<(), ParseError> {
     let is_type =

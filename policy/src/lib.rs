@@ -16,7 +16,8 @@
 //!   with English and Spanish labels; TOML configuration, shipped defaults.
 //! - [`rules`]: governance rules above any consent: forbidden purposes,
 //!   break-glass, maximum duration, categories needing a named recipient.
-//! - [`event`]: the ledger entry formats and `parse_event`.
+//! - [`event`]: the ledger entry formats, `parse_event`, and the fields
+//!   the log indexes ([`INDEXED_FIELDS`]).
 //! - [`state`]: `ConsentState`, built by applying entries in ledger order;
 //!   also the key registry the gateway and auditor verify signatures with.
 //!   A folder, one room in this order: views, records, validation,
@@ -81,7 +82,7 @@ pub use event::{
     Event, Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules, GrievanceFiled,
     GrievanceResolved, NoticeKind, ParseError, ParticipantEnrolled, ParticipantKeyActivated,
     ParticipantKeyRotated, ParticipantNotice, ParticipantRotationCancelled, Parties, Role, V1or2,
-    V1,
+    INDEXED_FIELDS, V1,
 };
 pub use explain::{
     civil_date, consent_summary, decision_summary, format_date, notice_sentence, timeline_sentence,
