@@ -175,7 +175,7 @@ impl Deployment {
         let log = Log::open(
             store,
             signer,
-            Arc::new(FieldIndexer::consentry()),
+            Arc::new(FieldIndexer::new(&policy::INDEXED_FIELDS)),
             LogConfig::default(),
         )?;
         let gateway_key = decode_key(&trust.gateway_public_key)

@@ -122,80 +122,9 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
             ),
             None => format!("{} revoked consent {}", e.participant, e.consent_id),
         },
-        Event::AccessDecided(e) => {
-            let outcome = match e.outcome {
-                Outcome::Allow if e.break_glass => format!(
-                    "EMERGENCY access allowed for {} without consent",
-                    list(&e.released)
-                ),
-                Outcome::Allow => format!(
-                    "allowed {} (consent {})",
-                    list(&e.released),
-                    list(&e.consents)
-                ),
-                Outcome::Deny => format!(
-                    "denied ({})",
-                    e.reasons
-                        .iter()
-                        .map(|r| r.code())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            format!(
-                "{} asked {} for {}'s {} for {}: {outcome}",
-                name(&e.requester),
-                name(&e.holder),
-                e.participant,
-                list(&e.categories),
-                e.purpose
-            )
-        }
-        Event::AccessReleased(e) => match &e.problem {
-            Some(p) => format!("released nothing for {} ({p})", e.decision_id),
-            None => {
-                let kept: u32 = e.kept.iter().map(|c| c.count).sum();
-                let dropped: Vec<String> = e
-                    .dropped
-                    .iter()
-                    .map(|c| format!("{} {}", c.count, c.category))
-                    .collect();
-                format!(
-                    "released {kept} record(s) for {}, sha256 {}…; withheld {}",
-                    e.decision_id,
-                    e.released_sha256.get(..12).unwrap_or(""),
-                    list(&dropped)
-                )
-            }
-        },
-        Event::AccessRefused(e) => match (&e.verified_key_id, e.count) {
-            (Some(k), _) => format!("refused a request signed by {k} before deciding it ({})", e.reason),
-            (None, Some(n)) => format!(
-                "refused {n} unauthenticated request(s) since {} ({}){}",
-                clock(e.from.unwrap_or(e.at)),
-                e.reason,
-                if e.claimed.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; key ids claimed, not verified: {}",
-                        e.claimed
-                            .iter()
-                            .map(|c| format!("{} x{}", c.key_id, c.count))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
-            ),
-            (None, None) => format!(
-                "refused an unauthenticated request ({}){}",
-                e.reason,
-                e.claimed_key_id
-                    .as_deref()
-                    .map(|k| format!(", claimed key {k} (not verified)"))
-                    .unwrap_or_default()
-            ),
-        },
+        Event::AccessDecided(e) => decided(e, &name),
+        Event::AccessReleased(e) => released(e),
+        Event::AccessRefused(e) => refused(e),
         Event::ParticipantNotice(e) => format!(
             "notice for {}: {}{}",
             e.participant,
@@ -216,6 +145,94 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
         ),
     };
     format!("{at} #{i} {what}")
+}
+
+/// Who asked whom for what, and the outcome with its codes.
+fn decided(e: &policy::AccessDecided, name: &dyn Fn(&str) -> String) -> String {
+    let outcome = match e.outcome {
+        Outcome::Allow if e.break_glass => format!(
+            "EMERGENCY access allowed for {} without consent",
+            list(&e.released)
+        ),
+        Outcome::Allow => format!(
+            "allowed {} (consent {})",
+            list(&e.released),
+            list(&e.consents)
+        ),
+        Outcome::Deny => format!(
+            "denied ({})",
+            e.reasons
+                .iter()
+                .map(|r| r.code())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "{} asked {} for {}'s {} for {}: {outcome}",
+        name(&e.requester),
+        name(&e.holder),
+        e.participant,
+        list(&e.categories),
+        e.purpose
+    )
+}
+
+/// How many records left and their hash's start, or why nothing did.
+fn released(e: &policy::AccessReleased) -> String {
+    match &e.problem {
+        Some(p) => format!("released nothing for {} ({p})", e.decision_id),
+        None => {
+            let kept: u32 = e.kept.iter().map(|c| c.count).sum();
+            let dropped: Vec<String> = e
+                .dropped
+                .iter()
+                .map(|c| format!("{} {}", c.count, c.category))
+                .collect();
+            format!(
+                "released {kept} record(s) for {}, sha256 {}…; withheld {}",
+                e.decision_id,
+                e.released_sha256.get(..12).unwrap_or(""),
+                list(&dropped)
+            )
+        }
+    }
+}
+
+/// A refused request, or a summary of unauthenticated ones with the key
+/// ids they claimed (claims, never verified).
+fn refused(e: &policy::AccessRefused) -> String {
+    match (&e.verified_key_id, e.count) {
+        (Some(k), _) => format!(
+            "refused a request signed by {k} before deciding it ({})",
+            e.reason
+        ),
+        (None, Some(n)) => format!(
+            "refused {n} unauthenticated request(s) since {} ({}){}",
+            clock(e.from.unwrap_or(e.at)),
+            e.reason,
+            if e.claimed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; key ids claimed, not verified: {}",
+                    e.claimed
+                        .iter()
+                        .map(|c| format!("{} x{}", c.key_id, c.count))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+        (None, None) => format!(
+            "refused an unauthenticated request ({}){}",
+            e.reason,
+            e.claimed_key_id
+                .as_deref()
+                .map(|k| format!(", claimed key {k} (not verified)"))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 fn parties(p: &policy::Parties, name: &dyn Fn(&str) -> String) -> String {

@@ -3,14 +3,15 @@
 //! (the physical limit), with where each batch's time goes; proof generation and whole-log verification at 1M
 //! entries. Prints figures; asserts nothing.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use ledger::{
-    Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store, VerifiedEntry,
-};
+use ledger::{Envelope, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store, VerifiedEntry};
 
 const RUN: Duration = Duration::from_secs(3);
 const BIG: u64 = 1_000_000;
@@ -44,13 +45,7 @@ fn signed(n: u64) -> VerifiedEntry {
 fn open(dir: &std::path::Path) -> (Log, Arc<SledStore>) {
     let sled = Arc::new(SledStore::open(dir).unwrap());
     let store: Arc<dyn Store> = sled.clone();
-    let log = Log::open(
-        store,
-        signer(),
-        Arc::new(FieldIndexer::consentry()),
-        LogConfig::default(),
-    )
-    .unwrap();
+    let log = Log::open(store, signer(), common::indexer(), LogConfig::default()).unwrap();
     (log, sled)
 }
 

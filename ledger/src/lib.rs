@@ -43,8 +43,8 @@
 //!   the entries on open where a crash left them behind.
 //!
 //! **Never:** rewrite or delete an entry; interpret consent semantics (the
-//! ledger sees opaque signed JSON with a `type` and `v`); speak HTTP; panic
-//! on input.
+//! ledger sees opaque signed JSON with a `type` and `v`, and indexes only
+//! the fields its owner names); speak HTTP; panic on input.
 
 #![forbid(unsafe_code)]
 

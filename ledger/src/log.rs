@@ -92,26 +92,19 @@ pub trait Indexer: Send + Sync {
     fn keys(&self, entry: &[u8]) -> Vec<(String, String)>;
 }
 
-/// Indexes by top-level JSON string fields: `(kind, field)` pairs.
+/// Indexes by top-level JSON string fields: `(kind, field)` pairs, e.g.
+/// `("agency", "requester")` files an entry's `requester` under the index
+/// kind `agency`. The ledger gives no field a meaning: whoever opens the
+/// log names the fields (Consentry's list is `policy::INDEXED_FIELDS`).
 pub struct FieldIndexer {
     fields: Vec<(&'static str, &'static str)>,
 }
 
 impl FieldIndexer {
-    pub fn new(fields: Vec<(&'static str, &'static str)>) -> Self {
-        Self { fields }
-    }
-
-    /// Consentry's indexes: by participant, by consent id, by agency.
-    pub fn consentry() -> Self {
-        Self::new(vec![
-            ("participant", "participant"),
-            ("consent", "consent_id"),
-            ("agency", "agency"),
-            ("agency", "requester"),
-            ("agency", "holder"),
-            ("agency", "assisted_by"),
-        ])
+    pub fn new(fields: &[(&'static str, &'static str)]) -> Self {
+        Self {
+            fields: fields.to_vec(),
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! each kill checks that every acknowledged entry is there byte for byte,
 //! that the whole log verifies, and that appends continue.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,9 +15,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use ledger::{
-    fsck, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
-};
+use ledger::{fsck, Envelope, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
 use rand::Rng;
 
 const CHILD_ENV: &str = "CONSENTRY_CRASH_CHILD_DIR";
@@ -36,13 +36,7 @@ fn signer() -> NoteSigner {
 
 fn open(db: &Path) -> Log {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(db).unwrap());
-    Log::open(
-        store,
-        signer(),
-        Arc::new(FieldIndexer::consentry()),
-        LogConfig::default(),
-    )
-    .unwrap()
+    Log::open(store, signer(), common::indexer(), LogConfig::default()).unwrap()
 }
 
 /// The child's body: runs only when the parent starts this test binary with

@@ -4,6 +4,8 @@
 //! the error) or not at all, the tree matches exactly the entries present,
 //! and appends continue.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,8 +13,7 @@ use ed25519_dalek::SigningKey;
 use ledger::merkle::{self, MemoryTree};
 use ledger::store::{AppendBatch, Derived};
 use ledger::{
-    Envelope, FieldIndexer, Hash, Log, LogConfig, LogError, NoteSigner, SledStore, StaticKeys,
-    Store, StoreError,
+    Envelope, Hash, Log, LogConfig, LogError, NoteSigner, SledStore, StaticKeys, Store, StoreError,
 };
 
 #[derive(Clone, Copy, PartialEq)]
@@ -109,13 +110,7 @@ fn entry(n: u64) -> ledger::VerifiedEntry {
 }
 
 fn open(store: Arc<dyn Store>) -> Log {
-    Log::open(
-        store,
-        signer(),
-        Arc::new(FieldIndexer::consentry()),
-        LogConfig::default(),
-    )
-    .unwrap()
+    Log::open(store, signer(), common::indexer(), LogConfig::default()).unwrap()
 }
 
 fn run(how: Failure) {

@@ -1,15 +1,15 @@
 //! Our checkpoints and proofs, checked by Go's `golang.org/x/mod/sumdb/note`
 //! and `.../tlog` (Debian's golang-golang-x-mod-dev, GOPATH mode).
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use ledger::{
-    Checkpoint, Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
-};
+use ledger::{Checkpoint, Envelope, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
 use serde_json::json;
 
 const SIZES: &[u64] = &[
@@ -30,7 +30,7 @@ fn go_sumdb_verifies_our_checkpoints_and_proofs() {
     let log = Log::open(
         store,
         signer.clone(),
-        Arc::new(FieldIndexer::consentry()),
+        common::indexer(),
         LogConfig::default(),
     )
     .unwrap();

@@ -2,13 +2,14 @@
 //! from concurrent writers, every proof, reopen, indexes, cosignatures, and
 //! bad input that must write nothing.
 
+mod common;
+
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ledger::merkle::{self, MemoryTree};
 use ledger::{
-    Checkpoint, Cosigner, Envelope, FieldIndexer, Log, LogConfig, LogError, SledStore, StaticKeys,
-    Store,
+    Checkpoint, Cosigner, Envelope, Log, LogConfig, LogError, SledStore, StaticKeys, Store,
 };
 use proptest::prelude::*;
 
@@ -26,13 +27,7 @@ fn signer() -> ledger::NoteSigner {
 
 fn open(dir: &std::path::Path) -> Log {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
-    Log::open(
-        store,
-        signer(),
-        Arc::new(FieldIndexer::consentry()),
-        LogConfig::default(),
-    )
-    .unwrap()
+    Log::open(store, signer(), common::indexer(), LogConfig::default()).unwrap()
 }
 
 fn entry(i: u64, participant: &str) -> ledger::VerifiedEntry {

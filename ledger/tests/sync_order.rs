@@ -9,13 +9,15 @@
 //! `sync_file_range` does not count: it flushes neither the drive's cache
 //! nor the file's metadata. `scripts/test.sh` installs Debian's `strace`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use ledger::{Envelope, FieldIndexer, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
+use ledger::{Envelope, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store};
 
 const CHILD_ENV: &str = "CONSENTRY_SYNC_CHILD_DIR";
 const WRITERS: u64 = 16;
@@ -41,7 +43,7 @@ fn sync_order_child() {
     let log = Log::open(
         store,
         NoteSigner::new("sync.test/log", SigningKey::from_bytes(&[82; 32])).unwrap(),
-        Arc::new(FieldIndexer::consentry()),
+        common::indexer(),
         LogConfig::default(),
     )
     .unwrap();

@@ -3,14 +3,15 @@
 //! frame and a truncated segment; it ignores a torn tail, refuses a
 //! running store, and writes nothing.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ledger::store::{KEY_HASH, SEGMENT_FILE, SLED_DIR, TREE_DERIVED};
 use ledger::{
-    Envelope, FieldIndexer, FindingKind, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store,
-    StoreError,
+    Envelope, FindingKind, Log, LogConfig, NoteSigner, SledStore, StaticKeys, Store, StoreError,
 };
 
 const N: u64 = 100;
@@ -26,13 +27,7 @@ fn keys() -> StaticKeys {
 fn build(dir: &Path) {
     let author = SigningKey::from_bytes(&[42; 32]);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
-    let log = Log::open(
-        store,
-        signer(),
-        Arc::new(FieldIndexer::consentry()),
-        LogConfig::default(),
-    )
-    .unwrap();
+    let log = Log::open(store, signer(), common::indexer(), LogConfig::default()).unwrap();
     for i in 0..N {
         let e = Envelope::sign(
             format!(r#"{{"type":"t","v":1,"i":{i}}}"#).into_bytes(),
@@ -106,13 +101,7 @@ fn a_log_longer_than_its_checkpoint_passes() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
-    let log = Log::open(
-        store,
-        signer(),
-        Arc::new(FieldIndexer::consentry()),
-        LogConfig::default(),
-    )
-    .unwrap();
+    let log = Log::open(store, signer(), common::indexer(), LogConfig::default()).unwrap();
     let author = SigningKey::from_bytes(&[42; 32]);
     for i in N..N + 13 {
         let e = Envelope::sign(

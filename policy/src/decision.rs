@@ -311,11 +311,44 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
     if !request_is_bounded(req) {
         return deny(vec![Reason::InvalidRequest], Vec::new(), version);
     }
-    let vocabulary = state.vocabulary();
-    let rules = state.rules();
+    let (requester, holder) = match request_parties(state, req) {
+        Ok(parties) => parties,
+        Err(fatal) => return deny(fatal, Vec::new(), version),
+    };
+    let mut tally = Tally::default();
+    let known = known_categories(state, req, &mut tally.withheld);
+    let break_glass = break_glass_categories(state, req, &requester);
 
-    // Request-level checks come first and never look at the participant, so
-    // their answers cannot depend on whether the person is enrolled.
+    let participant = state.participant_index_of(&req.participant);
+    let mut candidates = Vec::new();
+    if let Some(p) = participant {
+        state.candidates(p, requester.index, requester.classes, &mut candidates);
+    }
+    let candidates: Vec<(&str, &ConsentRec)> = candidates
+        .iter()
+        .filter_map(|&i| Some((state.consent_id_str(i), state.consent_rec(i)?)))
+        .collect();
+    let judge = Judge {
+        state,
+        requester: &requester,
+        holder: &holder,
+        candidates: &candidates,
+        purpose: resolve(state, &req.purpose),
+        at,
+    };
+    for category in known {
+        judge.category(category, break_glass, participant, &mut tally);
+    }
+    tally.into_decision(version)
+}
+
+/// The request-level checks: the requester, the holder and the purpose.
+/// They never look at the participant, so their answers cannot depend on
+/// whether the person is enrolled. `Err` carries every reason found.
+fn request_parties<'s>(
+    state: &'s ConsentState,
+    req: &Request,
+) -> Result<(Party<'s>, Party<'s>), Vec<Reason>> {
     let mut fatal = Vec::new();
     let requester = party(state, &req.requester, Reason::RequesterNotPermitted)
         .map_err(|r| fatal.push(r))
@@ -323,22 +356,30 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
     let holder = party(state, &req.holder, Reason::HolderNotPermitted)
         .map_err(|r| fatal.push(r))
         .ok();
-    if !vocabulary.contains(Kind::Purpose, &req.purpose) {
+    if !state.vocabulary().contains(Kind::Purpose, &req.purpose) {
         fatal.push(Reason::UnknownPurpose);
-    } else if rules.is_forbidden(&req.purpose) {
+    } else if state.rules().is_forbidden(&req.purpose) {
         fatal.push(Reason::PurposeForbidden);
     }
-    let (Some(requester), Some(holder), true) = (requester, holder, fatal.is_empty()) else {
-        return deny(fatal, Vec::new(), version);
-    };
+    match (requester, holder, fatal.is_empty()) {
+        (Some(requester), Some(holder), true) => Ok((requester, holder)),
+        _ => Err(fatal),
+    }
+}
 
+/// The requested categories the vocabulary knows, sorted and without
+/// repeats; the others go to `withheld` as unknown.
+fn known_categories<'r>(
+    state: &ConsentState,
+    req: &'r Request,
+    withheld: &mut Vec<Withheld>,
+) -> Vec<&'r str> {
     let mut requested: Vec<&str> = req.categories.iter().map(String::as_str).collect();
     requested.sort_unstable();
     requested.dedup();
-    let mut withheld = Vec::new();
     let mut known = Vec::with_capacity(requested.len());
     for category in requested {
-        if vocabulary.contains(Kind::Category, category) {
+        if state.vocabulary().contains(Kind::Category, category) {
             known.push(category);
         } else {
             withheld.push(Withheld {
@@ -347,8 +388,17 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
             });
         }
     }
+    known
+}
 
-    let break_glass_categories: &[String] = match rules.break_glass() {
+/// The categories the rules' break-glass releases to this requester for
+/// this purpose without consent: none unless both match.
+fn break_glass_categories<'s>(
+    state: &'s ConsentState,
+    req: &Request,
+    requester: &Party<'_>,
+) -> &'s [String] {
+    match state.rules().break_glass() {
         Some(bg)
             if code_covers(&bg.purpose, &req.purpose)
                 && (bg.agencies.contains(&req.requester)
@@ -361,103 +411,54 @@ pub fn decide(state: &ConsentState, req: &Request, at: i64) -> Decision {
             &bg.categories
         }
         _ => &[],
-    };
+    }
+}
 
-    let participant = state.participant_index_of(&req.participant);
-    let mut candidates = Vec::new();
-    if let Some(p) = participant {
-        state.candidates(p, requester.index, requester.classes, &mut candidates);
-    }
-    let candidates: Vec<(&str, &ConsentRec)> = candidates
-        .iter()
-        .filter_map(|&i| Some((state.consent_id_str(i), state.consent_rec(i)?)))
-        .collect();
-    let purpose = resolve(state, &req.purpose);
-    let judge = Judge {
-        state,
-        requester: &requester,
-        holder: &holder,
-        candidates: &candidates,
-        purpose,
-        at,
-    };
+/// What the categories judged so far came to.
+#[derive(Default)]
+struct Tally<'s> {
+    released: Vec<String>,
+    relied_on: Vec<&'s str>,
+    withheld: Vec<Withheld>,
+    break_glass: bool,
+}
 
-    let mut released: Vec<String> = Vec::new();
-    let mut relied_on: Vec<&str> = Vec::new();
-    let mut break_glass = false;
-    for category in known {
-        let cover = judge.cover(category);
-        if let Some(id) = cover.whole {
-            released.push(category.to_owned());
-            relied_on.push(id);
-            continue;
+impl Tally<'_> {
+    /// Sorted, without repeats: an allow if anything was released.
+    fn into_decision(self, version: u32) -> Decision {
+        let Tally {
+            mut released,
+            mut relied_on,
+            mut withheld,
+            break_glass,
+        } = self;
+        released.sort_unstable();
+        released.dedup();
+        // A code both released and withheld can only come from a split piece
+        // that a requested category's own grant (break-glass) released whole.
+        withheld.retain(|w| !released.contains(&w.category));
+        withheld.sort_unstable_by(|a, b| a.category.cmp(&b.category));
+        withheld.dedup();
+        let mut reasons: Vec<Reason> = withheld.iter().map(|w| w.reason).collect();
+        if released.is_empty() {
+            return deny(reasons, withheld, version);
         }
-        if break_glass_categories
-            .iter()
-            .any(|c| code_covers(c, category))
-        {
-            released.push(category.to_owned());
-            break_glass = true;
-            continue;
+        if break_glass {
+            reasons.push(Reason::BreakGlass);
         }
-        if cover.partial {
-            let mut pieces = Pieces::default();
-            judge.split(category, &mut pieces);
-            // The split must still fit one `access.decided` entry; if not,
-            // the category is withheld whole, which is always safe.
-            let fits = released.len() + pieces.released.len() <= MAX_LIST_ITEMS;
-            if !pieces.released.is_empty() && fits {
-                for (code, id) in pieces.released {
-                    released.push(code.to_owned());
-                    relied_on.push(id);
-                }
-                withheld.extend(pieces.withheld);
-            } else {
-                withheld.push(Withheld {
-                    category: category.to_owned(),
-                    reason: Reason::SpecificRecipientRequired,
-                });
-            }
-            continue;
-        }
-        let reason = match participant {
-            None => Reason::UnknownParticipant,
-            Some(_) if !candidates.is_empty() => cover.failure,
-            Some(p) if state.participant_has_consents(p) => Reason::RecipientNotCovered,
-            Some(_) => Reason::NoConsent,
-        };
-        withheld.push(Withheld {
-            category: category.to_owned(),
-            reason,
-        });
+        reasons.sort_unstable();
+        reasons.dedup();
+        relied_on.sort_unstable();
+        relied_on.dedup();
+        Decision::Allow(Allow {
+            released,
+            consents: relied_on.into_iter().map(str::to_owned).collect(),
+            withheld,
+            reasons,
+            break_glass,
+            rules_version: version,
+        })
     }
-
-    released.sort_unstable();
-    released.dedup();
-    // A code both released and withheld can only come from a split piece
-    // that a requested category's own grant (break-glass) released whole.
-    withheld.retain(|w| !released.contains(&w.category));
-    withheld.sort_unstable_by(|a, b| a.category.cmp(&b.category));
-    withheld.dedup();
-    let mut reasons: Vec<Reason> = withheld.iter().map(|w| w.reason).collect();
-    if released.is_empty() {
-        return deny(reasons, withheld, version);
-    }
-    if break_glass {
-        reasons.push(Reason::BreakGlass);
-    }
-    reasons.sort_unstable();
-    reasons.dedup();
-    relied_on.sort_unstable();
-    relied_on.dedup();
-    Decision::Allow(Allow {
-        released,
-        consents: relied_on.into_iter().map(str::to_owned).collect(),
-        withheld,
-        reasons,
-        break_glass,
-        rules_version: version,
-    })
 }
 
 /// Everything about one request that judging one category needs.
@@ -493,6 +494,59 @@ struct Pieces<'s> {
 }
 
 impl<'s> Judge<'s, '_> {
+    /// Judges one known category: released whole under a consent, or by
+    /// break-glass, or in parts (a class consent over a category with a
+    /// restricted code under it), or withheld with the most useful reason.
+    fn category(
+        &self,
+        category: &str,
+        break_glass: &[String],
+        participant: Option<u32>,
+        tally: &mut Tally<'s>,
+    ) {
+        let cover = self.cover(category);
+        if let Some(id) = cover.whole {
+            tally.released.push(category.to_owned());
+            tally.relied_on.push(id);
+            return;
+        }
+        if break_glass.iter().any(|c| code_covers(c, category)) {
+            tally.released.push(category.to_owned());
+            tally.break_glass = true;
+            return;
+        }
+        if cover.partial {
+            let mut pieces = Pieces::default();
+            self.split(category, &mut pieces);
+            // The split must still fit one `access.decided` entry; if not,
+            // the category is withheld whole, which is always safe.
+            let fits = tally.released.len() + pieces.released.len() <= MAX_LIST_ITEMS;
+            if !pieces.released.is_empty() && fits {
+                for (code, id) in pieces.released {
+                    tally.released.push(code.to_owned());
+                    tally.relied_on.push(id);
+                }
+                tally.withheld.extend(pieces.withheld);
+            } else {
+                tally.withheld.push(Withheld {
+                    category: category.to_owned(),
+                    reason: Reason::SpecificRecipientRequired,
+                });
+            }
+            return;
+        }
+        let reason = match participant {
+            None => Reason::UnknownParticipant,
+            Some(_) if !self.candidates.is_empty() => cover.failure,
+            Some(p) if self.state.participant_has_consents(p) => Reason::RecipientNotCovered,
+            Some(_) => Reason::NoConsent,
+        };
+        tally.withheld.push(Withheld {
+            category: category.to_owned(),
+            reason,
+        });
+    }
+
     fn cover(&self, category: &str) -> Cover<'s> {
         let rules = self.state.rules();
         let restricted = rules.needs_specific_recipient(category);

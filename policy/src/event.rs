@@ -807,20 +807,7 @@ impl Event {
                 check_id("decision_id", &e.decision_id)
             }
             Event::GrievanceResolved(e) => check_id("grievance_id", &e.grievance_id),
-            Event::ConsentGranted(e) => {
-                check_id("consent_id", &e.consent_id)?;
-                check_id("participant", &e.participant)?;
-                check_parties("holders", &e.holders)?;
-                check_parties("recipients", &e.recipients)?;
-                check_list("categories", &e.categories, true, |c| code_ok(c))?;
-                check_list("purposes", &e.purposes, true, |c| code_ok(c))?;
-                if let Some(expires_at) = e.expires_at {
-                    if expires_at <= e.effective_at {
-                        return Err(invalid("expires_at", "must be after effective_at"));
-                    }
-                }
-                Ok(())
-            }
+            Event::ConsentGranted(e) => check_consent_granted(e),
             Event::ConsentRevoked(e) => {
                 check_id("consent_id", &e.consent_id)?;
                 check_id("participant", &e.participant)?;
@@ -829,138 +816,10 @@ impl Event {
                     None => Ok(()),
                 }
             }
-            Event::AccessDecided(e) => {
-                check_id("decision_id", &e.decision_id)?;
-                check_text("requester", &e.requester)?;
-                check_text("holder", &e.holder)?;
-                check_text("participant", &e.participant)?;
-                check_list("categories", &e.categories, false, |c| bounded(c))?;
-                check_text("purpose", &e.purpose)?;
-                check_list("released", &e.released, false, |c| bounded(c))?;
-                check_list("consents", &e.consents, false, |c| bounded(c))?;
-                check_list("reasons", &e.reasons, false, |_| true)?;
-                match e.v {
-                    V1or2::V1 => {
-                        if e.basis.is_some() || e.evidence.is_some() || e.forwarded.is_some() {
-                            return Err(invalid(
-                                "v",
-                                "version 1 has no basis, evidence or forwarded",
-                            ));
-                        }
-                        check_text("request_digest", e.request_digest.as_deref().unwrap_or(""))
-                    }
-                    V1or2::V2 => {
-                        if e.request_digest.is_some() {
-                            return Err(invalid(
-                                "request_digest",
-                                "version 2 keeps it in evidence",
-                            ));
-                        }
-                        let Some(evidence) = &e.evidence else {
-                            return Err(invalid("evidence", "is required in version 2"));
-                        };
-                        check_text("evidence.digest", &evidence.digest)?;
-                        if (e.outcome == Outcome::Allow) != e.basis.is_some() {
-                            return Err(invalid(
-                                "basis",
-                                "is set exactly when the outcome is allow",
-                            ));
-                        }
-                        match &e.forwarded {
-                            Some(f) => check_forwarded(f),
-                            None => Ok(()),
-                        }
-                    }
-                }
-            }
-            Event::AccessRefused(e) => {
-                check_id("decision_id", &e.decision_id)?;
-                check_text("reason", &e.reason)?;
-                if let Some(d) = &e.request_digest {
-                    check_text("request_digest", d)?;
-                }
-                if let Some(k) = &e.claimed_key_id {
-                    check_text("claimed_key_id", k)?;
-                }
-                if let Some(k) = &e.verified_key_id {
-                    check_id("verified_key_id", k)?;
-                }
-                check_list("claimed", &e.claimed, false, |c| bounded(&c.key_id))?;
-                let summary = e.count.is_some() && e.from.is_some_and(|f| f <= e.at);
-                match e.v {
-                    V1or2::V1 => {
-                        if e.request_digest.is_none()
-                            || e.from.is_some()
-                            || e.count.is_some()
-                            || !e.claimed.is_empty()
-                            || e.verified_key_id.is_some()
-                        {
-                            return Err(invalid("v", "version 1 is one request with its digest"));
-                        }
-                        Ok(())
-                    }
-                    V1or2::V2 if e.claimed_key_id.is_some() => Err(invalid(
-                        "claimed_key_id",
-                        "version 2 lists claims in claimed",
-                    )),
-                    V1or2::V2 if !summary => {
-                        Err(invalid("count", "version 2 has a count and an interval"))
-                    }
-                    V1or2::V2 if e.verified_key_id.is_some() => {
-                        if e.count != Some(1) || !e.claimed.is_empty() || e.request_digest.is_none()
-                        {
-                            return Err(invalid(
-                                "verified_key_id",
-                                "names one authenticated request with its digest",
-                            ));
-                        }
-                        Ok(())
-                    }
-                    V1or2::V2 => Ok(()),
-                }
-            }
-            Event::AccessReleased(e) => {
-                check_id("decision_id", &e.decision_id)?;
-                check_id("participant", &e.participant)?;
-                let hex_ok = e.released_sha256.is_empty()
-                    || (e.released_sha256.len() == 64
-                        && e.released_sha256
-                            .bytes()
-                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-                if !hex_ok {
-                    return Err(invalid(
-                        "released_sha256",
-                        "must be 64 lowercase hex digits",
-                    ));
-                }
-                for (field, list) in [("kept", &e.kept), ("dropped", &e.dropped)] {
-                    check_list(field, list, false, |c| bounded(&c.category))?;
-                }
-                match &e.problem {
-                    Some(p) => check_text("problem", p),
-                    None => Ok(()),
-                }
-            }
-            Event::ParticipantNotice(e) => {
-                check_id("participant", &e.participant)?;
-                check_text("kind", &e.kind)?;
-                if let Some(d) = &e.decision_id {
-                    check_id("decision_id", d)?;
-                }
-                match e.v {
-                    V1or2::V1 if e.decision_id.is_none() => {
-                        Err(invalid("decision_id", "is required in version 1"))
-                    }
-                    V1or2::V1 if e.entry_index.is_some() => {
-                        Err(invalid("entry_index", "is not in version 1"))
-                    }
-                    V1or2::V1 => Ok(()),
-                    V1or2::V2 if NoticeKind::from_code(&e.kind).is_none() => {
-                        Err(invalid("kind", "is not a notice kind"))
-                    }
-                    V1or2::V2 => Ok(()),
-                }
-            }
+            Event::AccessDecided(e) => check_access_decided(e),
+            Event::AccessRefused(e) => check_access_refused(e),
+            Event::AccessReleased(e) => check_access_released(e),
+            Event::ParticipantNotice(e) => check_notice(e),
             Event::ParticipantKeyActivated(e) => {
                 check_id("participant", &e.participant)?;
                 check_id("key_id", &e.key_id)
@@ -972,6 +831,168 @@ impl Event {
         }
     }
 }
+
+/// A grant: ids, parties, codes, and an expiry after its start.
+fn check_consent_granted(e: &ConsentGranted) -> Result<(), ParseError> {
+    check_id("consent_id", &e.consent_id)?;
+    check_id("participant", &e.participant)?;
+    check_parties("holders", &e.holders)?;
+    check_parties("recipients", &e.recipients)?;
+    check_list("categories", &e.categories, true, |c| code_ok(c))?;
+    check_list("purposes", &e.purposes, true, |c| code_ok(c))?;
+    if let Some(expires_at) = e.expires_at {
+        if expires_at <= e.effective_at {
+            return Err(invalid("expires_at", "must be after effective_at"));
+        }
+    }
+    Ok(())
+}
+
+/// A decision: version 1 keeps the request digest at the top; version 2
+/// keeps it in `evidence`, and has a basis exactly when it allows.
+fn check_access_decided(e: &AccessDecided) -> Result<(), ParseError> {
+    check_id("decision_id", &e.decision_id)?;
+    check_text("requester", &e.requester)?;
+    check_text("holder", &e.holder)?;
+    check_text("participant", &e.participant)?;
+    check_list("categories", &e.categories, false, |c| bounded(c))?;
+    check_text("purpose", &e.purpose)?;
+    check_list("released", &e.released, false, |c| bounded(c))?;
+    check_list("consents", &e.consents, false, |c| bounded(c))?;
+    check_list("reasons", &e.reasons, false, |_| true)?;
+    match e.v {
+        V1or2::V1 => {
+            if e.basis.is_some() || e.evidence.is_some() || e.forwarded.is_some() {
+                return Err(invalid(
+                    "v",
+                    "version 1 has no basis, evidence or forwarded",
+                ));
+            }
+            check_text("request_digest", e.request_digest.as_deref().unwrap_or(""))
+        }
+        V1or2::V2 => {
+            if e.request_digest.is_some() {
+                return Err(invalid("request_digest", "version 2 keeps it in evidence"));
+            }
+            let Some(evidence) = &e.evidence else {
+                return Err(invalid("evidence", "is required in version 2"));
+            };
+            check_text("evidence.digest", &evidence.digest)?;
+            if (e.outcome == Outcome::Allow) != e.basis.is_some() {
+                return Err(invalid("basis", "is set exactly when the outcome is allow"));
+            }
+            match &e.forwarded {
+                Some(f) => check_forwarded(f),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// A refusal: version 1 is one request with its digest; version 2 is a
+/// summary of unauthenticated requests over an interval, or one
+/// authenticated request named by its verified key and digest.
+fn check_access_refused(e: &AccessRefused) -> Result<(), ParseError> {
+    check_id("decision_id", &e.decision_id)?;
+    check_text("reason", &e.reason)?;
+    if let Some(d) = &e.request_digest {
+        check_text("request_digest", d)?;
+    }
+    if let Some(k) = &e.claimed_key_id {
+        check_text("claimed_key_id", k)?;
+    }
+    if let Some(k) = &e.verified_key_id {
+        check_id("verified_key_id", k)?;
+    }
+    check_list("claimed", &e.claimed, false, |c| bounded(&c.key_id))?;
+    let summary = e.count.is_some() && e.from.is_some_and(|f| f <= e.at);
+    match e.v {
+        V1or2::V1 => {
+            if e.request_digest.is_none()
+                || e.from.is_some()
+                || e.count.is_some()
+                || !e.claimed.is_empty()
+                || e.verified_key_id.is_some()
+            {
+                return Err(invalid("v", "version 1 is one request with its digest"));
+            }
+            Ok(())
+        }
+        V1or2::V2 if e.claimed_key_id.is_some() => Err(invalid(
+            "claimed_key_id",
+            "version 2 lists claims in claimed",
+        )),
+        V1or2::V2 if !summary => Err(invalid("count", "version 2 has a count and an interval")),
+        V1or2::V2 if e.verified_key_id.is_some() => {
+            if e.count != Some(1) || !e.claimed.is_empty() || e.request_digest.is_none() {
+                return Err(invalid(
+                    "verified_key_id",
+                    "names one authenticated request with its digest",
+                ));
+            }
+            Ok(())
+        }
+        V1or2::V2 => Ok(()),
+    }
+}
+
+/// A release: the hash of exactly the bytes sent, and what was kept and
+/// dropped.
+fn check_access_released(e: &AccessReleased) -> Result<(), ParseError> {
+    check_id("decision_id", &e.decision_id)?;
+    check_id("participant", &e.participant)?;
+    let hex_ok = e.released_sha256.is_empty()
+        || (e.released_sha256.len() == 64
+            && e.released_sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    if !hex_ok {
+        return Err(invalid(
+            "released_sha256",
+            "must be 64 lowercase hex digits",
+        ));
+    }
+    for (field, list) in [("kept", &e.kept), ("dropped", &e.dropped)] {
+        check_list(field, list, false, |c| bounded(&c.category))?;
+    }
+    match &e.problem {
+        Some(p) => check_text("problem", p),
+        None => Ok(()),
+    }
+}
+
+/// A notice: version 1 names a decision; version 2 names a known kind.
+fn check_notice(e: &ParticipantNotice) -> Result<(), ParseError> {
+    check_id("participant", &e.participant)?;
+    check_text("kind", &e.kind)?;
+    if let Some(d) = &e.decision_id {
+        check_id("decision_id", d)?;
+    }
+    match e.v {
+        V1or2::V1 if e.decision_id.is_none() => {
+            Err(invalid("decision_id", "is required in version 1"))
+        }
+        V1or2::V1 if e.entry_index.is_some() => Err(invalid("entry_index", "is not in version 1")),
+        V1or2::V1 => Ok(()),
+        V1or2::V2 if NoticeKind::from_code(&e.kind).is_none() => {
+            Err(invalid("kind", "is not a notice kind"))
+        }
+        V1or2::V2 => Ok(()),
+    }
+}
+
+/// The entry fields the log indexes, as `(index kind, field)` pairs for
+/// the ledger's field indexer: what a participant's timeline, a consent's
+/// history and an agency's entries are found by. Each field is a
+/// top-level string of some entry format above.
+pub const INDEXED_FIELDS: [(&str, &str); 6] = [
+    ("participant", "participant"),
+    ("consent", "consent_id"),
+    ("agency", "agency"),
+    ("agency", "requester"),
+    ("agency", "holder"),
+    ("agency", "assisted_by"),
+];
 
 /// Names and keyed hashes only: a FHIR resource type, and hex MACs.
 fn check_forwarded(f: &Forwarded) -> Result<(), ParseError> {

@@ -1,11 +1,13 @@
 //! Plain-language explanations for people: consent summaries, decision and
-//! reason sentences, and dates (with a small civil-calendar conversion, since
-//! policy reads no clock and takes no date library).
+//! reason sentences, the participant's timeline of who asked for what, and
+//! dates (with a small civil-calendar conversion, since policy reads no
+//! clock and takes no date library).
 
 use crate::decision::Decision;
+use crate::event::{AccessDecided, AccessReleased, Event, NoticeKind, ParticipantNotice};
 use crate::state::{ConsentState, ConsentView};
 use crate::vocab::Kind;
-use crate::words::{Language, Reason};
+use crate::words::{Language, Outcome, Reason};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -191,6 +193,168 @@ pub fn decision_summary(state: &ConsentState, decision: &Decision, language: Lan
         out.push_str(reason.sentence(language));
     }
     out
+}
+
+/// An agency's enrolled name, or its id if the registry does not know it.
+fn agency_name(state: &ConsentState, id: &str) -> String {
+    state
+        .agency(id)
+        .map_or_else(|| id.to_owned(), |a| a.enrolled.name)
+}
+
+/// A decision, release or notice in the participant's words, undated (each
+/// reader shows the time its own way), with its kind: `allowed`, `denied`,
+/// `emergency`, `released` or `notice`. `asked_by` names the agency behind
+/// a decision id, when the reader knows it, so that a release or a notice
+/// names an agency rather than an id nobody can read. `None` for any other
+/// event: the timeline shows only these.
+pub fn timeline_sentence(
+    state: &ConsentState,
+    event: &Event,
+    language: Language,
+    asked_by: impl Fn(&str) -> Option<String>,
+) -> Option<(&'static str, String)> {
+    match event {
+        Event::AccessDecided(e) => Some(decided_sentence(state, e, language)),
+        Event::AccessReleased(e) => Some((
+            "released",
+            released_sentence(state, e, language, asked_by(&e.decision_id)),
+        )),
+        Event::ParticipantNotice(e) => Some(("notice", notice_sentence(e, language, asked_by))),
+        _ => None,
+    }
+}
+
+/// Category labels, comma-separated, in the order given.
+fn category_labels(state: &ConsentState, codes: &[String], language: Language) -> String {
+    codes
+        .iter()
+        .map(|c| state.vocabulary().label(Kind::Category, c, language))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decided_sentence(
+    state: &ConsentState,
+    e: &AccessDecided,
+    lang: Language,
+) -> (&'static str, String) {
+    let cats = |codes: &[String]| category_labels(state, codes, lang);
+    let who = agency_name(state, &e.requester);
+    let from = agency_name(state, &e.holder);
+    let why = state.vocabulary().label(Kind::Purpose, &e.purpose, lang);
+    let reasons = e
+        .reasons
+        .iter()
+        .map(|r| r.sentence(lang))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kind = match (e.outcome, e.break_glass) {
+        (Outcome::Allow, true) => "emergency",
+        (Outcome::Allow, false) => "allowed",
+        (Outcome::Deny, _) => "denied",
+    };
+    let text = match (lang, kind) {
+        (Language::En, "emergency") => format!(
+            "EMERGENCY — {who} got {} from {from} without your consent, {why}. {reasons}",
+            cats(&e.released)
+        ),
+        (Language::Es, "emergency") => format!(
+            "EMERGENCIA — {who} obtuvo {} de {from} sin su consentimiento, {why}. {reasons}",
+            cats(&e.released)
+        ),
+        (Language::En, "allowed") => format!(
+            "{who} asked {from} for {}, {why}: allowed ({}).",
+            cats(&e.categories),
+            cats(&e.released)
+        ),
+        (Language::Es, "allowed") => format!(
+            "{who} pidió a {from} {}, {why}: permitido ({}).",
+            cats(&e.categories),
+            cats(&e.released)
+        ),
+        (Language::En, _) => format!(
+            "{who} asked {from} for {}, {why}: denied. {reasons}",
+            cats(&e.categories)
+        ),
+        (Language::Es, _) => format!(
+            "{who} pidió a {from} {}, {why}: denegado. {reasons}",
+            cats(&e.categories)
+        ),
+    };
+    (kind, text)
+}
+
+/// What left, by category and count, and how many records were withheld;
+/// `who` is the agency that asked, when known.
+fn released_sentence(
+    state: &ConsentState,
+    e: &AccessReleased,
+    lang: Language,
+    who: Option<String>,
+) -> String {
+    let dropped: u32 = e.dropped.iter().map(|c| c.count).sum();
+    let sent = e
+        .kept
+        .iter()
+        .map(|c| {
+            format!(
+                "{} ({})",
+                state.vocabulary().label(Kind::Category, &c.category, lang),
+                c.count
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match (lang, who, sent.is_empty()) {
+        (Language::En, Some(who), false) => {
+            format!("sent to {who}: {sent}. {dropped} other record(s) withheld.")
+        }
+        (Language::En, None, false) => format!(
+            "sent for request {}: {sent}. {dropped} other record(s) withheld.",
+            e.decision_id
+        ),
+        (Language::En, _, true) => format!("nothing was sent ({dropped} record(s) withheld)."),
+        (Language::Es, Some(who), false) => {
+            format!("enviado a {who}: {sent}. {dropped} registro(s) más retenidos.")
+        }
+        (Language::Es, None, false) => format!(
+            "enviado por la petición {}: {sent}. {dropped} registro(s) más retenidos.",
+            e.decision_id
+        ),
+        (Language::Es, _, true) => format!("no se envió nada ({dropped} registro(s) retenidos)."),
+    }
+}
+
+/// What a notice tells the person, in their language. `asked_by` names
+/// the agency behind a decision, when the page knows it.
+pub fn notice_sentence(
+    e: &ParticipantNotice,
+    lang: Language,
+    asked_by: impl Fn(&str) -> Option<String>,
+) -> String {
+    let decision = e.decision_id.as_deref().unwrap_or("");
+    let who = e.decision_id.as_deref().and_then(asked_by);
+    match (NoticeKind::from_code(&e.kind), lang, who) {
+        (Some(NoticeKind::KeyRotationRequested), Language::En, _) => "notice — someone asked to move your account to a new key. If it was not you, cancel it now: sign in with your current key and press \"Cancel the move\", or ask the board. Until it is settled nobody can grant a consent in your name; you can still revoke.".to_string(),
+        (Some(NoticeKind::KeyRotationRequested), Language::Es, _) => "aviso — alguien pidió pasar su cuenta a una llave nueva. Si no fue usted, cancélelo ya: entre con su llave actual y pulse \"Cancelar el cambio\", o avise a la junta. Mientras tanto nadie puede dar un consentimiento en su nombre; usted sí puede revocar.".to_string(),
+        (Some(NoticeKind::KeyRotationCancelled), Language::En, _) => "notice — the move to a new key was cancelled with your current key. The board has been told.".to_string(),
+        (Some(NoticeKind::KeyRotationCancelled), Language::Es, _) => "aviso — el cambio a una llave nueva se canceló con su llave actual. Se avisó a la junta.".to_string(),
+        (Some(NoticeKind::KeyRotationActivated), Language::En, _) => "notice — your new key is now your key; the old one no longer works.".to_string(),
+        (Some(NoticeKind::KeyRotationActivated), Language::Es, _) => "aviso — su llave nueva ya es su llave; la anterior ya no sirve.".to_string(),
+        (_, Language::En, Some(who)) => format!(
+            "notice — {who} reached your records in an emergency. You are told because the rules require it, and you may file a grievance."
+        ),
+        (_, Language::En, None) => format!(
+            "notice — your records were reached in an emergency (request {decision})."
+        ),
+        (_, Language::Es, Some(who)) => format!(
+            "aviso — {who} accedió a sus expedientes en una emergencia. Se le avisa porque las reglas lo exigen, y puede presentar una queja."
+        ),
+        (_, Language::Es, None) => format!(
+            "aviso — se accedió a sus expedientes en una emergencia (petición {decision})."
+        ),
+    }
 }
 
 #[cfg(test)]

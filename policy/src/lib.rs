@@ -16,14 +16,18 @@
 //!   with English and Spanish labels; TOML configuration, shipped defaults.
 //! - [`rules`]: governance rules above any consent: forbidden purposes,
 //!   break-glass, maximum duration, categories needing a named recipient.
-//! - [`event`]: the ledger entry formats and `parse_event`.
+//! - [`event`]: the ledger entry formats, `parse_event`, and the fields
+//!   the log indexes ([`INDEXED_FIELDS`]).
 //! - [`state`]: `ConsentState`, built by applying entries in ledger order;
 //!   also the key registry the gateway and auditor verify signatures with.
+//!   A folder, one room in this order: views, records, validation,
+//!   mutation, queries (see its docs).
 //!   Its views embed the entries they came from ([`ConsentView::granted`],
 //!   [`AgencyInfo::enrolled`]).
 //! - [`decision`]: `decide`, the agency's view, the `access.decided` entry
 //!   and `replay_check` for the auditor.
-//! - [`explain`]: plain-language summaries and dates.
+//! - [`explain`]: plain-language summaries, the participant's timeline
+//!   sentences, and dates.
 //!
 //! ## Invariants
 //! - `decide` is a pure function of (state, request, time): same inputs,
@@ -78,9 +82,11 @@ pub use event::{
     Event, Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules, GrievanceFiled,
     GrievanceResolved, NoticeKind, ParseError, ParticipantEnrolled, ParticipantKeyActivated,
     ParticipantKeyRotated, ParticipantNotice, ParticipantRotationCancelled, Parties, Role, V1or2,
-    V1,
+    INDEXED_FIELDS, V1,
 };
-pub use explain::{civil_date, consent_summary, decision_summary, format_date};
+pub use explain::{
+    civil_date, consent_summary, decision_summary, format_date, notice_sentence, timeline_sentence,
+};
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
     AgencyInfo, ApplyError, CancelledRotation, ConsentState, ConsentStatus, ConsentView,
@@ -90,17 +96,32 @@ pub use state::{
 pub use vocab::{Kind, Term, Vocabulary, VocabularyError};
 pub use words::{Basis, GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
 
-/// The modules in dependency order: each may import only those before it.
+/// The modules in dependency order, each a room of one or more source
+/// files: a file may import only earlier rooms (its own room's files it
+/// reaches through `super::`).
 #[cfg(test)]
-const MODULE_ORDER: [(&str, &str); 8] = [
-    ("limits", include_str!("limits.rs")),
-    ("words", include_str!("words.rs")),
-    ("vocab", include_str!("vocab.rs")),
-    ("rules", include_str!("rules.rs")),
-    ("event", include_str!("event.rs")),
-    ("state", include_str!("state.rs")),
-    ("decision", include_str!("decision.rs")),
-    ("explain", include_str!("explain.rs")),
+type Room = (&'static str, &'static [(&'static str, &'static str)]);
+
+#[cfg(test)]
+const MODULE_ORDER: [Room; 8] = [
+    ("limits", &[("limits.rs", include_str!("limits.rs"))]),
+    ("words", &[("words.rs", include_str!("words.rs"))]),
+    ("vocab", &[("vocab.rs", include_str!("vocab.rs"))]),
+    ("rules", &[("rules.rs", include_str!("rules.rs"))]),
+    ("event", &[("event.rs", include_str!("event.rs"))]),
+    (
+        "state",
+        &[
+            ("state/mod.rs", include_str!("state/mod.rs")),
+            ("state/mutation.rs", include_str!("state/mutation.rs")),
+            ("state/queries.rs", include_str!("state/queries.rs")),
+            ("state/records.rs", include_str!("state/records.rs")),
+            ("state/validation.rs", include_str!("state/validation.rs")),
+            ("state/views.rs", include_str!("state/views.rs")),
+        ],
+    ),
+    ("decision", &[("decision.rs", include_str!("decision.rs"))]),
+    ("explain", &[("explain.rs", include_str!("explain.rs"))]),
 ];
 
 #[cfg(test)]
@@ -132,13 +153,15 @@ mod tests {
     #[test]
     fn modules_import_only_earlier_modules() {
         let names: Vec<&str> = MODULE_ORDER.iter().map(|(n, _)| *n).collect();
-        for (position, (name, source)) in MODULE_ORDER.iter().enumerate() {
-            for target in reached(source) {
-                if let Some(target_position) = names.iter().position(|n| *n == target) {
-                    assert!(
-                        target_position < position,
-                        "module `{name}` imports `{target}`, which comes after it (or is itself) in the order {names:?}"
-                    );
+        for (position, (name, files)) in MODULE_ORDER.iter().enumerate() {
+            for (file, source) in files.iter() {
+                for target in reached(source) {
+                    if let Some(target_position) = names.iter().position(|n| *n == target) {
+                        assert!(
+                            target_position < position,
+                            "`{file}` (module `{name}`) imports `{target}`, which comes after it (or is itself) in the order {names:?}"
+                        );
+                    }
                 }
             }
         }
@@ -159,11 +182,42 @@ mod tests {
         assert_eq!(declared_sorted, ordered);
     }
 
+    /// A file of a module folder left out of its room would escape the
+    /// order test: every `mod` its `mod.rs` declares must be listed.
+    #[test]
+    fn every_file_of_a_folder_is_in_its_room() {
+        for (name, files) in MODULE_ORDER.iter() {
+            let Some((_, root)) = files.iter().find(|(f, _)| f.ends_with("/mod.rs")) else {
+                continue;
+            };
+            let mut declared: Vec<String> = root
+                .lines()
+                .map(|l| {
+                    l.trim_start_matches("pub(crate) ")
+                        .trim_start_matches("pub ")
+                })
+                .filter_map(|l| l.strip_prefix("mod "))
+                .map(|l| format!("{name}/{}.rs", l.trim_end_matches(';')))
+                .collect();
+            declared.push(format!("{name}/mod.rs"));
+            declared.sort_unstable();
+            let mut listed: Vec<String> = files.iter().map(|(f, _)| (*f).to_owned()).collect();
+            listed.sort_unstable();
+            assert_eq!(listed, declared, "room `{name}`");
+        }
+    }
+
     #[test]
     fn the_order_test_catches_a_backward_import() {
         assert_eq!(
             reached("use crate::explain::Language;\nfn f() { super::decision::x() }"),
             vec!["explain".to_owned(), "decision".to_owned()]
+        );
+        // A file inside a folder names its siblings through `super::`:
+        // those are not rooms, but `crate::` paths still are.
+        assert_eq!(
+            reached("use super::records::Codes;\nuse crate::decision::decide;"),
+            vec!["decision".to_owned(), "records".to_owned()]
         );
     }
 }

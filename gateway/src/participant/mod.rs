@@ -42,7 +42,7 @@ use crate::participant::state::Participants;
 use crate::problem::Problem;
 use crate::source::ClientSource;
 use audit::decode_key;
-use policy::{ConsentState, Event, Kind, Language, Outcome};
+use policy::{ConsentState, Event, Language};
 
 pub const SESSION_COOKIE: &str = "consentry_session";
 /// The session cookie's name when the gateway is reached over HTTPS: the
@@ -478,145 +478,6 @@ fn requesters(
         .collect()
 }
 
-/// A decision, release or notice in the participant's words, undated
-/// (each reader shows the time its own way); `asked_by`
-/// names the agency behind a decision id (see [`requesters`]).
-fn describe(
-    state: &ConsentState,
-    event: &Event,
-    lang: Language,
-    asked_by: &std::collections::HashMap<String, String>,
-) -> Option<(&'static str, String)> {
-    let vocab = state.vocabulary();
-    let cats = |codes: &[String]| -> String {
-        codes
-            .iter()
-            .map(|c| vocab.label(Kind::Category, c, lang).to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Some(match event {
-        Event::AccessDecided(e) => {
-            let who = agency_name(state, &e.requester);
-            let from = agency_name(state, &e.holder);
-            let why = vocab.label(Kind::Purpose, &e.purpose, lang).to_string();
-            let reasons = e
-                .reasons
-                .iter()
-                .map(|r| r.sentence(lang))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let kind = match (e.outcome, e.break_glass) {
-                (Outcome::Allow, true) => "emergency",
-                (Outcome::Allow, false) => "allowed",
-                (Outcome::Deny, _) => "denied",
-            };
-            let text = match (lang, kind) {
-                (Language::En, "emergency") => format!(
-                    "EMERGENCY — {who} got {} from {from} without your consent, {why}. {reasons}",
-                    cats(&e.released)
-                ),
-                (Language::Es, "emergency") => format!(
-                    "EMERGENCIA — {who} obtuvo {} de {from} sin su consentimiento, {why}. {reasons}",
-                    cats(&e.released)
-                ),
-                (Language::En, "allowed") => format!(
-                    "{who} asked {from} for {}, {why}: allowed ({}).",
-                    cats(&e.categories), cats(&e.released)
-                ),
-                (Language::Es, "allowed") => format!(
-                    "{who} pidió a {from} {}, {why}: permitido ({}).",
-                    cats(&e.categories), cats(&e.released)
-                ),
-                (Language::En, _) => format!(
-                    "{who} asked {from} for {}, {why}: denied. {reasons}",
-                    cats(&e.categories)
-                ),
-                (Language::Es, _) => format!(
-                    "{who} pidió a {from} {}, {why}: denegado. {reasons}",
-                    cats(&e.categories)
-                ),
-            };
-            (kind, text)
-        }
-        Event::AccessReleased(e) => {
-            let dropped: u32 = e.dropped.iter().map(|c| c.count).sum();
-            let sent = e
-                .kept
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} ({})",
-                        vocab.label(Kind::Category, &c.category, lang),
-                        c.count
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let text = match (lang, asked_by.get(&e.decision_id), sent.is_empty()) {
-                (Language::En, Some(who), false) => {
-                    format!("sent to {who}: {sent}. {dropped} other record(s) withheld.")
-                }
-                (Language::En, None, false) => format!(
-                    "sent for request {}: {sent}. {dropped} other record(s) withheld.",
-                    e.decision_id
-                ),
-                (Language::En, _, true) => {
-                    format!("nothing was sent ({dropped} record(s) withheld).")
-                }
-                (Language::Es, Some(who), false) => {
-                    format!("enviado a {who}: {sent}. {dropped} registro(s) más retenidos.")
-                }
-                (Language::Es, None, false) => format!(
-                    "enviado por la petición {}: {sent}. {dropped} registro(s) más retenidos.",
-                    e.decision_id
-                ),
-                (Language::Es, _, true) => {
-                    format!("no se envió nada ({dropped} registro(s) retenidos).")
-                }
-            };
-            ("released", text)
-        }
-        Event::ParticipantNotice(e) => (
-            "notice",
-            notice_sentence(e, lang, |d| asked_by.get(d).cloned()),
-        ),
-        _ => return None,
-    })
-}
-
-/// What a notice tells the person, in their language. `asked_by` names
-/// the agency behind a decision, when the page knows it.
-pub fn notice_sentence(
-    e: &policy::ParticipantNotice,
-    lang: Language,
-    asked_by: impl Fn(&str) -> Option<String>,
-) -> String {
-    use policy::NoticeKind;
-    let decision = e.decision_id.as_deref().unwrap_or("");
-    let who = e.decision_id.as_deref().and_then(asked_by);
-    match (NoticeKind::from_code(&e.kind), lang, who) {
-        (Some(NoticeKind::KeyRotationRequested), Language::En, _) => "notice — someone asked to move your account to a new key. If it was not you, cancel it now: sign in with your current key and press \"Cancel the move\", or ask the board. Until it is settled nobody can grant a consent in your name; you can still revoke.".to_string(),
-        (Some(NoticeKind::KeyRotationRequested), Language::Es, _) => "aviso — alguien pidió pasar su cuenta a una llave nueva. Si no fue usted, cancélelo ya: entre con su llave actual y pulse \"Cancelar el cambio\", o avise a la junta. Mientras tanto nadie puede dar un consentimiento en su nombre; usted sí puede revocar.".to_string(),
-        (Some(NoticeKind::KeyRotationCancelled), Language::En, _) => "notice — the move to a new key was cancelled with your current key. The board has been told.".to_string(),
-        (Some(NoticeKind::KeyRotationCancelled), Language::Es, _) => "aviso — el cambio a una llave nueva se canceló con su llave actual. Se avisó a la junta.".to_string(),
-        (Some(NoticeKind::KeyRotationActivated), Language::En, _) => "notice — your new key is now your key; the old one no longer works.".to_string(),
-        (Some(NoticeKind::KeyRotationActivated), Language::Es, _) => "aviso — su llave nueva ya es su llave; la anterior ya no sirve.".to_string(),
-        (_, Language::En, Some(who)) => format!(
-            "notice — {who} reached your records in an emergency. You are told because the rules require it, and you may file a grievance."
-        ),
-        (_, Language::En, None) => format!(
-            "notice — your records were reached in an emergency (request {decision})."
-        ),
-        (_, Language::Es, Some(who)) => format!(
-            "aviso — {who} accedió a sus expedientes en una emergencia. Se le avisa porque las reglas lo exigen, y puede presentar una queja."
-        ),
-        (_, Language::Es, None) => format!(
-            "aviso — se accedió a sus expedientes en una emergencia (petición {decision})."
-        ),
-    }
-}
-
 /// A decision, release or notice about a participant: its log index, the
 /// event and the exact entry bytes.
 pub type Disclosure = (u64, Event, Vec<u8>);
@@ -705,16 +566,18 @@ pub fn recent_disclosures(
         found
             .iter()
             .filter_map(|(i, e, _)| {
-                describe(&state, e, lang, &asked_by).map(|(kind, text)| TimelineItem {
-                    index: *i,
-                    kind,
-                    text,
-                    decision_id: match e {
-                        Event::AccessDecided(d) => Some(d.decision_id.clone()),
-                        _ => None,
+                policy::timeline_sentence(&state, e, lang, |d| asked_by.get(d).cloned()).map(
+                    |(kind, text)| TimelineItem {
+                        index: *i,
+                        kind,
+                        text,
+                        decision_id: match e {
+                            Event::AccessDecided(d) => Some(d.decision_id.clone()),
+                            _ => None,
+                        },
+                        at: disclosed_at(e),
                     },
-                    at: disclosed_at(e),
-                })
+                )
             })
             .collect(),
     )
@@ -740,7 +603,9 @@ async fn disclosures(
         let state = g.dep.state()?;
         let asked_by = requesters(&state, &found);
         for (i, event, entry) in &found {
-            let Some((kind, text)) = describe(&state, event, lang, &asked_by) else {
+            let Some((kind, text)) =
+                policy::timeline_sentence(&state, event, lang, |d| asked_by.get(d).cloned())
+            else {
                 continue;
             };
             let proof = proof_of(&g, *i, entry, size)?;
