@@ -38,7 +38,7 @@ fn the_printed_walkthrough_works_when_pasted() {
         .filter_map(|l| l.trim().strip_prefix(PREFIX).map(str::to_string))
         .collect();
     // Five pasteable steps, then the intake command whose code comes from
-    // the portal in a browser (run by participant_cli.rs).
+    // the portal in a browser (run by cmd/participant.rs).
     assert_eq!(
         steps.len(),
         6,
