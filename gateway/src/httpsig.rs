@@ -16,8 +16,8 @@
 //! Signing ([`sign`]) is the mirror image, for tests, tooling and any
 //! outgoing signed request.
 //!
-//! Every parser here is bounded ([`MAX_HEADER_BYTES`], [`MAX_SIGNATURES`],
-//! [`MAX_COMPONENTS`], [`MAX_PARAMS`]) and returns a typed
+//! Every parser here is bounded ([`HEADER_BYTES_MAX`], [`SIGNATURES_MAX`],
+//! [`COMPONENTS_MAX`], [`PARAMS_MAX`]) and returns a typed
 //! [`HttpSigError`] on any input instead of panicking.
 
 mod nonce;
@@ -33,18 +33,18 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 /// Largest accepted `Signature-Input`, `Signature` or `Content-Digest`
 /// field value (all lines combined), in bytes.
-pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+pub const HEADER_BYTES_MAX: usize = 8 * 1024;
 /// Most covered components one signature may list.
-pub const MAX_COMPONENTS: usize = 16;
+pub const COMPONENTS_MAX: usize = 16;
 /// Most signatures (dictionary members) one request may carry.
-pub const MAX_SIGNATURES: usize = 4;
+pub const SIGNATURES_MAX: usize = 4;
 /// Most parameters on one signature (or item).
-pub const MAX_PARAMS: usize = 16;
+pub const PARAMS_MAX: usize = 16;
 /// Upper bound on the clock skew a [`VerifyPolicy`] may allow; larger
 /// values are clamped to this.
-pub const MAX_SKEW_SECS: i64 = 300;
+pub const SKEW_SECS_MAX: i64 = 300;
 /// Longest accepted nonce, in bytes.
-pub const MAX_NONCE_LEN: usize = 256;
+pub const NONCE_BYTES_MAX: usize = 256;
 /// Default (and recommended maximum) signature lifetime, `expires - created`.
 pub const DEFAULT_MAX_LIFETIME_SECS: i64 = 300;
 /// The only algorithm supported, as named in the HTTP Signature Algorithms
@@ -61,17 +61,17 @@ pub enum HttpSigError {
     MissingSignatureInput,
     #[error("missing signature header")]
     MissingSignature,
-    #[error("{0} header too large (max {MAX_HEADER_BYTES} bytes)")]
+    #[error("{0} header too large (max {HEADER_BYTES_MAX} bytes)")]
     HeaderTooLarge(&'static str),
     #[error("malformed signature-input header: {0}")]
     MalformedSignatureInput(&'static str),
     #[error("malformed signature header: {0}")]
     MalformedSignature(&'static str),
-    #[error("too many signatures (max {MAX_SIGNATURES})")]
+    #[error("too many signatures (max {SIGNATURES_MAX})")]
     TooManySignatures,
-    #[error("too many covered components (max {MAX_COMPONENTS})")]
+    #[error("too many covered components (max {COMPONENTS_MAX})")]
     TooManyComponents,
-    #[error("too many signature parameters (max {MAX_PARAMS})")]
+    #[error("too many signature parameters (max {PARAMS_MAX})")]
     TooManyParameters,
     #[error("invalid signature label")]
     InvalidLabel,
@@ -423,7 +423,7 @@ impl<'a> MessageView<'a> {
     }
 
     /// Like [`MessageView::field`] but refuses values over
-    /// [`MAX_HEADER_BYTES`] before allocating them.
+    /// [`HEADER_BYTES_MAX`] before allocating them.
     fn bounded_field(&self, name: &'static str) -> Result<Option<String>, HttpSigError> {
         let total: usize = self
             .headers
@@ -431,11 +431,11 @@ impl<'a> MessageView<'a> {
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.len().saturating_add(2))
             .fold(0usize, usize::saturating_add);
-        if total > MAX_HEADER_BYTES.saturating_add(2) {
+        if total > HEADER_BYTES_MAX.saturating_add(2) {
             return Err(HttpSigError::HeaderTooLarge(name));
         }
         let v = self.field(name)?;
-        if v.as_ref().is_some_and(|v| v.len() > MAX_HEADER_BYTES) {
+        if v.as_ref().is_some_and(|v| v.len() > HEADER_BYTES_MAX) {
             return Err(HttpSigError::HeaderTooLarge(name));
         }
         Ok(v)
@@ -540,7 +540,7 @@ fn build_base(
     components: &[Component],
     params_value: &str,
 ) -> Result<String, HttpSigError> {
-    if components.len() > MAX_COMPONENTS {
+    if components.len() > COMPONENTS_MAX {
         return Err(HttpSigError::TooManyComponents);
     }
     let mut base = String::new();
@@ -630,7 +630,7 @@ impl SignatureParams {
     }
 
     fn sf_items(&self) -> Result<Vec<Item>, HttpSigError> {
-        if self.components.len() > MAX_COMPONENTS {
+        if self.components.len() > COMPONENTS_MAX {
             return Err(HttpSigError::TooManyComponents);
         }
         self.components
@@ -709,7 +709,7 @@ pub struct VerifyPolicy {
     pub require_nonce: bool,
     /// Shortest accepted nonce, in bytes (when a nonce is present).
     pub min_nonce_len: usize,
-    /// Allowed clock difference, clamped to `0..=MAX_SKEW_SECS`.
+    /// Allowed clock difference, clamped to `0..=SKEW_SECS_MAX`.
     pub max_skew_secs: i64,
     /// Longest accepted `expires - created`; also, with `created`, the
     /// oldest accepted signature (`now - created`). `None`: unlimited
@@ -778,7 +778,7 @@ impl VerifyPolicy {
             require_expires: false,
             require_nonce: false,
             min_nonce_len: 0,
-            max_skew_secs: MAX_SKEW_SECS,
+            max_skew_secs: SKEW_SECS_MAX,
             max_lifetime_secs: None,
             required_tag: None,
         }
@@ -878,9 +878,9 @@ fn parse_params(params: &sf::Params) -> Result<ParsedParams, HttpSigError> {
 
 fn sf_limits() -> sf::Limits {
     sf::Limits {
-        members: MAX_SIGNATURES,
-        inner_items: MAX_COMPONENTS,
-        params: MAX_PARAMS,
+        members: SIGNATURES_MAX,
+        inner_items: COMPONENTS_MAX,
+        params: PARAMS_MAX,
     }
 }
 
@@ -894,7 +894,7 @@ fn map_sf_err(e: sf::SfError, malformed: fn(&'static str) -> HttpSigError) -> Ht
 }
 
 fn check_times(p: &ParsedParams, now: i64, policy: &VerifyPolicy) -> Result<(), HttpSigError> {
-    let skew = i128::from(policy.max_skew_secs.clamp(0, MAX_SKEW_SECS));
+    let skew = i128::from(policy.max_skew_secs.clamp(0, SKEW_SECS_MAX));
     let now = i128::from(now);
     let lifetime = policy.max_lifetime_secs.map(|l| i128::from(l.max(0)));
     let created = p.created.map(i128::from);
@@ -1020,7 +1020,7 @@ fn check_params(
     check_times(p, now, policy)?;
     match &p.nonce {
         None if policy.require_nonce => return Err(HttpSigError::MissingParameter("nonce")),
-        Some(n) if n.len() < policy.min_nonce_len || n.len() > MAX_NONCE_LEN => {
+        Some(n) if n.len() < policy.min_nonce_len || n.len() > NONCE_BYTES_MAX => {
             return Err(HttpSigError::InvalidParameter("nonce"))
         }
         _ => {}
@@ -1201,7 +1201,7 @@ pub fn content_digest_sha256(body: &[u8]) -> String {
 /// too; other algorithms are ignored.
 pub fn check_content_digest(header_value: &str, body: &[u8]) -> Result<(), HttpSigError> {
     use HttpSigError::MalformedContentDigest as Bad;
-    if header_value.len() > MAX_HEADER_BYTES {
+    if header_value.len() > HEADER_BYTES_MAX {
         return Err(HttpSigError::HeaderTooLarge("content-digest"));
     }
     let limits = sf::Limits {

@@ -53,28 +53,28 @@
 
 #![forbid(unsafe_code)]
 
-// In dependency order: each room imports only rooms above it (the test
-// below holds this), and the shared words come first.
-pub mod words;
-pub mod clock;
-pub mod origin;
-pub mod source;
-pub mod listener;
-pub mod httpsig;
-pub mod deployment;
-pub mod problem;
-pub mod quota;
-pub mod upstream;
-pub mod client;
+// The dependency order of the rooms is the layout's above, held by
+// `module_order::ROOMS`.
 pub mod agency;
-pub mod participant;
 pub mod auditor;
-pub mod logview;
-pub mod witness;
 pub mod bench;
-pub mod server;
+pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod deployment;
+pub mod httpsig;
+pub mod listener;
+pub mod logview;
+pub mod origin;
+pub mod participant;
+pub mod problem;
+pub mod quota;
+pub mod server;
+pub mod source;
+pub mod upstream;
+pub mod witness;
+pub mod words;
 
 #[cfg(test)]
 mod module_order;

@@ -3,6 +3,9 @@
 //! (the physical limit), with where each batch's time goes; proof generation and whole-log verification at 1M
 //! entries. Prints figures; asserts nothing.
 
+// Test and benchmark support: a failed unwrap is the answer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -3,6 +3,12 @@
 //! bytes per consent from a counting allocator, then runs criterion on our
 //! `decide` and, side by side, on the same policy written for Cedar.
 
+// Test and benchmark support: a failed unwrap is the answer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The allocation count wraps the system allocator: a `GlobalAlloc` impl
+// is unsafe by definition.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AccessDecided, Evidence, Forwarded, ParseError, Role, V1or2};
-use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
+use crate::limits::{LIST_ITEMS_MAX, STRING_BYTES_MAX};
 use crate::state::{ConsentRec, ConsentState, ConsentStatus};
 use crate::vocab::{code_covers, parent_code, Kind};
 use crate::words::{Basis, Outcome, Reason};
@@ -244,13 +244,13 @@ fn rank(reason: Reason) -> u8 {
 }
 
 fn request_is_bounded(req: &Request) -> bool {
-    let ok = |s: &str| !s.is_empty() && s.len() <= MAX_STRING_BYTES;
+    let ok = |s: &str| !s.is_empty() && s.len() <= STRING_BYTES_MAX;
     ok(&req.requester)
         && ok(&req.holder)
         && ok(&req.participant)
         && ok(&req.purpose)
         && !req.categories.is_empty()
-        && req.categories.len() <= MAX_LIST_ITEMS
+        && req.categories.len() <= LIST_ITEMS_MAX
         && req.categories.iter().all(|c| ok(c))
 }
 
@@ -520,7 +520,7 @@ impl<'s> Judge<'s, '_> {
             self.split(category, &mut pieces);
             // The split must still fit one `access.decided` entry; if not,
             // the category is withheld whole, which is always safe.
-            let fits = tally.released.len() + pieces.released.len() <= MAX_LIST_ITEMS;
+            let fits = tally.released.len() + pieces.released.len() <= LIST_ITEMS_MAX;
             if !pieces.released.is_empty() && fits {
                 for (code, id) in pieces.released {
                     tally.released.push(code.to_owned());

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::limits::{MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STRING_BYTES};
+use crate::limits::{ID_BYTES_MAX, LIST_ITEMS_MAX, STRING_BYTES_MAX};
 use crate::rules::Rules;
 use crate::vocab::{is_valid_code, Vocabulary};
 use crate::words::{Basis, GrievanceOutcome, GrievanceReason, Language, Outcome, Reason};
@@ -630,7 +630,7 @@ fn invalid(field: &'static str, problem: &'static str) -> ParseError {
 /// in logs, URLs and signed notes.
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
-        && id.len() <= MAX_ID_BYTES
+        && id.len() <= ID_BYTES_MAX
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
@@ -648,7 +648,7 @@ fn check_id(field: &'static str, id: &str) -> Result<(), ParseError> {
 }
 
 fn check_text(field: &'static str, text: &str) -> Result<(), ParseError> {
-    if text.is_empty() || text.len() > MAX_STRING_BYTES {
+    if text.is_empty() || text.len() > STRING_BYTES_MAX {
         Err(invalid(field, "must be 1-256 bytes"))
     } else {
         Ok(())
@@ -659,7 +659,7 @@ fn check_key(field: &'static str, key: &str) -> Result<(), ParseError> {
     let base64 = key
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
-    if key.is_empty() || key.len() > MAX_STRING_BYTES || !base64 {
+    if key.is_empty() || key.len() > STRING_BYTES_MAX || !base64 {
         Err(invalid(field, "must be base64, at most 256 bytes"))
     } else {
         Ok(())
@@ -672,7 +672,7 @@ fn check_list<T>(
     nonempty: bool,
     each: impl Fn(&T) -> bool,
 ) -> Result<(), ParseError> {
-    if items.len() > MAX_LIST_ITEMS {
+    if items.len() > LIST_ITEMS_MAX {
         return Err(invalid(field, "has more than 64 items"));
     }
     if nonempty && items.is_empty() {
@@ -693,7 +693,7 @@ fn id_ok(c: &str) -> bool {
 }
 
 fn bounded(c: &str) -> bool {
-    !c.is_empty() && c.len() <= MAX_STRING_BYTES
+    !c.is_empty() && c.len() <= STRING_BYTES_MAX
 }
 
 fn check_parties(field: &'static str, parties: &Parties) -> Result<(), ParseError> {
@@ -1029,7 +1029,7 @@ fn check_forwarded(f: &Forwarded) -> Result<(), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{json_len, MAX_RULES_JSON_BYTES, MAX_VOCABULARY_JSON_BYTES};
+    use crate::limits::{json_len, RULES_JSON_BYTES_MAX, VOCABULARY_JSON_BYTES_MAX};
     use serde_json::{json, Value};
 
     /// `ledger::entry::ENTRY_BYTES_MAX`: the ledger's one entry limit,
@@ -1043,7 +1043,7 @@ mod tests {
         // As many small terms as fit, then labels lengthened to the byte.
         'fill: for i in 0.. {
             for k in 0..3 {
-                if lists[k].len() == crate::limits::MAX_VOCABULARY_TERMS {
+                if lists[k].len() == crate::limits::VOCABULARY_TERMS_MAX {
                     continue;
                 }
                 lists[k].push(json!({"code": format!("{k}c{i}"), "en": "x", "es": "x"}));
@@ -1058,7 +1058,7 @@ mod tests {
                 for label in ["en", "es"] {
                     let gap = bytes - json_len(&value(&lists)).unwrap();
                     let text = lists[k][t][label].as_str().unwrap().to_owned();
-                    let add = gap.min(crate::limits::MAX_LABEL_BYTES - text.len());
+                    let add = gap.min(crate::limits::LABEL_BYTES_MAX - text.len());
                     lists[k][t][label] = Value::String(text + &"x".repeat(add));
                 }
             }
@@ -1085,10 +1085,10 @@ mod tests {
             }
             match forbidden
                 .iter_mut()
-                .find(|c| c.len() < crate::limits::MAX_CODE_BYTES)
+                .find(|c| c.len() < crate::limits::CODE_BYTES_MAX)
             {
                 Some(code) => {
-                    let add = gap.min(crate::limits::MAX_CODE_BYTES - code.len());
+                    let add = gap.min(crate::limits::CODE_BYTES_MAX - code.len());
                     code.push_str(&"a".repeat(add));
                 }
                 None => forbidden.push(format!("f{}", forbidden.len())),
@@ -1100,10 +1100,10 @@ mod tests {
     #[test]
     fn the_largest_governance_entry_fits_a_ledger_entry() {
         let vocabulary: Vocabulary =
-            serde_json::from_value(vocabulary_of_exactly(MAX_VOCABULARY_JSON_BYTES)).unwrap();
-        let rules: Rules = serde_json::from_value(rules_of_exactly(MAX_RULES_JSON_BYTES)).unwrap();
-        assert_eq!(json_len(&vocabulary), Some(MAX_VOCABULARY_JSON_BYTES));
-        assert_eq!(json_len(&rules), Some(MAX_RULES_JSON_BYTES));
+            serde_json::from_value(vocabulary_of_exactly(VOCABULARY_JSON_BYTES_MAX)).unwrap();
+        let rules: Rules = serde_json::from_value(rules_of_exactly(RULES_JSON_BYTES_MAX)).unwrap();
+        assert_eq!(json_len(&vocabulary), Some(VOCABULARY_JSON_BYTES_MAX));
+        assert_eq!(json_len(&rules), Some(RULES_JSON_BYTES_MAX));
         let largest = Event::GovernanceRules(GovernanceRules {
             v: V1,
             version: u32::MAX,
@@ -1121,10 +1121,10 @@ mod tests {
 
         // One byte more, in either, is refused.
         let over: Result<Vocabulary, _> =
-            serde_json::from_value(vocabulary_of_exactly(MAX_VOCABULARY_JSON_BYTES + 1));
+            serde_json::from_value(vocabulary_of_exactly(VOCABULARY_JSON_BYTES_MAX + 1));
         assert!(over.unwrap_err().to_string().contains("bytes as json"));
         let over: Result<Rules, _> =
-            serde_json::from_value(rules_of_exactly(MAX_RULES_JSON_BYTES + 1));
+            serde_json::from_value(rules_of_exactly(RULES_JSON_BYTES_MAX + 1));
         assert!(over.unwrap_err().to_string().contains("bytes as json"));
     }
 

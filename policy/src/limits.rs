@@ -11,22 +11,22 @@
 use serde::Serialize;
 
 /// Largest list (categories, purposes, parties, consents relied on...).
-pub const MAX_LIST_ITEMS: usize = 64;
+pub const LIST_ITEMS_MAX: usize = 64;
 /// Largest string field other than labels.
-pub const MAX_STRING_BYTES: usize = 256;
+pub const STRING_BYTES_MAX: usize = 256;
 /// Largest identifier (agency, participant, consent, decision, key).
-pub const MAX_ID_BYTES: usize = 128;
+pub const ID_BYTES_MAX: usize = 128;
 /// Largest code (category, purpose, class).
-pub const MAX_CODE_BYTES: usize = 128;
+pub const CODE_BYTES_MAX: usize = 128;
 /// Largest plain-language label.
-pub const MAX_LABEL_BYTES: usize = 256;
+pub const LABEL_BYTES_MAX: usize = 256;
 /// Most codes of one kind in a vocabulary.
-pub const MAX_VOCABULARY_TERMS: usize = 256;
+pub const VOCABULARY_TERMS_MAX: usize = 256;
 /// Largest vocabulary, as compact JSON (the form a `governance.rules`
 /// entry carries). The shipped default is about 3 KiB.
-pub const MAX_VOCABULARY_JSON_BYTES: usize = 12 * 1024;
+pub const VOCABULARY_JSON_BYTES_MAX: usize = 12 * 1024;
 /// Largest rule set, as compact JSON. The shipped default is about 330 bytes.
-pub const MAX_RULES_JSON_BYTES: usize = 2 * 1024;
+pub const RULES_JSON_BYTES_MAX: usize = 2 * 1024;
 
 /// Counts bytes instead of keeping them.
 struct Counter(usize);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{json_len, MAX_LIST_ITEMS, MAX_RULES_JSON_BYTES};
+use crate::limits::{json_len, LIST_ITEMS_MAX, RULES_JSON_BYTES_MAX};
 use crate::vocab::{code_covers, is_valid_code, Kind, Vocabulary};
 
 /// The default rules, as shipped.
@@ -88,9 +88,9 @@ pub struct Rules {
 }
 
 fn check_codes(codes: &[String]) -> Result<(), RulesError> {
-    if codes.len() > MAX_LIST_ITEMS {
+    if codes.len() > LIST_ITEMS_MAX {
         return Err(RulesError::TooMany {
-            max: MAX_LIST_ITEMS,
+            max: LIST_ITEMS_MAX,
         });
     }
     match codes.iter().find(|c| !is_valid_code(c)) {
@@ -105,10 +105,10 @@ impl TryFrom<RulesSpec> for Rules {
         // As a whole, so that any rules accepted here fit in one ledger
         // entry with the vocabulary (see `limits`).
         let bytes = json_len(&spec).unwrap_or(usize::MAX);
-        if bytes > MAX_RULES_JSON_BYTES {
+        if bytes > RULES_JSON_BYTES_MAX {
             return Err(RulesError::TooLarge {
                 bytes,
-                max: MAX_RULES_JSON_BYTES,
+                max: RULES_JSON_BYTES_MAX,
             });
         }
         check_codes(&spec.forbidden_purposes)?;
@@ -125,9 +125,9 @@ impl TryFrom<RulesSpec> for Rules {
             check_codes(std::slice::from_ref(&bg.purpose))?;
             check_codes(&bg.classes)?;
             check_codes(&bg.categories)?;
-            if bg.agencies.len() > MAX_LIST_ITEMS {
+            if bg.agencies.len() > LIST_ITEMS_MAX {
                 return Err(RulesError::TooMany {
-                    max: MAX_LIST_ITEMS,
+                    max: LIST_ITEMS_MAX,
                 });
             }
             let forbidden = spec

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    json_len, MAX_CODE_BYTES, MAX_LABEL_BYTES, MAX_VOCABULARY_JSON_BYTES, MAX_VOCABULARY_TERMS,
+    json_len, CODE_BYTES_MAX, LABEL_BYTES_MAX, VOCABULARY_JSON_BYTES_MAX, VOCABULARY_TERMS_MAX,
 };
 use crate::words::Language;
 
@@ -98,7 +98,7 @@ pub struct Vocabulary {
 /// True if `code` is well formed: dot-separated segments of `[a-z0-9-]`,
 /// each starting with a letter or digit.
 pub fn is_valid_code(code: &str) -> bool {
-    if code.is_empty() || code.len() > MAX_CODE_BYTES {
+    if code.is_empty() || code.len() > CODE_BYTES_MAX {
         return false;
     }
     code.split('.').all(|segment| {
@@ -128,10 +128,10 @@ pub fn code_covers(granted: &str, requested: &str) -> bool {
 
 fn build_list(kind: Kind, terms: Vec<Term>) -> Result<BTreeMap<String, Term>, VocabularyError> {
     let kind_name = kind.as_str();
-    if terms.len() > MAX_VOCABULARY_TERMS {
+    if terms.len() > VOCABULARY_TERMS_MAX {
         return Err(VocabularyError::TooMany {
             kind: kind_name,
-            max: MAX_VOCABULARY_TERMS,
+            max: VOCABULARY_TERMS_MAX,
         });
     }
     let mut map = BTreeMap::new();
@@ -144,7 +144,7 @@ fn build_list(kind: Kind, terms: Vec<Term>) -> Result<BTreeMap<String, Term>, Vo
         }
         // Labels are phrases for people; a control character is never one.
         let label_ok = |l: &str| {
-            !l.trim().is_empty() && l.len() <= MAX_LABEL_BYTES && !l.chars().any(char::is_control)
+            !l.trim().is_empty() && l.len() <= LABEL_BYTES_MAX && !l.chars().any(char::is_control)
         };
         if !label_ok(&term.en) || !label_ok(&term.es) {
             return Err(VocabularyError::BadLabel {
@@ -181,10 +181,10 @@ impl TryFrom<VocabularySpec> for Vocabulary {
         // Checked first and as a whole, so that any vocabulary accepted here
         // fits in one ledger entry with the rules (see `limits`).
         let bytes = json_len(&spec).unwrap_or(usize::MAX);
-        if bytes > MAX_VOCABULARY_JSON_BYTES {
+        if bytes > VOCABULARY_JSON_BYTES_MAX {
             return Err(VocabularyError::TooLarge {
                 bytes,
-                max: MAX_VOCABULARY_JSON_BYTES,
+                max: VOCABULARY_JSON_BYTES_MAX,
             });
         }
         Ok(Vocabulary {

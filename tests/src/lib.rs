@@ -2,6 +2,9 @@
 //! participants) and signed consent events, so that a child process and its
 //! parent build the same entries.
 
+// Test support: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod fixture {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;

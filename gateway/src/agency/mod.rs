@@ -124,7 +124,7 @@ impl Gateway {
         // impossible. The window is the longest a signature the agency
         // path accepts can stay valid after its decision.
         let policy = VerifyPolicy::gateway();
-        let skew = policy.max_skew_secs.clamp(0, httpsig::MAX_SKEW_SECS);
+        let skew = policy.max_skew_secs.clamp(0, httpsig::SKEW_SECS_MAX);
         let window = policy
             .max_lifetime_secs
             .unwrap_or(httpsig::DEFAULT_MAX_LIFETIME_SECS)
@@ -294,7 +294,7 @@ impl Gateway {
                 created,
                 verified.request_digest(),
                 now,
-                policy.max_skew_secs.clamp(0, httpsig::MAX_SKEW_SECS),
+                policy.max_skew_secs.clamp(0, httpsig::SKEW_SECS_MAX),
                 policy.max_lifetime_secs,
                 digests,
             )
@@ -450,9 +450,9 @@ pub enum HeaderError {
     /// one of them would rest on less than was signed.
     #[error("the {0} header appears more than once; send it once, on one line")]
     Repeated(&'static str),
-    #[error("consentry-purpose must be one purpose code (lowercase letters, digits and '-', in '.'-separated segments) of at most {MAX_CODE_BYTES} bytes", MAX_CODE_BYTES = policy::limits::MAX_CODE_BYTES)]
+    #[error("consentry-purpose must be one purpose code (lowercase letters, digits and '-', in '.'-separated segments) of at most {CODE_BYTES_MAX} bytes", CODE_BYTES_MAX = policy::limits::CODE_BYTES_MAX)]
     Purpose,
-    #[error("each of consentry-categories must be a category code (lowercase letters, digits and '-', in '.'-separated segments) of at most {MAX_CODE_BYTES} bytes", MAX_CODE_BYTES = policy::limits::MAX_CODE_BYTES)]
+    #[error("each of consentry-categories must be a category code (lowercase letters, digits and '-', in '.'-separated segments) of at most {CODE_BYTES_MAX} bytes", CODE_BYTES_MAX = policy::limits::CODE_BYTES_MAX)]
     Category,
     #[error("consentry-categories names more than {CATEGORIES_MAX} categories")]
     TooManyCategories,
@@ -653,8 +653,8 @@ impl Nothing {
     }
 }
 
-/// 4. Forward to the holder's upstream, signed by the gateway; 5. keep
-/// only what the released categories cover.
+/// Steps 4 and 5: forward to the holder's upstream, signed by the
+/// gateway; keep only what the released categories cover.
 async fn fetch(
     g: &Gateway,
     holder: &str,
@@ -706,8 +706,8 @@ async fn fetch(
     }
 }
 
-/// 6. `access.released` with the SHA-256 of exactly the bytes to send (or
-/// of nothing), durable; 7. only then the answer.
+/// Steps 6 and 7: `access.released` with the SHA-256 of exactly the bytes
+/// to send (or of nothing), durable; only then the answer.
 async fn release(
     g: &Gateway,
     r: &Released<'_>,

@@ -133,7 +133,7 @@ fn sigkill_during_concurrent_submits_loses_nothing_acknowledged() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "deployment_crash_child",
+                &child_test_name("deployment_crash_child"),
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -235,4 +235,11 @@ fn sigkill_during_concurrent_submits_loses_nothing_acknowledged() {
         dumps_checked >= KILLS / 2,
         "only {dumps_checked} rounds reached a quiescent dump; the comparison barely ran"
     );
+}
+
+/// The full name libtest knows `name` (in this module) by, for running
+/// this one test in a child process with `--exact`.
+fn child_test_name(name: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{name}")
 }

@@ -2,7 +2,7 @@
 //! demo's log, a clean bundle exits 0; the same bundle with one byte
 //! changed exits 1 and names the entry.
 
-mod common;
+use crate::common;
 
 use common::consentry;
 

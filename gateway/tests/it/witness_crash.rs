@@ -5,7 +5,7 @@
 //! keys, as a malicious operator would run it): it refuses, loudly, and
 //! cosigns nothing there.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

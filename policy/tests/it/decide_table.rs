@@ -1,6 +1,6 @@
 //! One row per rule and reason code, each a real scenario.
 
-mod common;
+use crate::common;
 
 use common::*;
 use policy::*;

@@ -4,7 +4,7 @@
 //! each kill checks that every acknowledged entry is there byte for byte,
 //! that the whole log verifies, and that appends continue.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;
@@ -117,7 +117,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "crash_child_writer",
+                &child_test_name("crash_child_writer"),
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -202,4 +202,11 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             size + 1
         );
     }
+}
+
+/// The full name libtest knows `name` (in this module) by, for running
+/// this one test in a child process with `--exact`.
+fn child_test_name(name: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{name}")
 }

@@ -9,7 +9,7 @@
 //! `sync_file_range` does not count: it flushes neither the drive's cache
 //! nor the file's metadata. `scripts/test.sh` installs Debian's `strace`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -204,7 +204,7 @@ fn every_ack_follows_an_fdatasync_of_its_bytes() {
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "sync_order_child",
+            &child_test_name("sync_order_child"),
             "--nocapture",
             "--test-threads=1",
         ])
@@ -286,4 +286,11 @@ fn every_ack_follows_an_fdatasync_of_its_bytes() {
         writes.len(),
         syncs.len()
     );
+}
+
+/// The full name libtest knows `name` (in this module) by, for running
+/// this one test in a child process with `--exact`.
+fn child_test_name(name: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{name}")
 }

@@ -4,7 +4,7 @@
 //! one, a revoke, the first request again (now denied), the log in plain
 //! words; then the demo stops and `consentry fsck` verifies the whole log.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

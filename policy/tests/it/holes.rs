@@ -1,7 +1,7 @@
 //! The policy holes of issue 10, one table per hole. Each table failed on
 //! the code before the fix.
 
-mod common;
+use crate::common;
 
 use common::*;
 use policy::*;

@@ -288,7 +288,7 @@ async fn a_malformed_purpose_or_category_list_is_a_400_logged_as_refused() {
         refused_400(&net, &a, reason, what);
     }
     // The bounds themselves are still decided.
-    let at_bound = with(&|a| a.purpose = "a".repeat(policy::limits::MAX_CODE_BYTES));
+    let at_bound = with(&|a| a.purpose = "a".repeat(policy::limits::CODE_BYTES_MAX));
     let a = send(net.addr, &signed(&net, &at_bound)).await;
     assert_eq!(
         a.status,

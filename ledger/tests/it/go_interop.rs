@@ -1,7 +1,7 @@
 //! Our checkpoints and proofs, checked by Go's `golang.org/x/mod/sumdb/note`
 //! and `.../tlog` (Debian's golang-golang-x-mod-dev, GOPATH mode).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Entry formats, authorship and validity checks, the key registry, and
 //! explanations.
 
-mod common;
+use crate::common;
 
 use common::*;
 use policy::explain::unix_from_civil;

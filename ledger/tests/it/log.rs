@@ -2,7 +2,7 @@
 //! from concurrent writers, every proof, reopen, indexes, cosignatures, and
 //! bad input that must write nothing.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! the error) or not at all, the tree matches exactly the entries present,
 //! and appends continue.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

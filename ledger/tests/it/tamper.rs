@@ -3,7 +3,7 @@
 //! frame and a truncated segment; it ignores a torn tail, refuses a
 //! running store, and writes nothing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Property tests against an independent, string-based model of the rules.
 
-mod common;
+use crate::common;
 
 use common::*;
 use policy::vocab::code_covers;

@@ -5,7 +5,7 @@
 //! the next request denied, a grievance, an export, and a restore from the
 //! recovery code that signs in as the same person.
 
-mod common;
+use crate::common;
 
 use common::consentry;
 
