@@ -64,4 +64,4 @@ pub use merkle::{Frontier, Hash};
 pub use note::{
     Checkpoint, CosignatureVerifier, Cosigner, NoteError, NoteSigner, NoteVerifier, WitnessPolicy,
 };
-pub use store::{SledStore, Store, StoreError};
+pub use store::{IoFailure, SledStore, Store, StoreError};

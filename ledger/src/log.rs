@@ -29,7 +29,7 @@ use crate::merkle::{self, Frontier, Hash, NodeSource, ProofError};
 use crate::note::{
     parse_sig_line, split_note, Checkpoint, CosignatureVerifier, NoteError, NoteSigner,
 };
-use crate::store::{AppendBatch, Derived, Store, StoreError, StoreNodes};
+use crate::store::{AppendBatch, Derived, IoFailure, Store, StoreError, StoreNodes};
 
 /// Subtree hashes at this level and above are stored and mirrored in
 /// memory (1/8 of all nodes: 8 MiB a million entries); those below are
@@ -397,7 +397,7 @@ impl Log {
         let thread = std::thread::Builder::new()
             .name("ledger-sequencer".into())
             .spawn(move || sequencer(seq_inner, frontier, rx, limits))
-            .map_err(|e| LogError::Store(StoreError::Io(e.to_string())))?;
+            .map_err(|e| LogError::Store(StoreError::Io(IoFailure::of(e))))?;
         let log = Self {
             inner,
             tx,
@@ -797,8 +797,8 @@ fn sequencer(
                 // disk, so nothing more is acknowledged until a reopen
                 // reloads the truth from the store.
                 inner.poisoned.store(true, Ordering::Release);
-                let msg = e.to_string();
-                fail_all(&mut jobs, || LogError::Store(StoreError::Io(msg.clone())));
+                // Every waiter gets the store's own error, kind kept.
+                fail_all(&mut jobs, || LogError::Store(e.clone()));
             }
         }
     }

@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::store::StoreError;
+use crate::store::{IoFailure, StoreError};
 
 /// The file header: names the format and its version.
 pub const SEGMENT_HEADER: &[u8; 16] = b"consentry-seg-v1";
@@ -95,7 +95,7 @@ pub struct Segment {
 }
 
 fn io(what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Io(format!("{what}: {e}"))
+    StoreError::Io(IoFailure::new(what, e))
 }
 
 fn be_u32(b: &[u8]) -> u32 {
@@ -127,12 +127,12 @@ pub fn encode_frame(
 ) -> Result<(Vec<u8>, Vec<RecordPos>), StoreError> {
     let payload_len: usize = records.iter().map(|r| 4 + r.len()).sum();
     if payload_len as u64 > FRAME_PAYLOAD_BYTES_MAX {
-        return Err(StoreError::Io(format!(
+        return Err(StoreError::Io(IoFailure::message(format!(
             "batch of {payload_len} bytes is over the frame limit of {FRAME_PAYLOAD_BYTES_MAX}"
-        )));
+        ))));
     }
     let count = u32::try_from(records.len())
-        .map_err(|_| StoreError::Io("too many records in one batch".into()))?;
+        .map_err(|_| StoreError::Io(IoFailure::message("too many records in one batch")))?;
     let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES as usize + payload_len);
     frame.extend_from_slice(FRAME_MAGIC);
     frame.extend_from_slice(&first.to_be_bytes());
@@ -359,7 +359,9 @@ impl Segment {
     /// outcome is unknown until the segment is reopened and recovered.
     pub fn append(&self, first: u64, records: &[Vec<u8>]) -> Result<Vec<RecordPos>, StoreError> {
         if !self.writable {
-            return Err(StoreError::Io("the segment is open read-only".into()));
+            return Err(StoreError::Io(IoFailure::message(
+                "the segment is open read-only",
+            )));
         }
         let _turn = self.appending.lock().unwrap_or_else(|p| p.into_inner());
         let size = self.size();

@@ -44,11 +44,71 @@ pub const TREE_COSIGS: &str = "cosigs";
 /// cosignatures) are pruned.
 pub const CHECKPOINTS_KEPT_MAX: usize = 1024;
 
+/// An I/O failure: what was being done, in words, and the `io::Error`
+/// the system gave (when it gave one), kept whole: its kind tells a full
+/// disk from a missing file or a refused permission.
+#[derive(Clone, Debug)]
+pub struct IoFailure {
+    /// The whole sentence, the system's error included.
+    what: String,
+    error: Option<std::sync::Arc<std::io::Error>>,
+}
+
+impl IoFailure {
+    /// `what` was being done when `error` came.
+    pub fn new(what: &str, error: std::io::Error) -> Self {
+        Self {
+            what: format!("{what}: {error}"),
+            error: Some(std::sync::Arc::new(error)),
+        }
+    }
+
+    /// A failure the system did not report (a bound of the format, say).
+    pub fn message(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            error: None,
+        }
+    }
+
+    /// The system's error, said as it said it.
+    pub fn of(error: std::io::Error) -> Self {
+        Self {
+            what: error.to_string(),
+            error: Some(std::sync::Arc::new(error)),
+        }
+    }
+
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        self.error.as_deref()
+    }
+
+    pub fn kind(&self) -> Option<std::io::ErrorKind> {
+        self.error.as_ref().map(|e| e.kind())
+    }
+}
+
+impl std::fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+/// Equal when they say the same and are of the same kind (an
+/// `io::Error` itself has no equality).
+impl PartialEq for IoFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what && self.kind() == other.kind()
+    }
+}
+
+impl Eq for IoFailure {}
+
 // Clone and Eq so that a finding can carry the error it was (fsck).
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum StoreError {
     #[error("storage i/o failed: {0}")]
-    Io(String),
+    Io(IoFailure),
     /// Another process holds the segment: a check of a running gateway.
     #[error(
         "storage i/o failed: the entry segment is locked by another process (is the gateway running?)"
@@ -72,7 +132,14 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Io(e.to_string())
+        let what = e.to_string();
+        match e {
+            sled::Error::Io(io) => StoreError::Io(IoFailure {
+                what,
+                error: Some(std::sync::Arc::new(io)),
+            }),
+            _ => StoreError::Io(IoFailure::message(what)),
+        }
     }
 }
 
@@ -81,7 +148,7 @@ impl From<DerivedError> for StoreError {
         match e {
             DerivedError::Corrupt(what) => StoreError::Corrupt(what.into()),
             DerivedError::OutOfOrder { got, size } => StoreError::OutOfOrder { got, size },
-            other => StoreError::Io(other.to_string()),
+            other => StoreError::Io(IoFailure::message(other.to_string())),
         }
     }
 }
@@ -217,7 +284,8 @@ pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), StoreError> {
-    let io = |e: std::io::Error| StoreError::Io(format!("cannot copy {}: {e}", from.display()));
+    let what = format!("cannot copy {}", from.display());
+    let io = |e: std::io::Error| StoreError::Io(IoFailure::new(&what, e));
     std::fs::create_dir_all(to).map_err(io)?;
     for ent in std::fs::read_dir(from).map_err(io)? {
         let ent = ent.map_err(io)?;
@@ -235,15 +303,22 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), StoreError> {
 impl SledStore {
     /// Opens (creating if absent) the store in `dir` for appending.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Io(IoFailure::new(
+                &format!("cannot create {}", dir.display()),
+                e,
+            ))
+        })?;
         // Owner-only: the log holds pseudonyms and who asked for whom, and
         // sled makes its files with the process's umask; a folder no one
         // else may enter covers them all.
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-                StoreError::Io(format!("cannot make {} owner-only: {e}", dir.display()))
+                StoreError::Io(IoFailure::new(
+                    &format!("cannot make {} owner-only", dir.display()),
+                    e,
+                ))
             })?;
         }
         let segment = Segment::open(&dir.join(SEGMENT_FILE))?;
@@ -277,7 +352,7 @@ impl SledStore {
     ) -> Result<Self, StoreError> {
         let db = open_db(sled_dir)?;
         let db_file = File::open(sled_dir.join("db"))
-            .map_err(|e| StoreError::Io(format!("cannot open sled's data file: {e}")))?;
+            .map_err(|e| StoreError::Io(IoFailure::new("cannot open sled's data file", e)))?;
         let derived = DerivedTree::open(db.open_tree(TREE_DERIVED)?)?;
         let checkpoints = db.open_tree(TREE_CHECKPOINTS)?;
         let cosigs = db.open_tree(TREE_COSIGS)?;
@@ -336,7 +411,7 @@ impl SledStore {
         self.db.flush()?;
         self.db_file
             .sync_data()
-            .map_err(|e| StoreError::Io(format!("cannot fdatasync sled's data file: {e}")))
+            .map_err(|e| StoreError::Io(IoFailure::new("cannot fdatasync sled's data file", e)))
     }
 
     fn write_derived(&self, d: &Derived) -> Result<(), StoreError> {
@@ -361,10 +436,10 @@ impl Drop for SledStore {
 /// in the high 24 (16 MiB, far above any record).
 fn pack(p: RecordPos) -> Result<u64, StoreError> {
     if p.offset >= 1 << 40 || p.len >= 1 << 24 {
-        return Err(StoreError::Io(format!(
+        return Err(StoreError::Io(IoFailure::message(format!(
             "record at byte {} of {} bytes is past the segment's addressable size",
             p.offset, p.len
-        )));
+        ))));
     }
     Ok(p.offset | (u64::from(p.len) << 40))
 }
@@ -544,5 +619,36 @@ mod tests {
         let reopened = open_db(dir.path());
         release.join().unwrap();
         assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
+}
+
+#[cfg(test)]
+mod io_failure_tests {
+    use super::*;
+
+    /// The system's error is kept, not only its words: a full disk can
+    /// be told from a missing file by its kind.
+    #[test]
+    fn an_io_failure_keeps_the_io_error_and_says_what_was_done() {
+        let e = StoreError::Io(IoFailure::new(
+            "writing the segment",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        ));
+        let StoreError::Io(f) = &e else {
+            unreachable!()
+        };
+        assert_eq!(f.kind(), Some(std::io::ErrorKind::StorageFull));
+        assert!(f.io_error().is_some());
+        assert!(e
+            .to_string()
+            .starts_with("storage i/o failed: writing the segment: "));
+        assert_eq!(IoFailure::message("a bound").kind(), None);
+        assert_ne!(
+            IoFailure::new("x", std::io::Error::from(std::io::ErrorKind::NotFound)),
+            IoFailure::new(
+                "x",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied)
+            ),
+        );
     }
 }

@@ -13,7 +13,8 @@ use ed25519_dalek::SigningKey;
 use ledger::merkle::{self, MemoryTree};
 use ledger::store::{AppendBatch, Derived};
 use ledger::{
-    Envelope, Hash, Log, LogConfig, LogError, NoteSigner, SledStore, StaticKeys, Store, StoreError,
+    Envelope, Hash, IoFailure, Log, LogConfig, LogError, NoteSigner, SledStore, StaticKeys, Store,
+    StoreError,
 };
 
 #[derive(Clone, Copy, PartialEq)]
@@ -47,7 +48,7 @@ impl Store for Failing {
         if self.how == Failure::AfterWrite {
             self.inner.append(batch)?;
         }
-        Err(StoreError::Io("injected write failure".into()))
+        Err(StoreError::Io(IoFailure::message("injected write failure")))
     }
     fn put_derived(&self, d: &Derived) -> Result<(), StoreError> {
         self.inner.put_derived(d)
