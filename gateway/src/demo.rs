@@ -25,14 +25,42 @@ pub struct DemoKeys {
     pub gateway: NoteSigner,
 }
 
-pub fn keys(dir: &Path) -> anyhow::Result<DemoKeys> {
-    std::fs::create_dir_all(dir.join("keys"))?;
+/// Why the demo could not be made or served.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{what}: {err}")]
+    Io {
+        what: String,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] ConfigError),
+    #[error("the demo's log key: {0}")]
+    Note(#[from] ledger::NoteError),
+    #[error("opening the demo deployment: {0}")]
+    Open(#[source] SubmitError),
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error(transparent)]
+    State(#[from] crate::server::StateError),
+}
+
+/// An I/O error with what was being done.
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |err| DemoError::Io { what, err }
+}
+
+pub fn keys(dir: &Path) -> Result<DemoKeys, DemoError> {
+    std::fs::create_dir_all(dir.join("keys")).map_err(io("making the demo's keys folder"))?;
     let governance = load_or_create_key(&dir.join("keys/governance.key"))?;
     let gateway = NoteSigner::new(ORIGIN, load_or_create_key(&dir.join("keys/gateway.key"))?)?;
     std::fs::write(
         dir.join("keys/log.vkey"),
         format!("{}\n", gateway.verifier()),
-    )?;
+    )
+    .map_err(io("writing keys/log.vkey"))?;
     let k = DemoKeys {
         governance,
         gateway,
@@ -258,15 +286,13 @@ pub async fn run(
     listen: std::net::SocketAddr,
     fresh: bool,
     witnesses: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), DemoError> {
     use std::sync::Arc;
-
-    use anyhow::Context;
 
     use crate::upstream::{self, Holder};
 
     if fresh && dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        std::fs::remove_dir_all(dir).map_err(io(format!("removing {}", dir.display())))?;
     }
     let keys = keys(dir)?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
@@ -285,27 +311,32 @@ pub async fn run(
     ] {
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("binding the sample record system on {addr}"))?;
-        let bound = l.local_addr()?;
+            .map_err(io(format!("binding the sample record system on {addr}")))?;
+        let bound = l.local_addr().map_err(io("reading a bound address"))?;
         let router = upstream::router(holder, bound.to_string(), gateway_public, clock.clone());
         tokio::spawn(async move { axum::serve(l, router).await });
         upstream_urls.push(format!("http://{bound}/fhir"));
     }
     let dep = Arc::new(
         Deployment::open(&dir.join("data"), keys.gateway.clone(), trust(&keys))
-            .context("opening the demo deployment")?,
+            .map_err(DemoError::Open)?,
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding {listen}"))?;
-    let bound = listener.local_addr()?;
+        .map_err(io(format!("binding {listen}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(io("reading a bound address"))?;
     // Metrics next to the upstreams, on loopback whatever `listen` is.
     let metrics_at =
         std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), next(3).port());
     let metrics_listener = tokio::net::TcpListener::bind(metrics_at)
         .await
-        .with_context(|| format!("binding {metrics_at} for /metrics"))?;
-    let metrics_url = format!("http://{}/metrics", metrics_listener.local_addr()?);
+        .map_err(io(format!("binding {metrics_at} for /metrics")))?;
+    let metrics_bound = metrics_listener
+        .local_addr()
+        .map_err(io("reading a bound address"))?;
+    let metrics_url = format!("http://{metrics_bound}/metrics");
     let written = seed(
         &dep,
         dir,
@@ -321,10 +352,12 @@ pub async fn run(
         enrol_witnesses(&dep, dir, &keys, clock.now()).await?;
     }
     let url = format!("http://{bound}");
-    std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))?;
+    std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))
+        .map_err(io(format!("writing {GATEWAY_URL_FILE}")))?;
     let witness_policy = match witnesses {
         true => {
-            let text = std::fs::read_to_string(dir.join(WITNESS_POLICY_FILE))?;
+            let text = std::fs::read_to_string(dir.join(WITNESS_POLICY_FILE))
+                .map_err(io(format!("reading {WITNESS_POLICY_FILE}")))?;
             Some(ledger::WitnessPolicy::parse(&text)?)
         }
         false => None,
@@ -355,8 +388,8 @@ pub async fn run(
         state,
         &crate::server::HttpLimits::default(),
     )
-    .await?;
-    Ok(())
+    .await
+    .map_err(io("serving the demo"))
 }
 
 /// What the demo prints: where things are, and commands that work pasted.
