@@ -7,6 +7,19 @@
 // the CSP forbids it.
 'use strict';
 (function () {
+  // Outside a secure context (http:// on an address that is not this
+  // machine's) the browser gives no WebCrypto: say so, in the page's
+  // language, rather than leave buttons that do nothing.
+  if (!window.isSecureContext || !(window.crypto && window.crypto.subtle)) {
+    const note = document.getElementById('insecure-context');
+    if (note) {
+      note.hidden = false;
+    }
+    document.querySelectorAll('main button, main input[type=submit]').forEach((b) => {
+      b.disabled = true;
+    });
+    return;
+  }
   const DB = 'consentry';
   const STORE = 'keys';
   // The log's keys as first seen on this device (trust on first use).

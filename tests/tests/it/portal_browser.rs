@@ -35,6 +35,11 @@ impl Drop for Driver {
 
 /// chromedriver on a free loopback port, and a headless Chromium session.
 async fn browser() -> (Driver, Client) {
+    browser_with(&[]).await
+}
+
+/// As [`browser`], with more Chromium arguments.
+async fn browser_with(extra: &[&str]) -> (Driver, Client) {
     let chromedriver = tool("CONSENTRY_CHROMEDRIVER", "/usr/bin/chromedriver");
     let chromium = tool("CONSENTRY_CHROMIUM", "/usr/bin/chromium");
     let port = {
@@ -49,12 +54,21 @@ async fn browser() -> (Driver, Client) {
             .spawn()
             .unwrap(),
     );
+    let args: Vec<&str> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+            "args": args
         }),
     );
     let url = format!("http://127.0.0.1:{port}");
@@ -1300,6 +1314,50 @@ async fn an_entry_other_than_the_page_shows_is_not_signed() {
         "the shown entry is signed"
     );
     assert_eq!(net.dep.log.size(), size + 1, "and appended");
+    c.close().await.unwrap();
+    net.stop().await;
+}
+
+/// Over plain HTTP at a host name that is not this machine's, a browser
+/// gives the page no WebCrypto: the portal says so, in the page's
+/// language, and turns its buttons off, instead of a "Make my key" that
+/// does nothing. At the machine's own address (a secure context) the
+/// message stays hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insecure_address_says_so_instead_of_a_dead_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = net::start(dir.path()).await;
+    let port = net.addr.port();
+    // The name resolves to loopback inside this browser only.
+    let (_driver, c) = browser_with(&["--host-resolver-rules=MAP consentry.test 127.0.0.1"]).await;
+    let hidden = "return document.getElementById('insecure-context').hidden";
+    let shown = "return document.getElementById('insecure-context').hidden === false";
+    let buttons_off = "const b = [...document.querySelectorAll('main button')]; \
+                       return b.length > 0 && b.every(x => x.disabled)";
+    for (lang, words) in [
+        ("en", "must start with https://"),
+        ("es", "debe empezar con https://"),
+    ] {
+        c.goto(&format!("http://consentry.test:{port}/portal/{lang}/enrol"))
+            .await
+            .unwrap();
+        assert!(
+            wait_for(&c, shown).await,
+            "{lang}: no insecure-context message"
+        );
+        let text = text_of(&c, "#insecure-context").await;
+        assert!(text.contains(words), "{lang}: {text}");
+        assert!(wait_for(&c, buttons_off).await, "{lang}: a button still on");
+    }
+    c.goto(&format!("http://127.0.0.1:{port}/portal/en/enrol"))
+        .await
+        .unwrap();
+    assert!(wait_for(&c, "return document.readyState === 'complete'").await);
+    assert_eq!(
+        c.execute(hidden, vec![]).await.unwrap(),
+        Value::Bool(true),
+        "the machine's own address is a secure context"
+    );
     c.close().await.unwrap();
     net.stop().await;
 }

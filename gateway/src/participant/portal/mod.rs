@@ -193,6 +193,10 @@ fn page(
                 }
                 main id="main" tabindex="-1" {
                     h1 { (t.t(title_key)) }
+                    // Shown by the script where the browser gives it no
+                    // WebCrypto (an http:// address that is not this
+                    // machine's): no key can be made or used there.
+                    p id="insecure-context" class="error" role="alert" hidden { (t.t("insecure_context")) }
                     (main)
                 }
             }
