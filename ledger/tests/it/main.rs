@@ -7,10 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod crash;
 mod fail_stop;
 mod go_interop;
 mod log;
-mod sync_order;
 mod tamper;
 mod vectors;

@@ -9,7 +9,6 @@ mod audit_verify;
 mod auditor_routes;
 mod authority_matrix;
 mod bad_input;
-mod crash_deployment;
 mod floods;
 mod function_length;
 mod idle_connections;
