@@ -11,9 +11,9 @@ use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::rt::TokioExecutor;
 
 use crate::httpsig::{self, Component, OwnedMessage, SignatureParams};
 use crate::words::{CATEGORIES_HEADER, DECISION_HEADER, NOTICE_HEADER, PURPOSE_HEADER};
@@ -25,8 +25,12 @@ const SIGNATURE_LIFETIME_SECS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the gateway url {0:?} is not usable (want http://host:port)")]
+    #[error("the gateway url {0:?} is not usable (want https://host[:port], or http://host:port on this machine)")]
     BadUrl(String),
+    #[error("the gateway at {url} is not trusted: {reason}; give the deployment's CA certificate with --ca FILE (verification is never turned off)")]
+    Untrusted { url: String, reason: String },
+    #[error("the client's TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot reach the gateway at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("the gateway at {0} did not answer within {1:?}")]
@@ -67,11 +71,28 @@ pub struct Signed {
     pub headers: http::HeaderMap,
 }
 
+/// The clients' pooled HTTP/1.1 connection, TLS for `https://` gateways.
+pub type Http = Hyper<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// How long a client waits to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client for the gateway at `gateway` (a checked URL), trusting
+/// `roots` when it is `https://`.
+pub(crate) fn http(gateway: &str, roots: &crate::tls::Roots) -> Result<Http, ClientError> {
+    Ok(crate::tls::client::client_for(
+        gateway,
+        roots,
+        64,
+        CONNECT_TIMEOUT,
+    )?)
+}
+
 pub struct AgencyClient {
     gateway: String,
     key_id: String,
     key: SigningKey,
-    http: Hyper<HttpConnector, Full<Bytes>>,
+    http: Http,
     pub timeout: Duration,
 }
 
@@ -83,15 +104,24 @@ fn header(h: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<()
 }
 
 impl AgencyClient {
+    /// A client of `gateway` trusting the system's roots (for `https://`).
     pub fn new(gateway: &str, key_id: &str, key: SigningKey) -> Result<Self, ClientError> {
+        Self::with_roots(gateway, key_id, key, &crate::tls::Roots::System)
+    }
+
+    /// A client of `gateway` trusting `roots` (`--ca FILE`).
+    pub fn with_roots(
+        gateway: &str,
+        key_id: &str,
+        key: SigningKey,
+        roots: &crate::tls::Roots,
+    ) -> Result<Self, ClientError> {
         let gateway = gateway_url(gateway)?;
         Ok(Self {
+            http: http(&gateway, roots)?,
             gateway,
             key_id: key_id.to_string(),
             key,
-            http: Hyper::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(64)
-                .build(HttpConnector::new()),
             timeout: Duration::from_secs(30),
         })
     }
@@ -308,14 +338,15 @@ impl AgencyClient {
     }
 }
 
-/// A gateway's base URL, checked (`http://host:port`) and without a
-/// trailing slash.
+/// A gateway's base URL, checked (`https://host[:port]` or
+/// `http://host:port`) and without a trailing slash.
 pub(crate) fn gateway_url(gateway: &str) -> Result<String, ClientError> {
     let gateway = gateway.trim_end_matches('/').to_string();
     let uri: http::Uri = gateway
         .parse()
         .map_err(|_| ClientError::BadUrl(gateway.clone()))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+    let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
+    if !scheme_ok || uri.authority().is_none() {
         return Err(ClientError::BadUrl(gateway));
     }
     Ok(gateway)
@@ -325,7 +356,7 @@ pub(crate) fn gateway_url(gateway: &str) -> Result<String, ClientError> {
 /// [`ANSWER_BYTES_MAX`]) within `timeout`; every failure is one clear
 /// error.
 pub(crate) async fn fetch(
-    http: &Hyper<HttpConnector, Full<Bytes>>,
+    http: &Http,
     req: http::Request<Full<Bytes>>,
     gateway: &str,
     timeout: Duration,
@@ -334,11 +365,17 @@ pub(crate) async fn fetch(
         let resp = http
             .request(req)
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: gateway.to_string(),
-                reason: std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.to_string()),
+            .map_err(|e| match crate::tls::client::tls_failure(&e) {
+                Some(tls) => ClientError::Untrusted {
+                    url: gateway.to_string(),
+                    reason: tls.to_string(),
+                },
+                None => ClientError::Unreachable {
+                    url: gateway.to_string(),
+                    reason: std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| e.to_string()),
+                },
             })?;
         let status = resp.status().as_u16();
         let h = resp.headers().clone();

@@ -97,6 +97,14 @@ pub struct LimitsConfig {
     pub intakes_per_source_burst_max: u32,
     /// Sources each rate table follows at once.
     pub sources_tracked_max: usize,
+    /// With TLS: the handshake's time, before HTTP starts.
+    pub tls_handshake_timeout_secs: u64,
+    /// With HTTP/2: requests open at once on one connection; resets a
+    /// client may leave pending, and errors the server may reset, before
+    /// its connection ends.
+    pub http2_streams_max: u32,
+    pub http2_resets_pending_max: usize,
+    pub http2_error_resets_max: usize,
 }
 
 /// Quota limits that cannot work.
@@ -149,6 +157,10 @@ impl Default for LimitsConfig {
             intakes_per_source_per_minute: intakes.intake_rate.per_minute,
             intakes_per_source_burst_max: intakes.intake_rate.burst_max,
             sources_tracked_max: sessions.sources_tracked_max,
+            tls_handshake_timeout_secs: http.tls_handshake_timeout.as_secs(),
+            http2_streams_max: http.http2_streams_max,
+            http2_resets_pending_max: http.http2_resets_pending_max,
+            http2_error_resets_max: http.http2_error_resets_max,
         }
     }
 }
@@ -171,6 +183,10 @@ impl LimitsConfig {
                 crate::source::TrustedProxies::parse(&self.trusted_proxies)
                     .map_err(|e| ConfigError::Invalid(format!("[limits]: trusted_proxies: {e}")))?,
             ),
+            tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_secs),
+            http2_streams_max: self.http2_streams_max,
+            http2_resets_pending_max: self.http2_resets_pending_max,
+            http2_error_resets_max: self.http2_error_resets_max,
         };
         limits
             .check()
@@ -326,8 +342,57 @@ pub struct Config {
     /// "verified" mark checks checkpoints against; none: no witnesses.
     #[serde(default)]
     pub witness_policy: Option<PathBuf>,
+    /// Plain HTTP on an address other than loopback: only when the
+    /// operator says so (a private network behind a TLS proxy), with a
+    /// warning at start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plain_http: bool,
+    /// The server's certificate: TLS is served here when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// How the gateway trusts record systems' certificates, and its own
+    /// client certificate for the holders whose registry entry asks for it.
+    #[serde(default, skip_serializing_if = "UpstreamTlsConfig::is_default")]
+    pub upstream_tls: UpstreamTlsConfig,
     #[serde(skip)]
     pub base: PathBuf,
+}
+
+/// `[tls]`: the server's certificate chain (leaf first) and its key, PEM.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[upstream_tls]`: the CA bundle record systems' certificates are checked
+/// against (none: the system's roots), and the gateway's client
+/// certificate and key (its mTLS identity), both or neither.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl UpstreamTlsConfig {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// How the public listener serves, as the config allows it.
+#[derive(Debug)]
+pub enum Serving {
+    /// TLS here, with this certificate.
+    Tls(crate::tls::TlsFiles),
+    /// Plain HTTP; `warning` when it is on more than loopback.
+    Plain { warning: Option<String> },
 }
 
 impl Config {
@@ -390,6 +455,60 @@ impl Config {
             sessions: self.limits.sessions()?,
             intakes: self.limits.intakes()?,
             witness_policy,
+            upstream_tls: self.upstream_tls()?,
+        })
+    }
+
+    /// Secure by default: TLS here needs an `https://` public URL; plain
+    /// HTTP only on a loopback address (a reverse proxy on this machine,
+    /// or the README's first minute), or with `allow_plain_http = true`.
+    pub fn serving(&self, listen: std::net::SocketAddr) -> Result<Serving, ConfigError> {
+        let https = self.public_url.starts_with("https://");
+        if let Some(t) = &self.tls {
+            if !https {
+                return Err(ConfigError::Invalid(format!(
+                    "[tls] is set but public_url {:?} is not https://: agencies would sign a URL that is not the one served",
+                    self.public_url
+                )));
+            }
+            return Ok(Serving::Tls(crate::tls::TlsFiles {
+                cert: self.path(&t.cert),
+                key: self.path(&t.key),
+            }));
+        }
+        if listen.ip().is_loopback() {
+            return Ok(Serving::Plain { warning: None });
+        }
+        if !self.allow_plain_http {
+            return Err(ConfigError::Invalid(format!(
+                "listen {listen} is not a loopback address and there is no [tls]: records and session cookies would cross the network in clear. Give [tls] cert and key (consentry init --tls HOST makes a pilot's), or listen on 127.0.0.1 behind a TLS proxy, or set allow_plain_http = true if a TLS proxy elsewhere is the only way in"
+            )));
+        }
+        Ok(Serving::Plain {
+            warning: Some(format!(
+                "warning: serving plain HTTP on {listen} (allow_plain_http = true): only a TLS proxy in front of it must reach this address"
+            )),
+        })
+    }
+
+    /// The upstream client's trust and identity, paths resolved.
+    pub fn upstream_tls(&self) -> Result<crate::agency::UpstreamTls, ConfigError> {
+        let u = &self.upstream_tls;
+        let identity = match (&u.client_cert, &u.client_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(crate::tls::client::Identity {
+                cert: self.path(cert),
+                key: self.path(key),
+            }),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "[upstream_tls]: give client_cert and client_key together, or neither".into(),
+                ))
+            }
+        };
+        Ok(crate::agency::UpstreamTls {
+            roots: crate::tls::Roots::from_flag(u.ca.as_ref().map(|p| self.path(p)).as_deref()),
+            identity,
         })
     }
 
@@ -549,6 +668,9 @@ pub async fn init(
         rules: "rules.toml".into(),
         limits: LimitsConfig::default(),
         witness_policy: None,
+        allow_plain_http: false,
+        tls: None,
+        upstream_tls: UpstreamTlsConfig::default(),
         base: dir.into(),
     };
     let vocabulary = Vocabulary::from_toml(policy::vocab::DEFAULT_VOCABULARY_TOML)

@@ -44,6 +44,67 @@ pub enum DemoError {
     Seed(#[from] SeedError),
     #[error(transparent)]
     State(#[from] crate::server::StateError),
+    #[error("the demo's certificates: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("--listen {0} is not a loopback address: add --tls (and --tls-host NAME for a phone), so that nothing crosses the network in clear")]
+    PlainBeyondLoopback(std::net::SocketAddr),
+}
+
+/// `demo --tls`: HTTPS on the demo's port, with a certificate for
+/// `localhost`, 127.0.0.1 and `extra_hosts` from a demo CA whose
+/// certificate is `keys/ca.pem` (its key is dropped once it has issued).
+#[derive(Clone, Debug, Default)]
+pub struct DemoTls {
+    pub extra_hosts: Vec<crate::tls::pki::Host>,
+}
+
+/// The demo CA's certificate, for `--ca` and for a phone to trust.
+pub const CA_FILE: &str = "keys/ca.pem";
+const TLS_CERT_FILE: &str = "keys/tls.crt";
+const TLS_KEY_FILE: &str = "keys/tls.key";
+/// The names the certificate in `keys/tls.crt` is for: a re-run with the
+/// same ones keeps it (a phone that trusts the CA goes on trusting it).
+const TLS_HOSTS_FILE: &str = "keys/tls-hosts.txt";
+
+/// The demo's certificate for `hosts`: kept from the last run when it was
+/// for the same names, else a new CA and certificate.
+fn demo_certificate(
+    dir: &Path,
+    hosts: &[crate::tls::pki::Host],
+    now: i64,
+) -> Result<crate::tls::TlsFiles, DemoError> {
+    use crate::tls::pki::{DeploymentCa, Usage, Validity, LEAF_DAYS};
+    let files = crate::tls::TlsFiles {
+        cert: dir.join(TLS_CERT_FILE),
+        key: dir.join(TLS_KEY_FILE),
+    };
+    let names = hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let same = std::fs::read_to_string(dir.join(TLS_HOSTS_FILE)).ok().as_deref()
+        == Some(names.as_str())
+        && files.cert.exists()
+        && files.key.exists()
+        && dir.join(CA_FILE).exists();
+    if same {
+        return Ok(files);
+    }
+    for f in [CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE, TLS_HOSTS_FILE] {
+        match std::fs::remove_file(dir.join(f)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("removing {f}"))(e))
+            }
+            _ => {}
+        }
+    }
+    let ca = DeploymentCa::new("Consentry demo", hosts, now)?;
+    ca.write_cert(&dir.join(CA_FILE))?;
+    ca.issue(Usage::Server, hosts, Validity { now, days: LEAF_DAYS })?
+        .write(&files.cert, &files.key)?;
+    std::fs::write(dir.join(TLS_HOSTS_FILE), &names).map_err(io("writing the certificate's names"))?;
+    Ok(files)
 }
 
 /// An I/O error with what was being done.
@@ -131,6 +192,7 @@ fn enrolment(
         key_id: format!("{id}:1"),
         public_key: B64.encode(key.verifying_key().as_bytes()),
         upstream: upstream.to_string(),
+        upstream_client_certificate: false,
         classes: classes.iter().map(|c| c.to_string()).collect(),
         roles: vec![role],
         at: now,
@@ -286,13 +348,19 @@ pub async fn run(
     listen: std::net::SocketAddr,
     fresh: bool,
     witnesses: bool,
+    tls: Option<DemoTls>,
 ) -> Result<(), DemoError> {
     use std::sync::Arc;
+
+    use crate::tls::pki::Host;
 
     use crate::upstream::{self, Holder};
 
     if fresh && dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(format!("removing {}", dir.display())))?;
+    }
+    if tls.is_none() && !listen.ip().is_loopback() {
+        return Err(DemoError::PlainBeyondLoopback(listen));
     }
     let keys = keys(dir)?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
@@ -313,8 +381,13 @@ pub async fn run(
             .await
             .map_err(io(format!("binding the sample record system on {addr}")))?;
         let bound = l.local_addr().map_err(io("reading a bound address"))?;
-        let router = upstream::router(holder, bound.to_string(), gateway_public, clock.clone());
-        tokio::spawn(async move { axum::serve(l, router).await });
+        let origin = crate::origin::Origin::parse(&format!("http://{bound}"))
+            .map_err(|e| DemoError::Io {
+                what: "the sample record system's address".into(),
+                err: std::io::Error::other(e),
+            })?;
+        let router = upstream::router(holder, origin, gateway_public, clock.clone());
+        tokio::spawn(upstream::serve(l, router, None));
         upstream_urls.push(format!("http://{bound}/fhir"));
     }
     let dep = Arc::new(
@@ -351,7 +424,27 @@ pub async fn run(
     if witnesses {
         enrol_witnesses(&dep, dir, &keys, clock.now()).await?;
     }
-    let url = format!("http://{bound}");
+    let server_tls = match &tls {
+        None => None,
+        Some(t) => {
+            let mut hosts = vec![
+                Host::Dns("localhost".into()),
+                Host::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
+            ];
+            hosts.extend(t.extra_hosts.iter().cloned());
+            let files = demo_certificate(dir, &hosts, clock.now())?;
+            Some(crate::tls::ServerTls::load(files)?)
+        }
+    };
+    // The first extra name, when one is given, is the one a phone uses:
+    // agencies and the portal must sign against the same address.
+    let url = match &tls {
+        None => format!("http://{bound}"),
+        Some(t) => match t.extra_hosts.first() {
+            Some(h) => format!("https://{h}:{}", bound.port()),
+            None => format!("https://localhost:{}", bound.port()),
+        },
+    };
     std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))
         .map_err(io(format!("writing {GATEWAY_URL_FILE}")))?;
     let witness_policy = match witnesses {
@@ -387,6 +480,7 @@ pub async fn run(
         metrics_listener,
         state,
         &crate::server::HttpLimits::default(),
+        server_tls,
     )
     .await
     .map_err(io("serving the demo"))

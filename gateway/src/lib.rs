@@ -12,6 +12,8 @@
 //! - [`source`]: who a request is from (the peer, or behind a configured
 //!   trusted proxy the forwarded client); [`listener`]: bounded connections
 //!   (in all and per source address) and the idle watch.
+//! - [`tls`]: rustls for every side: the server's certificate (reloaded
+//!   without a restart), the clients' trust, the deployment CA for pilots.
 //! - [`httpsig`]: RFC 9421 HTTP Message Signatures (Ed25519) and RFC 9530
 //!   `Content-Digest`, with a bounded nonce replay cache.
 //! - [`deployment`]: the log plus the consent state replayed from it; the
@@ -72,6 +74,7 @@ pub mod problem;
 pub mod quota;
 pub mod server;
 pub mod source;
+pub mod tls;
 pub mod upstream;
 pub mod witness;
 pub mod words;

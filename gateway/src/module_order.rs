@@ -12,6 +12,7 @@ const ROOMS: &[&str] = &[
     "origin",
     "source",
     "listener",
+    "tls",
     "httpsig",
     "deployment",
     "problem",

@@ -141,6 +141,7 @@ fn build() -> World {
             key_id: format!("k-{}", agency_id(i)),
             public_key: KEY.into(),
             upstream: format!("http://127.0.0.1:9000/{i}"),
+            upstream_client_certificate: false,
             classes: vec![agency_class(i).into()],
             roles: vec![Role::Agency],
             at: T0,

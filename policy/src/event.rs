@@ -140,6 +140,11 @@ pub struct AgencyEnrolled {
     /// Base64 of the 32-byte Ed25519 public key; policy does no crypto.
     pub public_key: String,
     pub upstream: String,
+    /// Whether the holder's upstream asks for the gateway's client
+    /// certificate (mTLS): part of the holder's entry, like its URL.
+    /// Absent in entries from before it existed: no.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_client_certificate: bool,
     pub classes: Vec<String>,
     pub roles: Vec<Role>,
     pub at: i64,

@@ -72,6 +72,7 @@ pub mod fixture {
                 key_id: format!("{id}:1"),
                 public_key: B64.encode(agency_key(i).verifying_key().as_bytes()),
                 upstream: format!("http://127.0.0.1:9/{id}"),
+                upstream_client_certificate: false,
                 classes: vec!["clinic".into()],
                 roles: vec![Role::Agency],
                 at: NOW,
@@ -371,6 +372,7 @@ pub mod net {
             key_id: agency_key_id(id),
             public_key: B64.encode(key.verifying_key().as_bytes()),
             upstream: "http://127.0.0.1:9/none".into(),
+            upstream_client_certificate: false,
             classes: vec![],
             roles: vec![role],
             at: NOW,
@@ -529,8 +531,9 @@ pub mod net {
         for (id, _, holder) in AGENCIES {
             if let Some(h) = holder {
                 let (l, a) = bind().await;
-                let r = upstream::router(*h, a.to_string(), gw_key.verifying_key(), clock.clone());
-                tokio::spawn(async move { axum::serve(l, r).await });
+                let origin = gateway::origin::Origin::parse(&format!("http://{a}")).unwrap();
+                let r = upstream::router(*h, origin, gw_key.verifying_key(), clock.clone());
+                tokio::spawn(upstream::serve(l, r, None));
                 upstreams.push((id.to_string(), a));
             }
         }
@@ -548,6 +551,7 @@ pub mod net {
                 key_id: agency_key_id(id),
                 public_key: B64.encode(agency_key(id).verifying_key().as_bytes()),
                 upstream,
+                upstream_client_certificate: false,
                 classes: classes.iter().map(|c| c.to_string()).collect(),
                 roles: vec![Role::Agency],
                 at: NOW,
@@ -745,6 +749,7 @@ pub mod net {
             key_id: format!("{holder}:1"),
             public_key: B64.encode(SigningKey::from_bytes(&[23; 32]).verifying_key().as_bytes()),
             upstream: format!("http://{addr}/fhir"),
+            upstream_client_certificate: false,
             classes: vec!["clinic".into()],
             roles: vec![Role::Agency],
             at: NOW,

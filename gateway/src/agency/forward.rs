@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -28,6 +29,16 @@ pub enum ForwardError {
     TooLarge(usize),
     #[error("cannot sign the forwarded request: {0}")]
     Sign(String),
+    #[error("the holder's upstream certificate is not trusted: {0}")]
+    Untrusted(String),
+    #[error("the holder's upstream certificate has expired or is not yet valid: {0}")]
+    Expired(String),
+    #[error("the holder's upstream certificate is for another name: {0}")]
+    WrongName(String),
+    #[error("TLS with the holder's upstream failed: {0}")]
+    Tls(String),
+    #[error("the holder's upstream asks for the gateway's client certificate, and none is configured ([upstream_tls] client_cert and client_key)")]
+    NoClientCertificate,
 }
 
 impl ForwardError {
@@ -39,8 +50,48 @@ impl ForwardError {
             ForwardError::Timeout(_) => "upstream-timeout",
             ForwardError::TooLarge(_) => "upstream-too-large",
             ForwardError::Sign(_) => "upstream-sign-failed",
+            ForwardError::Untrusted(_) => "upstream-certificate-untrusted",
+            ForwardError::Expired(_) => "upstream-certificate-expired",
+            ForwardError::WrongName(_) => "upstream-certificate-wrong-name",
+            ForwardError::Tls(_) => "upstream-tls-failed",
+            ForwardError::NoClientCertificate => "upstream-client-certificate-unconfigured",
         }
     }
+
+    /// A failed exchange, read: a certificate refused is said as such, not
+    /// as an upstream that could not be reached.
+    fn from_client(e: &hyper_util::client::legacy::Error) -> Self {
+        use rustls::{CertificateError as C, Error as R};
+        match crate::tls::client::tls_failure(e) {
+            None => ForwardError::Unreachable(e.to_string()),
+            Some(r) => {
+                let words = r.to_string();
+                match r {
+                    R::InvalidCertificate(C::UnknownIssuer | C::BadSignature)
+                    | R::InvalidCertificate(C::InvalidPurpose) => ForwardError::Untrusted(words),
+                    R::InvalidCertificate(
+                        C::Expired | C::ExpiredContext { .. } | C::NotValidYet,
+                    )
+                    | R::InvalidCertificate(C::NotValidYetContext { .. }) => {
+                        ForwardError::Expired(words)
+                    }
+                    R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+                        ForwardError::WrongName(words)
+                    }
+                    R::InvalidCertificate(_) => ForwardError::Untrusted(words),
+                    _ => ForwardError::Tls(words),
+                }
+            }
+        }
+    }
+}
+
+/// How the gateway trusts record systems over TLS: whose certificates,
+/// and its own client certificate (mTLS) for the holders that ask for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    pub roots: crate::tls::Roots,
+    pub identity: Option<crate::tls::client::Identity>,
 }
 
 /// The upstream's answer, whole.
@@ -58,9 +109,15 @@ pub struct Outgoing<'a> {
     pub now: i64,
 }
 
-/// The gateway's HTTP client for upstreams, with its limits.
+type Upstream = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The gateway's HTTP client for upstreams, with its limits: one pool that
+/// presents no certificate, and one that presents the gateway's, used only
+/// for the holders whose entry asks for it (a holder that does not learn
+/// nothing it need not).
 pub struct Forwarder {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Upstream,
+    with_identity: Option<Upstream>,
     key_id: String,
     key: ed25519_dalek::SigningKey,
     pub timeout: Duration,
@@ -76,23 +133,39 @@ impl Forwarder {
         key: ed25519_dalek::SigningKey,
         timeout: Duration,
         body_bytes_max: usize,
-    ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1024)
-            .build(connector);
-        Self {
+        tls: &UpstreamTls,
+    ) -> Result<Self, crate::tls::TlsError> {
+        let pool = |identity: Option<&crate::tls::client::Identity>| {
+            let config = crate::tls::client::upstream_config(&tls.roots, identity)?;
+            Ok::<_, crate::tls::TlsError>(
+                Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(1024)
+                    .build(crate::tls::client::connector(config, timeout)),
+            )
+        };
+        let client = pool(None)?;
+        let with_identity = match &tls.identity {
+            Some(id) => Some(pool(Some(id))?),
+            None => None,
+        };
+        Ok(Self {
             client,
+            with_identity,
             key_id,
             key,
             timeout,
             body_bytes_max,
-        }
+        })
     }
 
-    /// Sends the signed GET and reads the whole answer within the limits.
-    pub async fn get(&self, out: &Outgoing<'_>) -> Result<Answer, ForwardError> {
+    /// Sends the signed GET and reads the whole answer within the limits,
+    /// presenting the gateway's client certificate when `identify`.
+    pub async fn get(&self, out: &Outgoing<'_>, identify: bool) -> Result<Answer, ForwardError> {
+        let client = match (identify, &self.with_identity) {
+            (false, _) => &self.client,
+            (true, Some(c)) => c,
+            (true, None) => return Err(ForwardError::NoClientCertificate),
+        };
         let (uri, headers) = sign_forward(out, &self.key_id, &self.key)?;
         let mut req = http::Request::get(uri);
         if let Some(h) = req.headers_mut() {
@@ -102,11 +175,10 @@ impl Forwarder {
             .body(Full::new(Bytes::new()))
             .map_err(|e| ForwardError::BadUrl(e.to_string()))?;
         let exchange = async {
-            let resp = self
-                .client
+            let resp = client
                 .request(req)
                 .await
-                .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
+                .map_err(|e| ForwardError::from_client(&e))?;
             let status = resp.status().as_u16();
             let body = Limited::new(resp.into_body(), self.body_bytes_max)
                 .collect()

@@ -44,6 +44,7 @@ use crate::httpsig::{self, HttpSigError, LabelPolicy, NonceCache, OwnedMessage, 
 use crate::origin::Origin;
 use crate::problem::Problem;
 use forward::{ForwardError, Forwarder, Outgoing};
+pub use forward::UpstreamTls;
 use metrics::Metrics;
 use policy::{
     AccessRefused, AccessReleased, CategoryCount, ConsentState, Event, KeyOwner, Role, V1,
@@ -117,6 +118,7 @@ impl Gateway {
         key: ed25519_dalek::SigningKey,
         origin: Origin,
         limits: Limits,
+        upstream_tls: &UpstreamTls,
     ) -> Result<Self, StartError> {
         let key_id = dep.state()?.trust().gateway_key_id.clone();
         // The start, on the injected clock, and what was accepted before
@@ -136,7 +138,8 @@ impl Gateway {
                 key.clone(),
                 limits.upstream_timeout,
                 limits.upstream_body_bytes_max,
-            ),
+                upstream_tls,
+            )?,
             forward_mac: path::ForwardMac::from_gateway_key(&key),
             refusals: refusals::Refusals::default(),
             dep,
@@ -410,6 +413,8 @@ pub enum StartError {
     Stopped(#[from] crate::deployment::Stopped),
     #[error("reading what the log accepted before this start: {0}")]
     Earlier(#[from] replay::ScanError),
+    #[error("the upstream client's TLS: {0}")]
+    UpstreamTls(#[from] crate::tls::TlsError),
 }
 
 /// Why [`Gateway::authenticate`] did not accept a request.
@@ -666,8 +671,8 @@ async fn fetch(
         .state()
         .map_err(|_| Nothing::new(StatusCode::SERVICE_UNAVAILABLE, "deployment-stopped", 0))?
         .agency(holder)
-        .map(|a| a.enrolled.upstream);
-    let Some(base) = upstream else {
+        .map(|a| (a.enrolled.upstream, a.enrolled.upstream_client_certificate));
+    let Some((base, identify)) = upstream else {
         return Err(Nothing::new(
             StatusCode::BAD_GATEWAY,
             "holder-has-no-upstream",
@@ -687,7 +692,7 @@ async fn fetch(
             decision_id: r.decision_id,
             released: r.categories,
             now: r.now,
-        })
+        }, identify)
         .await;
     g.metrics.upstream(up_started.elapsed());
     match answer {

@@ -20,6 +20,15 @@ pub struct DemoArgs {
     /// 2-of-3 policy in DIR/keys/witnesses.txt) for `consentry witness`.
     #[arg(long)]
     pub witnesses: bool,
+    /// Serve HTTPS, with a certificate for localhost and 127.0.0.1 from a
+    /// demo CA whose certificate is DIR/keys/ca.pem.
+    #[arg(long)]
+    pub tls: bool,
+    /// Also put NAME (this machine's LAN name, say) in the certificate,
+    /// and serve at https://NAME:PORT, to try the portal from a phone that
+    /// trusts DIR/keys/ca.pem; implies --tls. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub tls_host: Vec<String>,
 }
 
 #[derive(Args)]

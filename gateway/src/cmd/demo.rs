@@ -6,6 +6,16 @@ use std::process::ExitCode;
 use super::args::DemoArgs;
 
 pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    gateway::demo::run(&a.dir, a.listen, a.fresh, a.witnesses).await?;
+    let tls = match (a.tls, a.tls_host.is_empty()) {
+        (false, true) => None,
+        _ => Some(gateway::demo::DemoTls {
+            extra_hosts: a
+                .tls_host
+                .iter()
+                .map(|h| gateway::tls::pki::Host::parse(h))
+                .collect::<Result<_, _>>()?,
+        }),
+    };
+    gateway::demo::run(&a.dir, a.listen, a.fresh, a.witnesses, tls).await?;
     Ok(ExitCode::SUCCESS)
 }

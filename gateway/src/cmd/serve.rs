@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use gateway::config::Config;
+use gateway::config::{Config, Serving};
 use gateway::deployment::Deployment;
 use gateway::server::AppState;
 
@@ -24,6 +24,16 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", c.listen))?;
     let bound = listener.local_addr()?;
+    // Before the store is served: TLS, or plain HTTP where it is allowed.
+    let tls = match c.serving(bound)? {
+        Serving::Tls(files) => Some(gateway::tls::ServerTls::load(files)?),
+        Serving::Plain { warning } => {
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
+            None
+        }
+    };
     let public_url = public_url(&c, bound);
     let state = AppState::new(
         dep.clone(),
@@ -36,11 +46,13 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {} for /metrics", c.metrics_listen))?;
     let metrics_bound = metrics_listener.local_addr()?;
     println!(
-        "consentry serving log {} ({} entries) on {bound}, public url {public_url}, metrics on http://{metrics_bound}/metrics",
+        "consentry serving log {} ({} entries) on {bound} ({}), public url {public_url}, metrics on http://{metrics_bound}/metrics",
         c.origin,
-        dep.log.size()
+        dep.log.size(),
+        if tls.is_some() { "TLS" } else { "plain HTTP" },
     );
-    gateway::server::serve_until_interrupted(listener, metrics_listener, state, &limits).await?;
+    gateway::server::serve_until_interrupted(listener, metrics_listener, state, &limits, tls)
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 

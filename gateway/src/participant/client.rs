@@ -10,9 +10,6 @@ use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::rt::TokioExecutor;
 use ledger::{Checkpoint, Envelope, NoteVerifier};
 use serde_json::{json, Value};
 
@@ -50,25 +47,37 @@ pub struct ParticipantClient {
     key_id: String,
     key: SigningKey,
     token: Option<String>,
-    http: Hyper<HttpConnector, Full<Bytes>>,
+    http: crate::client::Http,
     pub timeout: Duration,
 }
 
 impl ParticipantClient {
+    /// A client of `gateway` trusting the system's roots (for `https://`).
     pub fn new(
         gateway: &str,
         participant: &str,
         key_id: &str,
         key: SigningKey,
     ) -> Result<Self, ClientError> {
+        Self::with_roots(gateway, participant, key_id, key, &crate::tls::Roots::System)
+    }
+
+    /// A client of `gateway` trusting `roots` (`--ca FILE`).
+    pub fn with_roots(
+        gateway: &str,
+        participant: &str,
+        key_id: &str,
+        key: SigningKey,
+        roots: &crate::tls::Roots,
+    ) -> Result<Self, ClientError> {
         let gateway = crate::client::gateway_url(gateway)?;
         Ok(Self {
+            http: crate::client::http(&gateway, roots)?,
             gateway,
             participant: participant.to_string(),
             key_id: key_id.to_string(),
             key,
             token: None,
-            http: Hyper::builder(TokioExecutor::new()).build(HttpConnector::new()),
             timeout: Duration::from_secs(30),
         })
     }

@@ -45,6 +45,18 @@ pub struct HttpLimits {
     /// request is from, for the limits per source ([`crate::source`]).
     /// None by default: the TCP peer is the source.
     pub trusted_proxies: Arc<crate::source::TrustedProxies>,
+    /// With TLS: from a connection's accept to the end of its handshake,
+    /// before HTTP and its timers start.
+    pub tls_handshake_timeout: Duration,
+    /// With HTTP/2 (TLS, by ALPN): requests open at once on one connection.
+    pub http2_streams_max: u32,
+    /// With HTTP/2: streams a client opened and reset before they were
+    /// served, held at once; more end the connection (the rapid-reset
+    /// flood, CVE-2023-44487).
+    pub http2_resets_pending_max: usize,
+    /// With HTTP/2: streams the server had to reset for a client's errors;
+    /// more end the connection.
+    pub http2_error_resets_max: usize,
 }
 
 impl Default for HttpLimits {
@@ -61,6 +73,10 @@ impl Default for HttpLimits {
             requests_per_source_per_second: 10_000,
             requests_per_source_burst: 20_000,
             trusted_proxies: Arc::default(),
+            tls_handshake_timeout: Duration::from_secs(10),
+            http2_streams_max: 100,
+            http2_resets_pending_max: 20,
+            http2_error_resets_max: 256,
         }
     }
 }
@@ -95,11 +111,15 @@ impl HttpLimits {
                 "connections_per_address_max",
                 self.connections_per_address_max,
             ),
+            ("http2_streams_max", self.http2_streams_max as usize),
+            ("http2_resets_pending_max", self.http2_resets_pending_max),
+            ("http2_error_resets_max", self.http2_error_resets_max),
         ];
         let times = [
             ("request_timeout", self.request_timeout),
             ("header_read_timeout", self.header_read_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(LimitsError::Zero(name));

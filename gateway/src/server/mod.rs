@@ -36,8 +36,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::problem::Problem;
 pub use limits::{HttpLimits, LimitsError};
 pub use run::{
-    activate_rotations, publish_checkpoints, run, serve_until_interrupted, summarise_refusals,
-    REFUSAL_SUMMARY_EVERY,
+    activate_rotations, publish_checkpoints, run, run_tls, serve_until_interrupted,
+    summarise_refusals, CERTIFICATE_CHECK_EVERY, REFUSAL_SUMMARY_EVERY,
 };
 pub use state::{AppState, Settings, StateError};
 
@@ -47,6 +47,7 @@ pub use state::{AppState, Settings, StateError};
 pub fn app(state: AppState, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
     let trusted = limits.trusted_proxies.clone();
+    let https = state.agency.origin().is_https();
     let routes = Router::new()
         .route(
             "/v1/records/{holder}/{participant}/{*fhir_path}",
@@ -81,6 +82,24 @@ pub fn app(state: AppState, limits: &HttpLimits) -> Router {
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
         .layer(middleware::map_response(as_problem))
         .layer(middleware::from_fn(no_store))
+        .layer(middleware::map_response(move |r: Response| hsts(r, https)))
+}
+
+/// Two years, as browsers' preload lists ask: once a browser has reached
+/// the gateway over HTTPS it never tries plain HTTP there again, so a
+/// network attacker cannot strip TLS from the portal.
+pub const HSTS: &str = "max-age=63072000";
+
+/// `Strict-Transport-Security` on every answer when the public URL is
+/// `https://`, whether TLS ends here or at a reverse proxy.
+async fn hsts(mut r: Response, https: bool) -> Response {
+    if https {
+        r.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static(HSTS),
+        );
+    }
+    r
 }
 
 /// The per-source rate limit: governor's GCRA keyed by the peer address

@@ -1,4 +1,5 @@
-//! Serving: the HTTP/1.1 connection loop with its limits and timeouts, a
+//! Serving: the connection loop (TLS when configured, then HTTP/1.1 or
+//! HTTP/2 by ALPN) with its limits and timeouts, a
 //! graceful shutdown, and the background work `serve` and `demo` run
 //! beside it (checkpoints, key activations, refusal summaries).
 
@@ -13,6 +14,7 @@ use super::limits::HttpLimits;
 use super::state::AppState;
 use super::{app, metrics_app};
 use crate::agency::Gateway;
+use crate::tls::ServerTls;
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves:
 /// HTTP/1.1, the connection limits of [`crate::listener`], the header-read
@@ -25,6 +27,46 @@ pub async fn run(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(listener, limits, app, None, shutdown).await
+}
+
+/// As [`run`], with TLS first on every connection: a handshake within
+/// `tls_handshake_timeout`, then HTTP/2 when ALPN chose it, else HTTP/1.1.
+/// A plain-HTTP request on this port gets one plain answer that says to
+/// use `https://` (nothing else is read or served in clear).
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    limits: &HttpLimits,
+    app: Router,
+    tls: Arc<ServerTls>,
+    public_url: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = tls
+        .config(true)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let tls = Tls {
+        config,
+        plain_answer: plain_http_answer(public_url),
+        handshake_timeout: limits.tls_handshake_timeout,
+    };
+    serve(listener, limits, app, Some(Arc::new(tls)), shutdown).await
+}
+
+/// What a TLS listener needs per connection.
+struct Tls {
+    config: Arc<rustls::ServerConfig>,
+    plain_answer: bytes::Bytes,
+    handshake_timeout: Duration,
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    limits: &HttpLimits,
+    app: Router,
+    tls: Option<Arc<Tls>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     limits
         .check()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -33,21 +75,27 @@ pub async fn run(
         limits.connections_max,
         limits.connections_per_address_max,
     );
-    let http = Arc::new(http1_builder(limits));
+    let http = Arc::new(Protocols {
+        http1: http1_builder(limits),
+        http2: http2_builder(limits),
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             (io, peer) = listener.accept() => {
-                connections.spawn(serve_connection(
-                    io,
+                let conn = Connection {
                     peer,
-                    app.clone(),
-                    http.clone(),
-                    limits.idle_timeout,
-                    graceful.watcher(),
-                ));
+                    app: app.clone(),
+                    http: http.clone(),
+                    idle: limits.idle_timeout,
+                    graceful: graceful.watcher(),
+                };
+                match &tls {
+                    None => connections.spawn(conn.serve(io, false)),
+                    Some(tls) => connections.spawn(conn.handshake(io, tls.clone())),
+                };
             }
             // Reaped as they end, so that the set holds open ones only.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -61,10 +109,16 @@ pub async fn run(
     Ok(())
 }
 
-/// HTTP/1.1 only, as axum's own `serve` without its `http2` feature: a
-/// version-sniffing server reads a connection's first bytes before any
-/// header timer starts, so a socket that never sends one would never time
-/// out.
+/// The two HTTP versions a connection may speak, built once per listener.
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+}
+
+/// HTTP/1.1 on a plain listener, as axum's own `serve` without its `http2`
+/// feature: a version-sniffing server reads a connection's first bytes
+/// before any header timer starts, so a socket that never sends one would
+/// never time out. With TLS, ALPN says the version before any HTTP byte.
 fn http1_builder(limits: &HttpLimits) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(hyper_util::rt::TokioTimer::new())
@@ -73,28 +127,116 @@ fn http1_builder(limits: &HttpLimits) -> hyper::server::conn::http1::Builder {
     b
 }
 
-/// One connection, until it ends, its idle timeout passes, or a graceful
-/// shutdown has let it finish. Each request carries the peer's address as
-/// axum's `ConnectInfo`.
-async fn serve_connection<I>(
-    io: I,
+/// HTTP/2 within the limits: streams at once, the header list (the same
+/// cap as HTTP/1.1's headers), and the resets that end a connection.
+fn http2_builder(
+    limits: &HttpLimits,
+) -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(limits.http2_streams_max)
+        .max_header_list_size(u32::try_from(limits.header_bytes_max).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(limits.http2_resets_pending_max)
+        .max_local_error_reset_streams(limits.http2_error_resets_max);
+    b
+}
+
+/// The answer to a plain-HTTP request on the TLS port: RFC 9457, closed
+/// after, naming the address to use instead.
+fn plain_http_answer(public_url: &str) -> bytes::Bytes {
+    let body = serde_json::json!({
+        "type": "https-required",
+        "title": "This gateway speaks HTTPS only",
+        "status": 400,
+        "detail": format!("plain HTTP is not served here: use {public_url}"),
+    })
+    .to_string();
+    bytes::Bytes::from(format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
     peer: std::net::SocketAddr,
     app: Router,
-    http: Arc<hyper::server::conn::http1::Builder>,
+    http: Arc<Protocols>,
     idle: Duration,
     graceful: hyper_util::server::graceful::Watcher,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tower::ServiceExt;
-    let activity = crate::listener::Activity::new();
-    let io = hyper_util::rt::TokioIo::new(crate::listener::Watched::new(io, activity.clone()));
-    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        app.clone().oneshot(req)
-    });
-    let conn = graceful.watch(http.serve_connection(io, service));
+}
+
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+impl Connection {
+    /// TLS, then HTTP: the first byte read (within the handshake timeout)
+    /// tells a TLS client from a plain-HTTP one, which gets the plain
+    /// answer; a handshake that fails or does not end in time closes the
+    /// socket before any HTTP is read.
+    async fn handshake<I>(self, mut io: I, tls: Arc<Tls>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = tokio::time::Instant::now() + tls.handshake_timeout;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout_at(deadline, io.read(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        if first[0] != TLS_HANDSHAKE_RECORD {
+            let _ = tokio::time::timeout_at(deadline, async {
+                io.write_all(&tls.plain_answer).await?;
+                io.shutdown().await
+            })
+            .await;
+            return;
+        }
+        let io = crate::tls::server::Replayed::new(first[0], io);
+        let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(io);
+        let Ok(Ok(stream)) = tokio::time::timeout_at(deadline, accept).await else {
+            return;
+        };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2);
+        self.serve(stream, h2).await;
+    }
+
+    /// HTTP on `io` until it ends, its idle timeout passes, or a graceful
+    /// shutdown has let it finish. Each request carries the peer's address
+    /// as axum's `ConnectInfo`.
+    async fn serve<I>(self, io: I, h2: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use tower::ServiceExt;
+        let Connection {
+            peer,
+            app,
+            http,
+            idle,
+            graceful,
+        } = self;
+        let activity = crate::listener::Activity::new();
+        let io = hyper_util::rt::TokioIo::new(crate::listener::Watched::new(io, activity.clone()));
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        if h2 {
+            let conn = graceful.watch(http.http2.serve_connection(io, service));
+            until_idle(conn, &activity, idle).await;
+        } else {
+            let conn = graceful.watch(http.http1.serve_connection(io, service));
+            until_idle(conn, &activity, idle).await;
+        }
+    }
+}
+
+/// Drives `conn` until it ends or no byte has moved for `idle`; dropping
+/// it then closes the socket.
+async fn until_idle<F: Future>(conn: F, activity: &crate::listener::Activity, idle: Duration) {
     tokio::pin!(conn);
     let mut deadline = activity.last() + idle;
     loop {
@@ -103,7 +245,6 @@ async fn serve_connection<I>(
             () = tokio::time::sleep_until(deadline) => {
                 deadline = activity.last() + idle;
                 if deadline <= tokio::time::Instant::now() {
-                    // Dropping the connection closes the socket.
                     return;
                 }
             }
@@ -111,15 +252,20 @@ async fn serve_connection<I>(
     }
 }
 
+/// How often the server's certificate files are looked at for a change.
+pub const CERTIFICATE_CHECK_EVERY: Duration = Duration::from_secs(2);
+
 /// Runs the gateway until Ctrl-C, as `serve` and `demo` do: the public routes on
-/// `listener`, `/metrics` on `metrics_listener`; a checkpoint every second
-/// while the log grows, and a last one at the end so that it covers
-/// everything served.
+/// `listener` (over `tls` when given, its certificate reloaded when its
+/// files change or on SIGHUP), `/metrics` on `metrics_listener`; a
+/// checkpoint every second while the log grows, and a last one at the end
+/// so that it covers everything served.
 pub async fn serve_until_interrupted(
     listener: tokio::net::TcpListener,
     metrics_listener: tokio::net::TcpListener,
     state: AppState,
     limits: &HttpLimits,
+    tls: Option<Arc<ServerTls>>,
 ) -> std::io::Result<()> {
     let dep = state.dep.clone();
     let gw = state.agency.clone();
@@ -137,10 +283,20 @@ pub async fn serve_until_interrupted(
             .await
         })
     };
-    let served = run(listener, limits, app(state, limits), async {
+    let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    };
+    let public_url = state.agency.origin().to_string();
+    let app = app(state, limits);
+    let served = match tls {
+        None => run(listener, limits, app, interrupted).await,
+        Some(tls) => {
+            let watcher = tokio::spawn(tls.clone().watch(CERTIFICATE_CHECK_EVERY));
+            let served = run_tls(listener, limits, app, tls, &public_url, interrupted).await;
+            watcher.abort();
+            served
+        }
+    };
     drop(stop_metrics);
     let metrics_served = metrics.await.map_err(std::io::Error::other)?;
     publisher.abort();
@@ -227,18 +383,18 @@ mod tests {
         };
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let started = tokio::time::Instant::now();
-        let served = tokio::time::timeout(
-            Duration::from_secs(20),
-            serve_connection(
-                server_side,
-                peer,
-                big,
-                Arc::new(http1_builder(&limits)),
-                limits.idle_timeout,
-                graceful.watcher(),
-            ),
-        )
-        .await;
+        let conn = Connection {
+            peer,
+            app: big,
+            http: Arc::new(Protocols {
+                http1: http1_builder(&limits),
+                http2: http2_builder(&limits),
+            }),
+            idle: limits.idle_timeout,
+            graceful: graceful.watcher(),
+        };
+        let served =
+            tokio::time::timeout(Duration::from_secs(20), conn.serve(server_side, false)).await;
         assert!(served.is_ok(), "the stalled connection was never closed");
         assert!(started.elapsed() >= limits.idle_timeout);
         drop(client);

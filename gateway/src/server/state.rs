@@ -26,6 +26,9 @@ pub struct Settings {
     pub intakes: IntakeLimits,
     /// The witnesses and quorum the portal's "verified" mark asks for.
     pub witness_policy: Option<ledger::WitnessPolicy>,
+    /// How record systems' certificates are trusted, and the gateway's
+    /// own client certificate for the holders that ask for it.
+    pub upstream_tls: agency::UpstreamTls,
 }
 
 impl Settings {
@@ -36,6 +39,7 @@ impl Settings {
             sessions: SessionLimits::default(),
             intakes: IntakeLimits::default(),
             witness_policy: None,
+            upstream_tls: agency::UpstreamTls::default(),
         }
     }
 }
@@ -74,6 +78,7 @@ impl AppState {
             key,
             origin.clone(),
             settings.agency,
+            &settings.upstream_tls,
         )?;
         let participants = Participants::new(
             dep.clone(),

@@ -40,6 +40,7 @@ async fn gateway(dir: &std::path::Path) -> AppState {
         key_id: "hope-clinic:1".into(),
         public_key: B64.encode(key(3).verifying_key().as_bytes()),
         upstream: "http://127.0.0.1:9/fhir".into(),
+        upstream_client_certificate: false,
         classes: vec!["clinic".into()],
         roles: vec![policy::Role::Agency],
         at: NOW,

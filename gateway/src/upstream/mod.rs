@@ -32,31 +32,70 @@ pub enum Holder {
 
 struct Upstream {
     holder: Holder,
-    /// `host:port` this server is reached at: the signed `@target-uri` is
-    /// checked against it, never against the `Host` header alone.
-    authority: String,
+    /// `scheme://host:port` this server is reached at: the signed
+    /// `@target-uri` is checked against it, never against the `Host`
+    /// header alone.
+    origin: crate::origin::Origin,
     gateway_key: VerifyingKey,
     clock: Arc<dyn Clock>,
     nonces: NonceCache,
 }
 
-/// A sample record system reached at `authority`, trusting only the
-/// gateway's key.
+/// A sample record system reached at `origin` (`http://host:port` or
+/// `https://…`), trusting only the gateway's key.
 pub fn router(
     holder: Holder,
-    authority: String,
+    origin: crate::origin::Origin,
     gateway_key: VerifyingKey,
     clock: Arc<dyn Clock>,
 ) -> Router {
     let up = Arc::new(Upstream {
         holder,
-        authority,
+        origin,
         gateway_key,
         clock,
         nonces: NonceCache::new(NONCES_MAX, 60),
     });
     Router::new().fallback(answer).with_state(up)
 }
+
+/// Serves a sample record system on `listener` until the task is dropped:
+/// plain HTTP/1.1, or TLS first with `tls` (a config that may ask for the
+/// gateway's client certificate). A failed handshake closes that
+/// connection only.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let Some(tls) = tls else {
+        let _ = axum::serve(listener, app).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let accept = acceptor.accept(tcp);
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                use tower::ServiceExt;
+                app.clone().oneshot(req)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn refuse(status: StatusCode, detail: &str) -> Response {
     crate::problem::Problem::Blank(status, detail.into()).into_response()
@@ -68,8 +107,8 @@ async fn answer(State(up): State<Arc<Upstream>>, req: Request) -> Response {
         &parts.method,
         &parts.uri,
         &parts.headers,
-        "http",
-        Some(&up.authority),
+        up.origin.scheme(),
+        Some(up.origin.authority()),
     ) {
         Ok(m) => m,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -180,6 +180,7 @@ fn init_then_serve_takes_signed_entries_and_refuses_bad_ones() {
         key_id: "hope-clinic:1".into(),
         public_key: B64.encode(agency.verifying_key().as_bytes()),
         upstream: "http://127.0.0.1:9/fhir".into(),
+        upstream_client_certificate: false,
         classes: vec!["clinic".into()],
         roles: vec![policy::Role::Agency],
         at: 1_800_000_000,

@@ -32,6 +32,7 @@ fn enrol(rt: &tokio::runtime::Runtime, dir: &std::path::Path, witness: &ed25519_
         key_id: format!("{WITNESS}:1"),
         public_key: B64.encode(witness.verifying_key().as_bytes()),
         upstream: "http://127.0.0.1:9/none".into(),
+        upstream_client_certificate: false,
         classes: vec![],
         roles: vec![policy::Role::Witness],
         at: 1_800_000_000,

@@ -74,6 +74,7 @@ impl ConsentState {
             enrolled_key_id: e.key_id.as_str().into(),
             key_id: e.key_id.as_str().into(),
             upstream: e.upstream.as_str().into(),
+            upstream_client_certificate: e.upstream_client_certificate,
             classes,
             roles,
             enrolled_at: e.at,

@@ -192,6 +192,7 @@ impl ConsentState {
                     .map(|k| k.public_key.to_string())
                     .unwrap_or_default(),
                 upstream: rec.upstream.to_string(),
+                upstream_client_certificate: rec.upstream_client_certificate,
                 classes: rec
                     .classes
                     .iter()

@@ -76,6 +76,7 @@ pub(crate) struct AgencyRec {
     pub(super) enrolled_key_id: Box<str>,
     pub(super) key_id: Box<str>,
     pub(super) upstream: Box<str>,
+    pub(super) upstream_client_certificate: bool,
     pub(crate) classes: Vec<u32>,
     pub(super) roles: Vec<Role>,
     pub(super) enrolled_at: i64,

@@ -37,6 +37,7 @@ pub fn agency_event(id: &str, name: &str, classes: &[&str], roles: &[Role]) -> E
         key_id: format!("k-{id}"),
         public_key: KEY.into(),
         upstream: format!("http://127.0.0.1:9000/{id}"),
+        upstream_client_certificate: false,
         classes: strings(classes),
         roles: roles.to_vec(),
         at: t0() - 100 * DAY,

@@ -486,6 +486,7 @@ async fn a_slow_upstream_is_a_504_with_nothing_released() {
             slow.verifying_key().as_bytes(),
         ),
         upstream: format!("http://{silent_addr}/fhir"),
+        upstream_client_certificate: false,
         classes: vec!["clinic".into()],
         roles: vec![policy::Role::Agency],
         at: NOW,
