@@ -362,21 +362,21 @@ pub(crate) async fn fetch(
     timeout: Duration,
 ) -> Result<(u16, http::HeaderMap, Bytes), ClientError> {
     let exchange = async {
-        let resp = http
-            .request(req)
-            .await
-            .map_err(|e| match crate::tls::client::tls_failure(&e) {
-                Some(tls) => ClientError::Untrusted {
-                    url: gateway.to_string(),
-                    reason: tls.to_string(),
-                },
-                None => ClientError::Unreachable {
-                    url: gateway.to_string(),
-                    reason: std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| e.to_string()),
-                },
-            })?;
+        let resp =
+            http.request(req)
+                .await
+                .map_err(|e| match crate::tls::client::tls_failure(&e) {
+                    Some(tls) => ClientError::Untrusted {
+                        url: gateway.to_string(),
+                        reason: tls.to_string(),
+                    },
+                    None => ClientError::Unreachable {
+                        url: gateway.to_string(),
+                        reason: std::error::Error::source(&e)
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| e.to_string()),
+                    },
+                })?;
         let status = resp.status().as_u16();
         let h = resp.headers().clone();
         let body = Limited::new(resp.into_body(), ANSWER_BYTES_MAX)

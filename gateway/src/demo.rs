@@ -66,6 +66,35 @@ const TLS_KEY_FILE: &str = "keys/tls.key";
 /// same ones keeps it (a phone that trusts the CA goes on trusting it).
 const TLS_HOSTS_FILE: &str = "keys/tls-hosts.txt";
 
+/// How the demo serves: its certificate (with `--tls`) and its public
+/// URL. The first extra name, when one is given, is the one a phone
+/// uses: agencies and the portal must sign against the same address.
+fn serving(
+    dir: &Path,
+    tls: Option<&DemoTls>,
+    bound: std::net::SocketAddr,
+    now: i64,
+) -> Result<(Option<std::sync::Arc<crate::tls::ServerTls>>, String), DemoError> {
+    use crate::tls::pki::Host;
+    let Some(t) = tls else {
+        return Ok((None, format!("http://{bound}")));
+    };
+    let mut hosts = vec![
+        Host::Dns("localhost".into()),
+        Host::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
+    ];
+    hosts.extend(t.extra_hosts.iter().cloned());
+    let files = demo_certificate(dir, &hosts, now)?;
+    let name = match t.extra_hosts.first() {
+        Some(h) => h.to_string(),
+        None => "localhost".into(),
+    };
+    Ok((
+        Some(crate::tls::ServerTls::load(files)?),
+        format!("https://{name}:{}", bound.port()),
+    ))
+}
+
 /// The demo's certificate for `hosts`: kept from the last run when it was
 /// for the same names, else a new CA and certificate.
 fn demo_certificate(
@@ -83,7 +112,9 @@ fn demo_certificate(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let same = std::fs::read_to_string(dir.join(TLS_HOSTS_FILE)).ok().as_deref()
+    let same = std::fs::read_to_string(dir.join(TLS_HOSTS_FILE))
+        .ok()
+        .as_deref()
         == Some(names.as_str())
         && files.cert.exists()
         && files.key.exists()
@@ -101,9 +132,17 @@ fn demo_certificate(
     }
     let ca = DeploymentCa::new("Consentry demo", hosts, now)?;
     ca.write_cert(&dir.join(CA_FILE))?;
-    ca.issue(Usage::Server, hosts, Validity { now, days: LEAF_DAYS })?
-        .write(&files.cert, &files.key)?;
-    std::fs::write(dir.join(TLS_HOSTS_FILE), &names).map_err(io("writing the certificate's names"))?;
+    ca.issue(
+        Usage::Server,
+        hosts,
+        Validity {
+            now,
+            days: LEAF_DAYS,
+        },
+    )?
+    .write(&files.cert, &files.key)?;
+    std::fs::write(dir.join(TLS_HOSTS_FILE), &names)
+        .map_err(io("writing the certificate's names"))?;
     Ok(files)
 }
 
@@ -352,8 +391,6 @@ pub async fn run(
 ) -> Result<(), DemoError> {
     use std::sync::Arc;
 
-    use crate::tls::pki::Host;
-
     use crate::upstream::{self, Holder};
 
     if fresh && dir.exists() {
@@ -381,11 +418,12 @@ pub async fn run(
             .await
             .map_err(io(format!("binding the sample record system on {addr}")))?;
         let bound = l.local_addr().map_err(io("reading a bound address"))?;
-        let origin = crate::origin::Origin::parse(&format!("http://{bound}"))
-            .map_err(|e| DemoError::Io {
+        let origin = crate::origin::Origin::parse(&format!("http://{bound}")).map_err(|e| {
+            DemoError::Io {
                 what: "the sample record system's address".into(),
                 err: std::io::Error::other(e),
-            })?;
+            }
+        })?;
         let router = upstream::router(holder, origin, gateway_public, clock.clone());
         tokio::spawn(upstream::serve(l, router, None));
         upstream_urls.push(format!("http://{bound}/fhir"));
@@ -424,27 +462,7 @@ pub async fn run(
     if witnesses {
         enrol_witnesses(&dep, dir, &keys, clock.now()).await?;
     }
-    let server_tls = match &tls {
-        None => None,
-        Some(t) => {
-            let mut hosts = vec![
-                Host::Dns("localhost".into()),
-                Host::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
-            ];
-            hosts.extend(t.extra_hosts.iter().cloned());
-            let files = demo_certificate(dir, &hosts, clock.now())?;
-            Some(crate::tls::ServerTls::load(files)?)
-        }
-    };
-    // The first extra name, when one is given, is the one a phone uses:
-    // agencies and the portal must sign against the same address.
-    let url = match &tls {
-        None => format!("http://{bound}"),
-        Some(t) => match t.extra_hosts.first() {
-            Some(h) => format!("https://{h}:{}", bound.port()),
-            None => format!("https://localhost:{}", bound.port()),
-        },
-    };
+    let (server_tls, url) = serving(dir, tls.as_ref(), bound, clock.now())?;
     std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))
         .map_err(io(format!("writing {GATEWAY_URL_FILE}")))?;
     let witness_policy = match witnesses {

@@ -444,6 +444,7 @@ pub mod net {
         upstream_timeout: Duration,
         stop: tokio::sync::watch::Sender<bool>,
         servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+        tls: Option<Arc<gateway::tls::ServerTls>>,
     }
 
     /// How long before [`NOW`] the fixture's first gateway starts: a real
@@ -490,6 +491,7 @@ pub mod net {
             adjust,
             fixture::gateway(),
             None,
+            None,
         )
         .await
     }
@@ -509,10 +511,33 @@ pub mod net {
             |_| {},
             signer,
             at,
+            None,
         )
         .await
     }
 
+    /// As [`start_adjusted`], serving HTTPS with `tls` (TLS then HTTP/1.1
+    /// or HTTP/2, as `consentry serve` does), its public URL
+    /// `https://{host}:{port}`.
+    pub async fn start_tls(
+        dir: &std::path::Path,
+        tls: Arc<gateway::tls::ServerTls>,
+        host: &str,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Net {
+        start_keyed(
+            dir,
+            HttpLimits::default(),
+            Duration::from_secs(5),
+            adjust,
+            fixture::gateway(),
+            None,
+            Some((tls, host.to_string())),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn start_keyed(
         dir: &std::path::Path,
         limits: HttpLimits,
@@ -520,6 +545,7 @@ pub mod net {
         adjust: impl FnOnce(&mut Settings),
         signer: ledger::NoteSigner,
         at: Option<SocketAddr>,
+        tls: Option<(Arc<gateway::tls::ServerTls>, String)>,
     ) -> Net {
         let clock = Arc::new(ManualClock::new(NOW));
         let gw_key = signer.signing_key().clone();
@@ -584,10 +610,14 @@ pub mod net {
                 dep,
                 clock: clock.clone(),
                 upstreams,
-                public_url: format!("http://{addr}"),
+                public_url: match &tls {
+                    None => format!("http://{addr}"),
+                    Some((_, host)) => format!("https://{host}:{}", addr.port()),
+                },
                 limits,
                 upstream_timeout,
                 key: gw_key,
+                tls: tls.map(|(t, _)| t),
             },
             l,
             adjust,
@@ -608,6 +638,8 @@ pub mod net {
         upstream_timeout: Duration,
         /// The gateway's (and the log's) key.
         key: ed25519_dalek::SigningKey,
+        /// HTTPS on the public listener, with this certificate.
+        tls: Option<Arc<gateway::tls::ServerTls>>,
     }
 
     /// Starts the gateway (its app on `l`, `/metrics` on a listener of
@@ -626,6 +658,7 @@ pub mod net {
             limits,
             upstream_timeout,
             key: gw_key,
+            tls,
         } = o;
         let addr = l.local_addr().unwrap();
         let mut settings = Settings::new(&public_url);
@@ -636,18 +669,25 @@ pub mod net {
         let (metrics_l, metrics_addr) = bind().await;
         let (stop, _) = tokio::sync::watch::channel(false);
         let servers = [
-            (l, app(state.clone(), &limits)),
-            (metrics_l, metrics_app(state.clone())),
+            (l, app(state.clone(), &limits), tls.clone()),
+            (metrics_l, metrics_app(state.clone()), None),
         ]
         .into_iter()
-        .map(|(l, router)| {
+        .map(|(l, router, tls)| {
             let mut stopped = stop.subscribe();
             let limits = limits.clone();
+            let public_url = public_url.clone();
             tokio::spawn(async move {
-                gateway::server::run(l, &limits, router, async move {
+                let stopped = async move {
                     let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
+                };
+                match tls {
+                    None => gateway::server::run(l, &limits, router, stopped).await,
+                    Some(tls) => {
+                        gateway::server::run_tls(l, &limits, router, tls, &public_url, stopped)
+                            .await
+                    }
+                }
             })
         })
         .collect();
@@ -662,6 +702,7 @@ pub mod net {
             dir,
             limits,
             upstream_timeout,
+            tls,
             stop,
             servers,
         }
@@ -742,14 +783,20 @@ pub mod net {
     /// lets riverside-housing receive p-0000's treatment records from it
     /// for housing placement (consent `c-{holder}`).
     pub async fn holder_with_consent(net: &Net, holder: &str, addr: SocketAddr) {
+        holder_at(net, holder, &format!("http://{addr}/fhir"), false).await
+    }
+
+    /// As [`holder_with_consent`], the holder's record system at `upstream`,
+    /// asking for the gateway's client certificate when `client_cert`.
+    pub async fn holder_at(net: &Net, holder: &str, upstream: &str, client_cert: bool) {
         let e = Event::AgencyEnrolled(AgencyEnrolled {
             v: V1,
             agency: holder.into(),
             name: holder.into(),
             key_id: format!("{holder}:1"),
             public_key: B64.encode(SigningKey::from_bytes(&[23; 32]).verifying_key().as_bytes()),
-            upstream: format!("http://{addr}/fhir"),
-            upstream_client_certificate: false,
+            upstream: upstream.into(),
+            upstream_client_certificate: client_cert,
             classes: vec!["clinic".into()],
             roles: vec![Role::Agency],
             at: NOW,
@@ -995,6 +1042,7 @@ pub mod net {
             let public_url = self.public_url.clone();
             let limits = self.limits.clone();
             let upstream_timeout = self.upstream_timeout;
+            let self_tls = self.tls.clone();
             self.stop().await;
             let dep = Arc::new(
                 Deployment::open(&dir.join("data"), fixture::gateway(), fixture::trust()).unwrap(),
@@ -1010,6 +1058,7 @@ pub mod net {
                     limits,
                     upstream_timeout,
                     key: fixture::gateway().signing_key().clone(),
+                    tls: self_tls,
                 },
                 l,
                 |_| {},

@@ -75,9 +75,9 @@ impl ForwardError {
                     | R::InvalidCertificate(C::NotValidYetContext { .. }) => {
                         ForwardError::Expired(words)
                     }
-                    R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-                        ForwardError::WrongName(words)
-                    }
+                    R::InvalidCertificate(
+                        C::NotValidForName | C::NotValidForNameContext { .. },
+                    ) => ForwardError::WrongName(words),
                     R::InvalidCertificate(_) => ForwardError::Untrusted(words),
                     _ => ForwardError::Tls(words),
                 }

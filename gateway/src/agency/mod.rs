@@ -43,8 +43,8 @@ use crate::deployment::{decode_key, Deciding, Deployment};
 use crate::httpsig::{self, HttpSigError, LabelPolicy, NonceCache, OwnedMessage, VerifyPolicy};
 use crate::origin::Origin;
 use crate::problem::Problem;
-use forward::{ForwardError, Forwarder, Outgoing};
 pub use forward::UpstreamTls;
+use forward::{ForwardError, Forwarder, Outgoing};
 use metrics::Metrics;
 use policy::{
     AccessRefused, AccessReleased, CategoryCount, ConsentState, Event, KeyOwner, Role, V1,
@@ -682,17 +682,20 @@ async fn fetch(
     let up_started = Instant::now();
     let answer = g
         .forwarder
-        .get(&Outgoing {
-            url: format!(
-                "{}/{}",
-                base.trim_end_matches('/'),
-                forward.upstream_path(r.participant)
-            ),
-            participant: r.participant,
-            decision_id: r.decision_id,
-            released: r.categories,
-            now: r.now,
-        }, identify)
+        .get(
+            &Outgoing {
+                url: format!(
+                    "{}/{}",
+                    base.trim_end_matches('/'),
+                    forward.upstream_path(r.participant)
+                ),
+                participant: r.participant,
+                decision_id: r.decision_id,
+                released: r.categories,
+                now: r.now,
+            },
+            identify,
+        )
         .await;
     g.metrics.upstream(up_started.elapsed());
     match answer {

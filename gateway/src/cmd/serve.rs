@@ -46,7 +46,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {} for /metrics", c.metrics_listen))?;
     let metrics_bound = metrics_listener.local_addr()?;
     println!(
-        "consentry serving log {} ({} entries) on {bound} ({}), public url {public_url}, metrics on http://{metrics_bound}/metrics",
+        "consentry serving log {} ({} entries) on {bound}, public url {public_url} ({}), metrics on http://{metrics_bound}/metrics",
         c.origin,
         dep.log.size(),
         if tls.is_some() { "TLS" } else { "plain HTTP" },

@@ -59,7 +59,13 @@ impl ParticipantClient {
         key_id: &str,
         key: SigningKey,
     ) -> Result<Self, ClientError> {
-        Self::with_roots(gateway, participant, key_id, key, &crate::tls::Roots::System)
+        Self::with_roots(
+            gateway,
+            participant,
+            key_id,
+            key,
+            &crate::tls::Roots::System,
+        )
     }
 
     /// A client of `gateway` trusting `roots` (`--ca FILE`).

@@ -104,9 +104,12 @@ fn build(
 /// A connector for hyper's pooled client: `https://` over `config`,
 /// `http://` as it is, each connect bounded by `connect_timeout`.
 pub fn connector(
-    config: rustls::ClientConfig,
+    mut config: rustls::ClientConfig,
     connect_timeout: Duration,
 ) -> HttpsConnector<HttpConnector> {
+    // hyper-rustls sets ALPN from the versions enabled below, and asserts
+    // (panics) that the config came without one.
+    config.alpn_protocols.clear();
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     // hyper-rustls sees the scheme; the inner connector must let https by.
@@ -162,18 +165,18 @@ pub fn upstream_config(
 pub fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
     let mut next = Some(err);
     while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(r.clone());
-            }
-        }
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(r.clone());
         }
-        next = e.source();
+        // An io::Error's `source` skips the error it wraps (it is that
+        // error's source): go into the wrapped one instead, as the
+        // connector nests rustls's error two io::Errors deep.
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }

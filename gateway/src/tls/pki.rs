@@ -147,7 +147,10 @@ impl DeploymentCa {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, format!("{deployment} deployment CA"));
-        dn.push(DnType::OrganizationName, "Consentry pilot (not a public CA)");
+        dn.push(
+            DnType::OrganizationName,
+            "Consentry pilot (not a public CA)",
+        );
         p.distinguished_name = dn;
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         p.key_usages = vec![
@@ -182,12 +185,7 @@ impl DeploymentCa {
     }
 
     /// A certificate for `hosts`, issued by this root.
-    pub fn issue(
-        &self,
-        usage: Usage,
-        hosts: &[Host],
-        valid: Validity,
-    ) -> Result<Issued, TlsError> {
+    pub fn issue(&self, usage: Usage, hosts: &[Host], valid: Validity) -> Result<Issued, TlsError> {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         if let Some(first) = hosts.first() {

@@ -4,9 +4,9 @@
 //! nothing; files that do not load (a half-copied pair, a key that does
 //! not match) leave the certificate in service as it was.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -20,18 +20,24 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// The files' modification times and sizes: a change in either is a new
-/// certificate to load.
+/// What the files hold, hashed: a change is a new certificate to load.
+/// Their contents, not their times: a renewal written within the same
+/// clock tick as the last (file times are coarse) is still seen, and
+/// reading two small files every few seconds costs nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp([(Option<SystemTime>, u64); 2]);
+struct Stamp([u8; 32]);
 
 impl Stamp {
     fn of(files: &TlsFiles) -> Self {
-        let one = |p: &Path| match std::fs::metadata(p) {
-            Ok(m) => (m.modified().ok(), m.len()),
-            Err(_) => (None, 0),
-        };
-        Stamp([one(&files.cert), one(&files.key)])
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for p in [&files.cert, &files.key] {
+            // An unreadable file hashes as empty: the load then says why.
+            let bytes = std::fs::read(p).unwrap_or_default();
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(&bytes);
+        }
+        Stamp(h.finalize().into())
     }
 }
 

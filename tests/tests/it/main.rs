@@ -22,5 +22,7 @@ mod rfc9421_vector;
 mod security_review;
 mod signed_requests;
 mod subject_filter;
+mod tls_server;
 mod unknown_signers;
+mod upstream_tls;
 mod witness;
