@@ -63,9 +63,22 @@ async fn connect(
     ca: &Path,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    connect_from("127.0.0.1".parse().unwrap(), addr, ca, alpn).await
+}
+
+/// As [`connect`], from the loopback address `source` (Linux routes all
+/// of 127.0.0.0/8 to loopback: another peer to the gateway).
+async fn connect_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    ca: &Path,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut config = gateway::tls::client_config(&Roots::File(ca.into()), None).unwrap();
     config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("consentry.test").unwrap(), tcp)
         .await
@@ -206,6 +219,56 @@ async fn a_handshake_that_does_not_finish_is_closed_at_its_timeout() {
     }
     let mut ok = connect(addr, &ca, &[b"http/1.1"]).await;
     assert!(get1(&mut ok, "/hello").await.ends_with("hello"));
+}
+
+/// A flood of sockets that never start a handshake: one source holds no
+/// more than its share of connections, each is closed at the handshake
+/// timeout, and a client elsewhere is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_are_bounded_per_source_and_closed_at_the_handshake_timeout() {
+    const FLOOD: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca, files) = pki(dir.path());
+    let limits = HttpLimits {
+        tls_handshake_timeout: Duration::from_secs(1),
+        connections_per_address_max: 16,
+        ..HttpLimits::default()
+    };
+    let addr = serve(ServerTls::load(files).unwrap(), limits.clone()).await;
+    let mut silent = Vec::with_capacity(FLOOD);
+    for _ in 0..FLOOD {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut s = connect_from(other, addr, &ca, &[b"http/1.1"]).await;
+        get1(&mut s, "/hello").await
+    })
+    .await
+    .expect("a client elsewhere waited behind the flood");
+    assert!(served.ends_with("hello"));
+    // Every silent socket is closed: the ones over the share at once,
+    // the rest when their handshake time is up.
+    let closed = |read: &Result<std::io::Result<usize>, _>| matches!(read, Ok(Ok(0)) | Ok(Err(_)));
+    let mut held = Vec::new();
+    for mut s in silent {
+        let mut buf = [0u8; 16];
+        match tokio::time::timeout(Duration::from_millis(10), s.read(&mut buf)).await {
+            r if closed(&r) => {}
+            Err(_) => held.push(s),
+            Ok(r) => panic!("a silent socket was answered: {r:?}"),
+        }
+    }
+    assert!(
+        held.len() <= limits.connections_per_address_max,
+        "{} silent sockets held at once",
+        held.len()
+    );
+    for mut s in held {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(closed(&read), "a silent socket outlived its handshake time");
+    }
 }
 
 /// HTTP/2's limits: the server announces its stream cap, a header list
