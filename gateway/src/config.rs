@@ -802,6 +802,63 @@ rules = "rules.toml"
         .contains("challenges_per_source_max (11) is above challenges_max (10)"));
     }
 
+    /// Who may serve what: plain HTTP on loopback only unless the file
+    /// says otherwise, TLS only under an https public URL.
+    #[test]
+    fn plain_http_is_served_on_loopback_only_unless_allowed() {
+        let base = BEFORE_METRICS_LISTEN.replace("https://gateway.example", "URL");
+        // Top-level keys before the file, tables after it.
+        let serving = |url: &str, top: &str, table: &str, listen: &str| {
+            let text = format!("{top}\n{}\n{table}", base.replace("URL", url));
+            let c: Config = toml::from_str(&text).unwrap();
+            match c.serving(listen.parse().unwrap()) {
+                Ok(Serving::Tls(_)) => "tls".to_string(),
+                Ok(Serving::Plain { warning: None }) => "plain".to_string(),
+                Ok(Serving::Plain { warning: Some(_) }) => "plain, warned".to_string(),
+                Err(e) => format!("refused: {e}"),
+            }
+        };
+        let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"";
+        let allow = "allow_plain_http = true";
+        let table = [
+            ("http://127.0.0.1:8700", "", "", "127.0.0.1:8700", "plain"),
+            ("http://[::1]:8700", "", "", "[::1]:8700", "plain"),
+            ("https://gw.example", "", "", "127.0.0.1:8700", "plain"),
+            ("http://10.0.0.5:8700", "", "", "0.0.0.0:8700", "refused"),
+            ("https://gw.example", "", "", "10.0.0.5:8700", "refused"),
+            (
+                "http://10.0.0.5:8700",
+                allow,
+                "",
+                "0.0.0.0:8700",
+                "plain, warned",
+            ),
+            ("https://gw.example", "", tls, "0.0.0.0:443", "tls"),
+            ("http://gw.example", "", tls, "0.0.0.0:443", "refused"),
+        ];
+        for (url, top, tables, listen, want) in table {
+            let got = serving(url, top, tables, listen);
+            assert!(
+                got.starts_with(want),
+                "{url} {top:?} {tables:?} on {listen}: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_gateways_client_certificate_comes_with_its_key() {
+        let text =
+            format!("{BEFORE_METRICS_LISTEN}\n[upstream_tls]\nclient_cert = \"keys/c.pem\"\n");
+        let c: Config = toml::from_str(&text).unwrap();
+        let err = c.upstream_tls().unwrap_err().to_string();
+        assert!(err.contains("client_cert and client_key together"), "{err}");
+        let c: Config = toml::from_str(BEFORE_METRICS_LISTEN).unwrap();
+        assert_eq!(
+            c.upstream_tls().unwrap(),
+            crate::agency::UpstreamTls::default()
+        );
+    }
+
     #[test]
     fn limits_that_cannot_work_together_are_refused_at_load() {
         let text = format!("{BEFORE_METRICS_LISTEN}\n[limits]\nidle_timeout_secs = 5\n");
