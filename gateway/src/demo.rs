@@ -532,6 +532,12 @@ pub fn walkthrough(
             "wrote {keys_written} sample keys under {d}/keys\n"
         ));
     }
+    if url.starts_with("https://") {
+        out.push_str(&format!(
+            "HTTPS with a demo certificate from the demo CA {d}/{CA_FILE}: the commands below trust it through --dir.\n\
+             To try the portal from a phone, install {d}/{CA_FILE} on the phone as a trusted certificate: for a pilot only (a real deployment uses a real certificate; see README).\n"
+        ));
+    }
     out.push_str(&format!(
         "\nIn another terminal:\n\
          \n1. Riverside Housing asks Hope Recovery Clinic for p-0001's treatment attendance and peer support (p-0001 consented): allowed\n   {}\n\

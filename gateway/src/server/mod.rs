@@ -82,7 +82,9 @@ pub fn app(state: AppState, limits: &HttpLimits) -> Router {
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
         .layer(middleware::map_response(as_problem))
         .layer(middleware::from_fn(no_store))
-        .layer(middleware::map_response(move |r: Response| hsts(r, https)))
+        .layer(middleware::map_response(move |r: Response| {
+            over_https(r, https)
+        }))
 }
 
 /// Two years, as browsers' preload lists ask: once a browser has reached
@@ -90,14 +92,35 @@ pub fn app(state: AppState, limits: &HttpLimits) -> Router {
 /// network attacker cannot strip TLS from the portal.
 pub const HSTS: &str = "max-age=63072000";
 
-/// `Strict-Transport-Security` on every answer when the public URL is
-/// `https://`, whether TLS ends here or at a reverse proxy.
-async fn hsts(mut r: Response, https: bool) -> Response {
-    if https {
-        r.headers_mut().insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            header::HeaderValue::from_static(HSTS),
-        );
+/// When the public URL is `https://` (TLS here or at a reverse proxy):
+/// `Strict-Transport-Security` on every answer, and every cookie
+/// `Secure`, so that none is ever sent over plain HTTP (the session
+/// cookie is also `__Host-` there; the language cookie, scoped to
+/// `/portal`, cannot be).
+async fn over_https(mut r: Response, https: bool) -> Response {
+    if !https {
+        return r;
+    }
+    let h = r.headers_mut();
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        header::HeaderValue::from_static(HSTS),
+    );
+    let cookies: Vec<header::HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return r;
+    }
+    h.remove(header::SET_COOKIE);
+    for c in cookies {
+        let secure = c.to_str().is_ok_and(|t| {
+            t.split(';')
+                .any(|a| a.trim().eq_ignore_ascii_case("secure"))
+        });
+        let c = match (secure, c.to_str()) {
+            (false, Ok(t)) => header::HeaderValue::from_str(&format!("{t}; Secure")).unwrap_or(c),
+            _ => c,
+        };
+        h.append(header::SET_COOKIE, c);
     }
     r
 }
