@@ -13,6 +13,9 @@ command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# certutil puts the test CA in the browser's certificate store (NSS) for
+# the portal's HTTPS test.
+command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} for the Go interop, sync-order and browser tests"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -37,5 +40,6 @@ done
 export CONSENTRY_AXE_JS="${CONSENTRY_AXE_JS:-$(pwd)/tests/browser/node_modules/axe-core/axe.min.js}"
 export CONSENTRY_CHROMIUM="${CONSENTRY_CHROMIUM:-$(command -v chromium)}"
 export CONSENTRY_CHROMEDRIVER="${CONSENTRY_CHROMEDRIVER:-$(command -v chromedriver)}"
+export CONSENTRY_CERTUTIL="${CONSENTRY_CERTUTIL:-$(command -v certutil)}"
 
 cargo test --workspace --release "$@"

@@ -1,10 +1,13 @@
 //! The portal in real headless Chromium, driven over WebDriver: every page
 //! there is, in both languages, at 360 px and 1280 px wide, has no serious
-//! or critical axe-core violation and no sideways scrolling.
+//! or critical axe-core violation and no sideways scrolling; the
+//! participant's journeys work, over loopback and over HTTPS at a host
+//! name with the deployment CA trusted in the browser's certificate store.
 //!
-//! The tools come from `scripts/test.sh` (Debian's `chromium` and
-//! `chromium-driver`, axe-core from npm, pinned by tests/browser). This
-//! test fails, never skips, when one is missing.
+//! The tools come from `scripts/test.sh` (Debian's `chromium`,
+//! `chromium-driver` and `libnss3-tools` for certutil, axe-core from npm,
+//! pinned by tests/browser). This test fails, never skips, when one is
+//! missing.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,36 +27,144 @@ fn tool(var: &str, default: &str) -> String {
     path
 }
 
-struct Driver(Child);
+/// chromedriver and the browsers it starts, with a HOME and a TMPDIR of
+/// their own (their certificate store, profiles and sockets), all gone
+/// when it drops: asked to shut down first, which quits its browsers (a
+/// killed chromedriver leaves them running), then killed if it lingers.
+struct Driver {
+    child: Child,
+    port: u16,
+    /// Dropped after `drop` has stopped everything that writes in it.
+    _home: tempfile::TempDir,
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        use std::io::{Read, Write};
+        let asked = std::net::TcpStream::connect(("127.0.0.1", self.port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            write!(
+                s,
+                "GET /shutdown HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nconnection: close\r\n\r\n",
+                self.port
+            )?;
+            s.read_to_end(&mut Vec::new())
+        });
+        if asked.is_ok() {
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// chromedriver on a free loopback port, and a headless Chromium session.
+impl Driver {
+    /// chromedriver on a port it chooses (`--port=0`, read back from what
+    /// it prints: a port found free here and bound later by chromedriver
+    /// could be another test's by then), its HOME and TMPDIR `home`.
+    fn start(home: tempfile::TempDir) -> Driver {
+        use std::io::BufRead;
+        let chromedriver = tool("CONSENTRY_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let mut child = Command::new(chromedriver)
+            .arg("--port=0")
+            .env("HOME", home.path())
+            .env("TMPDIR", home.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads on to the end, so that chromedriver never blocks on a
+        // full pipe.
+        std::thread::spawn(move || {
+            let mut said = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let port = line
+                    .split_once("started successfully on port ")
+                    .and_then(|(_, p)| p.trim_end_matches('.').parse::<u16>().ok());
+                if let Some(port) = port {
+                    let _ = tx.send(Ok(port));
+                } else {
+                    said.push(line);
+                }
+            }
+            let _ = tx.send(Err(said));
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(port)) => port,
+            Ok(Err(said)) => panic!("chromedriver stopped before it listened: {said:?}"),
+            Err(e) => panic!("chromedriver did not say where it listens: {e}"),
+        };
+        Driver {
+            child,
+            port,
+            _home: home,
+        }
+    }
+}
+
+/// chromedriver and a headless Chromium session.
 async fn browser() -> (Driver, Client) {
     browser_with(&[]).await
 }
 
 /// As [`browser`], with more Chromium arguments.
 async fn browser_with(extra: &[&str]) -> (Driver, Client) {
-    let chromedriver = tool("CONSENTRY_CHROMEDRIVER", "/usr/bin/chromedriver");
+    launch(extra, None).await
+}
+
+/// As [`browser_with`], the browser trusting the CA in `ca` (a PEM file)
+/// to identify servers, as a device whose owner installed it would: in
+/// its certificate store, not by ignoring certificate errors.
+async fn browser_trusting(ca: &std::path::Path, extra: &[&str]) -> (Driver, Client) {
+    launch(extra, Some(ca)).await
+}
+
+/// Chromium on Linux keeps the certificates its user trusts in the NSS
+/// database `$HOME/.pki/nssdb`; `ca` is added there, trusted for servers.
+fn trust_in_nssdb(home: &std::path::Path, ca: &std::path::Path) {
+    let certutil = tool("CONSENTRY_CERTUTIL", "/usr/bin/certutil");
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    let ca = ca.to_str().unwrap();
+    for args in [
+        vec!["-d", &db, "-N", "--empty-password"],
+        vec![
+            "-d",
+            &db,
+            "-A",
+            "-n",
+            "Consentry test CA",
+            "-t",
+            "C,,",
+            "-i",
+            ca,
+        ],
+    ] {
+        let out = Command::new(&certutil).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+async fn launch(extra: &[&str], ca: Option<&std::path::Path>) -> (Driver, Client) {
     let chromium = tool("CONSENTRY_CHROMIUM", "/usr/bin/chromium");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let driver = Driver(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let home = tempfile::tempdir().unwrap();
+    if let Some(ca) = ca {
+        trust_in_nssdb(home.path(), ca);
+    }
+    let driver = Driver::start(home);
     let args: Vec<&str> = [
         "--headless=new",
         "--no-sandbox",
@@ -64,6 +175,9 @@ async fn browser_with(extra: &[&str]) -> (Driver, Client) {
     .chain(extra.iter().copied())
     .collect();
     let mut caps = serde_json::Map::new();
+    // Said, not left to the default: no test here passes by a
+    // certificate error being waved through.
+    caps.insert("acceptInsecureCerts".into(), json!(false));
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
@@ -71,24 +185,15 @@ async fn browser_with(extra: &[&str]) -> (Driver, Client) {
             "args": args
         }),
     );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut last = None;
-    for _ in 0..100 {
-        match ClientBuilder::rustls()
-            .unwrap()
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(c) => {
-                device_clock_at_fixture_now(&c).await;
-                return (driver, c);
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start: {last:?}");
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    let c = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("no browser session: {e}"));
+    device_clock_at_fixture_now(&c).await;
+    (driver, c)
 }
 
 /// The fixture gateway's clock stands at `fixture::NOW`, not today; the
@@ -623,134 +728,14 @@ async fn eight_steps(drive: Drive) {
     let net = net::start(dir.path()).await;
     let origin = format!("http://{}", net.addr);
     let (_driver, c) = browser().await;
-    c.set_window_size(360, 800).await.unwrap();
-
-    // 1. Enrol: the key is made here; the code is shown once.
-    c.goto(&format!("{origin}/portal/es/enrol")).await.unwrap();
-    choose(&c, "#agency", "hope-clinic", drive).await;
-    activate(&c, "#enrol button[type=submit]", drive).await;
-    assert!(
-        wait_for(&c, "return !document.getElementById('enrolled').hidden;").await,
-        "the enrolment result is shown"
-    );
-    let intake = text_of(&c, "#intake-code").await;
-    let participant = text_of(&c, "#participant-id").await;
-    let code = text_of(&c, "#recovery-code").await;
-    assert!(
-        participant.starts_with("p-") && participant.len() == 28,
-        "{participant}"
-    );
-    let seed = gateway::participant::recovery::decode(&code)
-        .unwrap_or_else(|e| panic!("the recovery code {code:?} decodes: {e}"));
-    let qr_modules = c
-        .execute(
-            "const p = document.querySelector('#recovery-qr svg path'); return p ? p.getAttribute('d').split('M').length - 1 : 0;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        qr_modules.as_u64().unwrap() > 100,
-        "a QR code is drawn: {qr_modules}"
-    );
-    screenshot(&c, &format!("flow-{}-enrolled-360", drive_name(drive))).await;
-
-    // The staff member confirms with the agency's key.
     let agency = gateway::client::AgencyClient::new(
         &origin,
         &net::agency_key_id("hope-clinic"),
         net::agency_key("hope-clinic"),
     )
     .unwrap();
-    let (enrolled, reply) = agency.confirm_intake(&intake).await.unwrap();
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(enrolled, participant);
-    assert!(
-        wait_for(&c, "return !document.getElementById('to-signin').hidden;").await,
-        "the page learns the enrolment is done"
-    );
-    // The enrolled key is the one whose seed the code shows.
-    let key_id = {
-        let state = net.dep.state().unwrap();
-        let kid = state.participant_key_id(&participant).unwrap().to_string();
-        let public = state.key(&kid).unwrap().public_key;
-        let from_code = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-        use base64::Engine;
-        assert_eq!(
-            public,
-            base64::engine::general_purpose::STANDARD.encode(from_code.as_bytes()),
-            "the recovery code restores the enrolled key"
-        );
-        kid
-    };
-    assert_eq!(key_id, format!("{participant}:1"));
-
-    // 2. Sign in.
-    activate(&c, "#to-signin", drive).await;
-    assert!(wait_for(&c, "return location.pathname === '/portal/es/signin';").await);
-    type_into(&c, "#participant", &participant, drive).await;
-    activate(&c, "#signin button[type=submit]", drive).await;
-    assert!(
-        wait_for(&c, "return location.pathname === '/portal/es/';").await,
-        "signed in"
-    );
-
-    // 3. Grant, in Spanish: the sentence is shown before signing.
-    activate(&c, "a[href='/portal/es/grant']", drive).await;
-    assert!(wait_for(&c, "return location.pathname === '/portal/es/grant';").await);
-    for css in [
-        "input[name=recipient][value='riverside-housing']",
-        "input[name=holder][value='hope-clinic']",
-        "input[name=category][value='health.sud.treatment']",
-        "input[name=purpose][value='housing-placement']",
-    ] {
-        activate(&c, css, drive).await;
-    }
-    activate(&c, "#grant button[type=submit]", drive).await;
-    assert!(wait_for(&c, "return !!document.getElementById('sign-entry');").await);
-    let sentence = text_of(&c, ".sentence").await;
-    assert!(
-        sentence.contains("puede ver") && sentence.contains("Riverside"),
-        "the consent in Spanish words: {sentence}"
-    );
-    screenshot(&c, &format!("flow-{}-grant-review-360", drive_name(drive))).await;
-    activate(&c, "#sign-entry button[type=submit]", drive).await;
-    assert!(
-        wait_for(&c, "return location.pathname === '/portal/es/' && location.search.startsWith('?granted=');").await,
-        "granted"
-    );
-    let consent = c
-        .execute(
-            "return new URLSearchParams(location.search).get('granted');",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string();
-    let card = text_of(&c, &format!("#consent-{consent}")).await;
-    assert!(card.contains("Vigente"), "the card says active: {card}");
-    // Its downloads work with the session cookie alone.
-    let exported = c
-        .execute_async(
-            "const [id, done] = arguments;\
-             Promise.all([\
-               fetch(document.querySelector(`#consent-${id} a[download$='-fhir.json']`).href).then(r => r.json()),\
-               fetch(document.querySelector(`#consent-${id} a[download$='-receipt.json']`).href).then(r => r.json()),\
-             ]).then(([f, r]) => done([f.resourceType, f.status, r.consent_state || null]), e => done(String(e)));",
-            vec![json!(consent)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(exported[0], json!("Consent"), "FHIR download: {exported}");
-    assert_eq!(exported[1], json!("active"), "FHIR download: {exported}");
-    assert!(!exported[2].is_null(), "receipt download: {exported}");
+    let (participant, consent) =
+        enrol_sign_in_and_grant(&c, &net, &origin, &agency, drive, drive_name(drive)).await;
 
     // 4. An agency request through the gateway is allowed.
     let ask = net::Ask::new(
@@ -817,6 +802,157 @@ async fn eight_steps(drive: Drive) {
     );
     c.close().await.unwrap();
     net.stop().await;
+}
+
+/// Steps 1 to 3 of [`eight_steps`], in Spanish, the portal at `portal`:
+/// enrol with a key made in this browser (`agency` co-signs the intake),
+/// sign in, grant a consent and download it. The participant's id and the
+/// consent's; screenshots named by `label`.
+async fn enrol_sign_in_and_grant(
+    c: &Client,
+    net: &net::Net,
+    portal: &str,
+    agency: &gateway::client::AgencyClient,
+    drive: Drive,
+    label: &str,
+) -> (String, String) {
+    c.set_window_size(360, 800).await.unwrap();
+    let participant = enrol(c, net, portal, agency, drive, label).await;
+
+    // 2. Sign in.
+    activate(c, "#to-signin", drive).await;
+    assert!(wait_for(c, "return location.pathname === '/portal/es/signin';").await);
+    type_into(c, "#participant", &participant, drive).await;
+    activate(c, "#signin button[type=submit]", drive).await;
+    assert!(
+        wait_for(c, "return location.pathname === '/portal/es/';").await,
+        "signed in"
+    );
+
+    // 3. Grant, in Spanish: the sentence is shown before signing.
+    activate(c, "a[href='/portal/es/grant']", drive).await;
+    assert!(wait_for(c, "return location.pathname === '/portal/es/grant';").await);
+    for css in [
+        "input[name=recipient][value='riverside-housing']",
+        "input[name=holder][value='hope-clinic']",
+        "input[name=category][value='health.sud.treatment']",
+        "input[name=purpose][value='housing-placement']",
+    ] {
+        activate(c, css, drive).await;
+    }
+    activate(c, "#grant button[type=submit]", drive).await;
+    assert!(wait_for(c, "return !!document.getElementById('sign-entry');").await);
+    let sentence = text_of(c, ".sentence").await;
+    assert!(
+        sentence.contains("puede ver") && sentence.contains("Riverside"),
+        "the consent in Spanish words: {sentence}"
+    );
+    screenshot(c, &format!("flow-{}-grant-review-360", label)).await;
+    activate(c, "#sign-entry button[type=submit]", drive).await;
+    assert!(
+        wait_for(c, "return location.pathname === '/portal/es/' && location.search.startsWith('?granted=');").await,
+        "granted"
+    );
+    let consent = c
+        .execute(
+            "return new URLSearchParams(location.search).get('granted');",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let card = text_of(c, &format!("#consent-{consent}")).await;
+    assert!(card.contains("Vigente"), "the card says active: {card}");
+    // Its downloads work with the session cookie alone.
+    let exported = c
+        .execute_async(
+            "const [id, done] = arguments;\
+             Promise.all([\
+               fetch(document.querySelector(`#consent-${id} a[download$='-fhir.json']`).href).then(r => r.json()),\
+               fetch(document.querySelector(`#consent-${id} a[download$='-receipt.json']`).href).then(r => r.json()),\
+             ]).then(([f, r]) => done([f.resourceType, f.status, r.consent_state || null]), e => done(String(e)));",
+            vec![json!(consent)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(exported[0], json!("Consent"), "FHIR download: {exported}");
+    assert_eq!(exported[1], json!("active"), "FHIR download: {exported}");
+    assert!(!exported[2].is_null(), "receipt download: {exported}");
+
+    (participant, consent)
+}
+
+/// Step 1: enrol with a key made in this browser, `agency` co-signing
+/// the intake; the participant's id.
+async fn enrol(
+    c: &Client,
+    net: &net::Net,
+    portal: &str,
+    agency: &gateway::client::AgencyClient,
+    drive: Drive,
+    label: &str,
+) -> String {
+    // 1. Enrol: the key is made here; the code is shown once.
+    c.goto(&format!("{portal}/portal/es/enrol")).await.unwrap();
+    choose(c, "#agency", "hope-clinic", drive).await;
+    activate(c, "#enrol button[type=submit]", drive).await;
+    assert!(
+        wait_for(c, "return !document.getElementById('enrolled').hidden;").await,
+        "the enrolment result is shown"
+    );
+    let intake = text_of(c, "#intake-code").await;
+    let participant = text_of(c, "#participant-id").await;
+    let code = text_of(c, "#recovery-code").await;
+    assert!(
+        participant.starts_with("p-") && participant.len() == 28,
+        "{participant}"
+    );
+    let seed = gateway::participant::recovery::decode(&code)
+        .unwrap_or_else(|e| panic!("the recovery code {code:?} decodes: {e}"));
+    let qr_modules = c
+        .execute(
+            "const p = document.querySelector('#recovery-qr svg path'); return p ? p.getAttribute('d').split('M').length - 1 : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        qr_modules.as_u64().unwrap() > 100,
+        "a QR code is drawn: {qr_modules}"
+    );
+    screenshot(c, &format!("flow-{}-enrolled-360", label)).await;
+
+    // The staff member confirms with the agency's key.
+    let (enrolled, reply) = agency.confirm_intake(&intake).await.unwrap();
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(enrolled, participant);
+    assert!(
+        wait_for(c, "return !document.getElementById('to-signin').hidden;").await,
+        "the page learns the enrolment is done"
+    );
+    // The enrolled key is the one whose seed the code shows.
+    let key_id = {
+        let state = net.dep.state().unwrap();
+        let kid = state.participant_key_id(&participant).unwrap().to_string();
+        let public = state.key(&kid).unwrap().public_key;
+        let from_code = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        use base64::Engine;
+        assert_eq!(
+            public,
+            base64::engine::general_purpose::STANDARD.encode(from_code.as_bytes()),
+            "the recovery code restores the enrolled key"
+        );
+        kid
+    };
+    assert_eq!(key_id, format!("{participant}:1"));
+    participant
 }
 
 fn drive_name(d: Drive) -> &'static str {
@@ -1360,4 +1496,150 @@ async fn an_insecure_address_says_so_instead_of_a_dead_button() {
     );
     c.close().await.unwrap();
     net.stop().await;
+}
+
+/// Over HTTPS at a name that is not this machine's (`consentry.test`,
+/// mapped to loopback in the browser), the deployment CA trusted as a
+/// participant's device would trust it (in the browser's certificate
+/// store; certificate errors are not waved through): the page is a secure
+/// context and the enrolment, sign-in and grant of [`eight_steps`] work as
+/// on loopback; the session cookie is `__Host-` and `Secure`; HSTS is sent
+/// and kept (the plain-HTTP address, answered "use https" before, is
+/// upgraded by the browser after). A browser trusting another CA for the
+/// same names gets the certificate error, not the portal: the trust comes
+/// from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_at_a_host_name_the_portal_enrols_signs_in_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca, files) = crate::tls_server::pki(dir.path());
+    let tls = gateway::tls::ServerTls::load(files).unwrap();
+    let net = net::start_tls(dir.path(), tls, "consentry.test", |_| {}).await;
+    let port = net.addr.port();
+    let portal = format!("https://consentry.test:{port}");
+    assert_eq!(net.public_url, portal);
+    let map = "--host-resolver-rules=MAP consentry.test 127.0.0.1";
+    let page_text = "return document.readyState === 'complete' ? document.body.innerText : null";
+
+    // Another CA for the same names, trusted the same way.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("ca.pem");
+    gateway::tls::pki::DeploymentCa::new(
+        "other",
+        &crate::tls_server::hosts(),
+        crate::tls_server::real_now(),
+    )
+    .unwrap()
+    .write_cert(&other_ca)
+    .unwrap();
+    {
+        let (_driver, c) = browser_trusting(&other_ca, &[map]).await;
+        c.goto(&format!("{portal}/portal/es/enrol")).await.unwrap();
+        let text = loaded_text(&c, page_text).await;
+        assert!(
+            text.contains("ERR_CERT_AUTHORITY_INVALID"),
+            "another CA's browser: the certificate error, not the portal: {text}"
+        );
+        let portal_here = c
+            .execute("return !!document.getElementById('enrol');", vec![])
+            .await
+            .unwrap();
+        assert_eq!(portal_here, json!(false), "no portal behind the error");
+        c.close().await.unwrap();
+    }
+
+    let (_driver, c) = browser_trusting(&ca, &[map]).await;
+    // Before any visit over https, the plain-HTTP address reaches the TLS
+    // port as plain HTTP and is told to use https.
+    let plain = format!("http://consentry.test:{port}/portal/es/");
+    c.goto(&plain).await.unwrap();
+    let text = loaded_text(&c, page_text).await;
+    assert!(text.contains("https-required"), "{text}");
+    c.goto(&format!("{portal}/portal/es/")).await.unwrap();
+    let text = loaded_text(&c, page_text).await;
+    let secure = c
+        .execute(
+            "return [window.isSecureContext, location.origin, !!document.querySelector('main')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        secure,
+        json!([true, portal, true]),
+        "the portal, trusted: {text}"
+    );
+
+    let agency = gateway::client::AgencyClient::with_roots(
+        &format!("https://127.0.0.1:{port}"),
+        &net::agency_key_id("hope-clinic"),
+        net::agency_key("hope-clinic"),
+        &gateway::tls::Roots::File(ca.clone()),
+    )
+    .unwrap();
+    let (_, consent) =
+        enrol_sign_in_and_grant(&c, &net, &portal, &agency, Drive::Pointer, "https").await;
+    let secure = c
+        .execute(
+            "return [window.isSecureContext, location.origin, document.getElementById('insecure-context').hidden];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        secure,
+        json!([true, portal, true]),
+        "a secure context, no warning"
+    );
+
+    let cookies = c.get_all_cookies().await.unwrap();
+    let session: Vec<_> = cookies
+        .iter()
+        .filter(|k| k.name().contains("consentry_session"))
+        .collect();
+    assert_eq!(session.len(), 1, "one session cookie: {cookies:?}");
+    let k = session[0];
+    assert_eq!(k.name(), gateway::participant::SESSION_COOKIE_HOST);
+    assert!(k.name().starts_with("__Host-"), "{k:?}");
+    assert_eq!(
+        (k.secure(), k.http_only(), k.path()),
+        (Some(true), Some(true), Some("/")),
+        "{k:?}"
+    );
+
+    let hsts = c
+        .execute_async(
+            "const done = arguments[0]; fetch('/portal/es/').then(r => done(r.headers.get('strict-transport-security')), e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hsts, json!(gateway::server::HSTS));
+    // Kept: the same plain-HTTP address now goes to https in the browser.
+    c.goto(&plain).await.unwrap();
+    assert!(
+        wait_for(
+            &c,
+            &format!(
+                "return location.href === {} && !!document.getElementById('consent-{consent}');",
+                serde_json::to_string(&format!("{portal}/portal/es/")).unwrap()
+            )
+        )
+        .await,
+        "the browser upgraded the plain-HTTP address: {}",
+        loaded_text(&c, "return location.href + ' ' + document.body.innerText").await
+    );
+    c.close().await.unwrap();
+    net.stop().await;
+}
+
+/// What `script` returns once it returns a string (polled for up to twenty
+/// seconds).
+async fn loaded_text(c: &Client, script: &str) -> String {
+    for _ in 0..200 {
+        if let Ok(Value::String(s)) = c.execute(script, vec![]).await {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never loaded");
 }

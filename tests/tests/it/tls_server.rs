@@ -16,14 +16,16 @@ use gateway::tls::{Roots, ServerTls, TlsFiles};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn real_now() -> i64 {
+pub(crate) fn real_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn hosts() -> Vec<Host> {
+/// The names the tests' deployment CAs are limited to and their server
+/// certificates are for.
+pub(crate) fn hosts() -> Vec<Host> {
     vec![
         Host::Dns("consentry.test".into()),
         Host::Ip("127.0.0.1".parse().unwrap()),
@@ -31,7 +33,7 @@ fn hosts() -> Vec<Host> {
 }
 
 /// A deployment CA in `dir` (`ca.pem`) and a server certificate from it.
-fn pki(dir: &Path) -> (DeploymentCa, PathBuf, TlsFiles) {
+pub(crate) fn pki(dir: &Path) -> (DeploymentCa, PathBuf, TlsFiles) {
     let ca = DeploymentCa::new("test", &hosts(), real_now()).unwrap();
     let ca_file = dir.join("ca.pem");
     ca.write_cert(&ca_file).unwrap();
