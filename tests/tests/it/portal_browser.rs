@@ -67,13 +67,40 @@ impl Driver {
     /// chromedriver on a port it chooses (`--port=0`, read back from what
     /// it prints: a port found free here and bound later by chromedriver
     /// could be another test's by then), its HOME and TMPDIR `home`.
+    /// chromedriver binds the port it chose for IPv6 on IPv4 too, and
+    /// exits when another socket holds that one ("IPv4 port not
+    /// available"): then it is started again, on another port; any other
+    /// failure fails the test.
     fn start(home: tempfile::TempDir) -> Driver {
+        const PORT_TAKEN_STARTS_MAX: usize = 5;
+        let mut said = Vec::new();
+        for _ in 0..PORT_TAKEN_STARTS_MAX {
+            match Self::spawn(home.path()) {
+                Ok((child, port)) => {
+                    return Driver {
+                        child,
+                        port,
+                        _home: home,
+                    }
+                }
+                Err(lines) if lines.iter().any(|l| l.contains("port not available")) => {
+                    said = lines;
+                }
+                Err(lines) => panic!("chromedriver stopped before it listened: {lines:?}"),
+            }
+        }
+        panic!("chromedriver found its port taken {PORT_TAKEN_STARTS_MAX} times: {said:?}")
+    }
+
+    /// One start: the child and its port, or what it said before it
+    /// stopped.
+    fn spawn(home: &std::path::Path) -> Result<(std::process::Child, u16), Vec<String>> {
         use std::io::BufRead;
         let chromedriver = tool("CONSENTRY_CHROMEDRIVER", "/usr/bin/chromedriver");
         let mut child = Command::new(chromedriver)
             .arg("--port=0")
-            .env("HOME", home.path())
-            .env("TMPDIR", home.path())
+            .env("HOME", home)
+            .env("TMPDIR", home)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -97,15 +124,13 @@ impl Driver {
             }
             let _ = tx.send(Err(said));
         });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(port)) => port,
-            Ok(Err(said)) => panic!("chromedriver stopped before it listened: {said:?}"),
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(port)) => Ok((child, port)),
+            Ok(Err(said)) => {
+                let _ = child.wait();
+                Err(said)
+            }
             Err(e) => panic!("chromedriver did not say where it listens: {e}"),
-        };
-        Driver {
-            child,
-            port,
-            _home: home,
         }
     }
 }

@@ -166,6 +166,17 @@ async fn the_gateway_speaks_http2_or_http1_by_alpn_with_hsts() {
         "{answer}"
     );
 
+    // Every cookie is Secure under https, the language cookie too.
+    let page = get1(&mut s, "/portal/en/").await;
+    let lang = page
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: consentry_lang=")
+        })
+        .unwrap_or_else(|| panic!("no language cookie: {page}"));
+    assert!(lang.ends_with("; Secure"), "{lang}");
+
     let s = connect(net.addr, &ca, &[b"h2", b"http/1.1"]).await;
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut h2, conn) = h2::client::handshake(s).await.unwrap();
