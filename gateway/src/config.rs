@@ -60,6 +60,7 @@ pub struct LimitsConfig {
     pub header_bytes_max: usize,
     pub request_timeout_secs: u64,
     pub requests_in_flight_max: usize,
+    pub requests_in_flight_per_source_max: usize,
     pub connections_max: usize,
     pub connections_per_address_max: usize,
     pub header_read_timeout_secs: u64,
@@ -134,6 +135,7 @@ impl Default for LimitsConfig {
             header_bytes_max: http.header_bytes_max,
             request_timeout_secs: http.request_timeout.as_secs(),
             requests_in_flight_max: http.requests_in_flight_max,
+            requests_in_flight_per_source_max: http.requests_in_flight_per_source_max,
             connections_max: http.connections_max,
             connections_per_address_max: http.connections_per_address_max,
             header_read_timeout_secs: http.header_read_timeout.as_secs(),
@@ -173,6 +175,7 @@ impl LimitsConfig {
             header_bytes_max: self.header_bytes_max,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             requests_in_flight_max: self.requests_in_flight_max,
+            requests_in_flight_per_source_max: self.requests_in_flight_per_source_max,
             connections_max: self.connections_max,
             connections_per_address_max: self.connections_per_address_max,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
@@ -378,6 +381,10 @@ pub struct UpstreamTlsConfig {
     pub client_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key: Option<PathBuf>,
+    /// `http://` record systems beyond this machine (a private network):
+    /// refused unless set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plain_http: bool,
 }
 
 impl UpstreamTlsConfig {
@@ -509,6 +516,7 @@ impl Config {
         Ok(crate::agency::UpstreamTls {
             roots: crate::tls::Roots::from_flag(u.ca.as_ref().map(|p| self.path(p)).as_deref()),
             identity,
+            allow_plain_http: u.allow_plain_http,
         })
     }
 

@@ -66,6 +66,38 @@ const TLS_KEY_FILE: &str = "keys/tls.key";
 /// same ones keeps it (a phone that trusts the CA goes on trusting it).
 const TLS_HOSTS_FILE: &str = "keys/tls-hosts.txt";
 
+/// The two sample record systems on `ports` (0: the system's choice), on
+/// loopback whatever the gateway listens on: only the gateway reaches
+/// them. Their URLs, as the registry has them.
+async fn start_upstreams(
+    ports: [u16; 2],
+    gateway_public: ed25519_dalek::VerifyingKey,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> Result<Vec<String>, DemoError> {
+    use crate::upstream::{self, Holder};
+    let mut urls = Vec::new();
+    for (holder, port) in [Holder::TreatmentProgram, Holder::HousingAuthority]
+        .into_iter()
+        .zip(ports)
+    {
+        let addr = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port);
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("binding the sample record system on {addr}")))?;
+        let bound = l.local_addr().map_err(io("reading a bound address"))?;
+        let origin = crate::origin::Origin::parse(&format!("http://{bound}")).map_err(|e| {
+            DemoError::Io {
+                what: "the sample record system's address".into(),
+                err: std::io::Error::other(e),
+            }
+        })?;
+        let router = upstream::router(holder, origin, gateway_public, clock.clone());
+        tokio::spawn(upstream::serve(l, router, None));
+        urls.push(format!("http://{bound}/fhir"));
+    }
+    Ok(urls)
+}
+
 /// How the demo serves: its certificate (with `--tls`) and its public
 /// URL. The first extra name, when one is given, is the one a phone
 /// uses: agencies and the portal must sign against the same address.
@@ -86,6 +118,7 @@ fn serving(
     hosts.extend(t.extra_hosts.iter().cloned());
     let files = demo_certificate(dir, &hosts, now)?;
     let name = match t.extra_hosts.first() {
+        Some(Host::Ip(std::net::IpAddr::V6(v6))) => format!("[{v6}]"),
         Some(h) => h.to_string(),
         None => "localhost".into(),
     };
@@ -391,8 +424,6 @@ pub async fn run(
 ) -> Result<(), DemoError> {
     use std::sync::Arc;
 
-    use crate::upstream::{self, Holder};
-
     if fresh && dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(format!("removing {}", dir.display())))?;
     }
@@ -401,7 +432,6 @@ pub async fn run(
     }
     let keys = keys(dir)?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
-    let gateway_public = keys.gateway.signing_key().verifying_key();
     let next = |d: u16| {
         let mut a = listen;
         if listen.port() != 0 {
@@ -409,25 +439,12 @@ pub async fn run(
         }
         a
     };
-    let mut upstream_urls = Vec::new();
-    for (holder, addr) in [
-        (Holder::TreatmentProgram, next(1)),
-        (Holder::HousingAuthority, next(2)),
-    ] {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(io(format!("binding the sample record system on {addr}")))?;
-        let bound = l.local_addr().map_err(io("reading a bound address"))?;
-        let origin = crate::origin::Origin::parse(&format!("http://{bound}")).map_err(|e| {
-            DemoError::Io {
-                what: "the sample record system's address".into(),
-                err: std::io::Error::other(e),
-            }
-        })?;
-        let router = upstream::router(holder, origin, gateway_public, clock.clone());
-        tokio::spawn(upstream::serve(l, router, None));
-        upstream_urls.push(format!("http://{bound}/fhir"));
-    }
+    let upstream_urls = start_upstreams(
+        [next(1).port(), next(2).port()],
+        keys.gateway.signing_key().verifying_key(),
+        clock.clone(),
+    )
+    .await?;
     let dep = Arc::new(
         Deployment::open(&dir.join("data"), keys.gateway.clone(), trust(&keys))
             .map_err(DemoError::Open)?,

@@ -525,9 +525,20 @@ pub mod net {
         host: &str,
         adjust: impl FnOnce(&mut Settings),
     ) -> Net {
+        start_tls_with(dir, tls, host, HttpLimits::default(), adjust).await
+    }
+
+    /// As [`start_tls`], within `limits`.
+    pub async fn start_tls_with(
+        dir: &std::path::Path,
+        tls: Arc<gateway::tls::ServerTls>,
+        host: &str,
+        limits: HttpLimits,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Net {
         start_keyed(
             dir,
-            HttpLimits::default(),
+            limits,
             Duration::from_secs(5),
             adjust,
             fixture::gateway(),

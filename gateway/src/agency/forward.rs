@@ -39,6 +39,10 @@ pub enum ForwardError {
     Tls(String),
     #[error("the holder's upstream asks for the gateway's client certificate, and none is configured ([upstream_tls] client_cert and client_key)")]
     NoClientCertificate,
+    #[error("the holder's upstream {0} is plain HTTP beyond this machine: records would cross the network in clear (enrol it at https://, or set [upstream_tls] allow_plain_http = true for a private network)")]
+    PlainHttp(String),
+    #[error("the holder's upstream {0} asks for the gateway's client certificate over plain HTTP, where none can be presented: enrol it at https://")]
+    PlainHttpWithClientCertificate(String),
 }
 
 impl ForwardError {
@@ -55,6 +59,10 @@ impl ForwardError {
             ForwardError::WrongName(_) => "upstream-certificate-wrong-name",
             ForwardError::Tls(_) => "upstream-tls-failed",
             ForwardError::NoClientCertificate => "upstream-client-certificate-unconfigured",
+            ForwardError::PlainHttp(_) => "upstream-plain-http",
+            ForwardError::PlainHttpWithClientCertificate(_) => {
+                "upstream-plain-http-with-client-certificate"
+            }
         }
     }
 
@@ -92,6 +100,44 @@ impl ForwardError {
 pub struct UpstreamTls {
     pub roots: crate::tls::Roots,
     pub identity: Option<crate::tls::client::Identity>,
+    /// `http://` upstreams beyond loopback: only when the operator says
+    /// so (a private network between the gateway and its record systems).
+    pub allow_plain_http: bool,
+}
+
+/// Whether `uri` may be sent to as it is: `https://` always; `http://`
+/// only to this machine (the sample record systems, a TLS proxy beside
+/// the gateway) or where the operator allowed it, and never to a holder
+/// that asks for the gateway's client certificate, which plain HTTP
+/// cannot carry.
+fn may_send(uri: &http::Uri, identify: bool, allow_plain_http: bool) -> Result<(), ForwardError> {
+    if uri.scheme_str() == Some("https") {
+        return Ok(());
+    }
+    let shown = || {
+        format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map(|a| a.as_str()).unwrap_or("")
+        )
+    };
+    if identify {
+        return Err(ForwardError::PlainHttpWithClientCertificate(shown()));
+    }
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || allow_plain_http {
+        Ok(())
+    } else {
+        Err(ForwardError::PlainHttp(shown()))
+    }
 }
 
 /// The upstream's answer, whole.
@@ -118,6 +164,7 @@ type Upstream = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct Forwarder {
     client: Upstream,
     with_identity: Option<Upstream>,
+    allow_plain_http: bool,
     key_id: String,
     key: ed25519_dalek::SigningKey,
     pub timeout: Duration,
@@ -151,6 +198,7 @@ impl Forwarder {
         Ok(Self {
             client,
             with_identity,
+            allow_plain_http: tls.allow_plain_http,
             key_id,
             key,
             timeout,
@@ -161,12 +209,13 @@ impl Forwarder {
     /// Sends the signed GET and reads the whole answer within the limits,
     /// presenting the gateway's client certificate when `identify`.
     pub async fn get(&self, out: &Outgoing<'_>, identify: bool) -> Result<Answer, ForwardError> {
+        let (uri, headers) = sign_forward(out, &self.key_id, &self.key)?;
+        may_send(&uri, identify, self.allow_plain_http)?;
         let client = match (identify, &self.with_identity) {
             (false, _) => &self.client,
             (true, Some(c)) => c,
             (true, None) => return Err(ForwardError::NoClientCertificate),
         };
-        let (uri, headers) = sign_forward(out, &self.key_id, &self.key)?;
         let mut req = http::Request::get(uri);
         if let Some(h) = req.headers_mut() {
             *h = headers;
@@ -237,4 +286,53 @@ pub fn sign_forward(
     set(&mut headers, "signature-input", &input)?;
     set(&mut headers, "signature", &sig)?;
     Ok((uri, headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the gateway may send in clear: this machine only, unless the
+    /// operator allowed a private network; never to a holder that asks
+    /// for the client certificate.
+    #[test]
+    fn plain_http_goes_to_this_machine_only() {
+        let table = [
+            ("https://records.example/fhir", false, false, None),
+            ("https://records.example/fhir", true, false, None),
+            ("http://127.0.0.1:9/fhir", false, false, None),
+            ("http://[::1]:9/fhir", false, false, None),
+            ("http://localhost:9/fhir", false, false, None),
+            (
+                "http://records.example/fhir",
+                false,
+                false,
+                Some("upstream-plain-http"),
+            ),
+            (
+                "http://10.0.0.5/fhir",
+                false,
+                false,
+                Some("upstream-plain-http"),
+            ),
+            (
+                "http://127.0.0.1.example/fhir",
+                false,
+                false,
+                Some("upstream-plain-http"),
+            ),
+            ("http://records.example/fhir", false, true, None),
+            (
+                "http://127.0.0.1:9/fhir",
+                true,
+                true,
+                Some("upstream-plain-http-with-client-certificate"),
+            ),
+        ];
+        for (url, identify, allow, want) in table {
+            let uri: http::Uri = url.parse().unwrap();
+            let got = may_send(&uri, identify, allow).err().map(|e| e.code());
+            assert_eq!(got, want, "{url} identify={identify} allow={allow}");
+        }
+    }
 }

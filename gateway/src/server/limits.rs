@@ -14,6 +14,13 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Requests served at once; more wait for a turn.
     pub requests_in_flight_max: usize,
+    /// Requests in flight (served or waiting for a turn) from one source
+    /// (its TCP peer: an IPv4 address, an IPv6 /64); more are refused at
+    /// once. HTTP/1.1 holds one per connection, HTTP/2 up to
+    /// `http2_streams_max`: without this, a few HTTP/2 connections from
+    /// one address could take every turn. Behind a reverse proxy every
+    /// request comes from the proxy: raise this to `requests_in_flight_max`.
+    pub requests_in_flight_per_source_max: usize,
     /// Connections held open at once; more wait to be accepted.
     pub connections_max: usize,
     /// Connections held open at once from one source (an IPv4 address, an
@@ -66,6 +73,7 @@ impl Default for HttpLimits {
             header_bytes_max: 16 * 1024,
             request_timeout: Duration::from_secs(30),
             requests_in_flight_max: 1024,
+            requests_in_flight_per_source_max: 256,
             connections_max: 2048,
             connections_per_address_max: 256,
             header_read_timeout: Duration::from_secs(10),
@@ -88,6 +96,10 @@ pub enum LimitsError {
     Zero(&'static str),
     #[error("connections_per_address_max ({per_address}) is above connections_max ({max})")]
     PerAddressAboveMax { per_address: usize, max: usize },
+    #[error(
+        "requests_in_flight_per_source_max ({per_source}) is above requests_in_flight_max ({max})"
+    )]
+    PerSourceAboveMax { per_source: usize, max: usize },
     #[error("idle_timeout ({idle:?}) must be longer than request_timeout ({request:?}), or a request being answered could be cut")]
     IdleNotAboveRequest { idle: Duration, request: Duration },
 }
@@ -98,6 +110,10 @@ impl HttpLimits {
             ("body_bytes_max", self.body_bytes_max),
             ("header_bytes_max", self.header_bytes_max),
             ("requests_in_flight_max", self.requests_in_flight_max),
+            (
+                "requests_in_flight_per_source_max",
+                self.requests_in_flight_per_source_max,
+            ),
             ("connections_max", self.connections_max),
             (
                 "requests_per_source_per_second",
@@ -131,6 +147,12 @@ impl HttpLimits {
             return Err(LimitsError::PerAddressAboveMax {
                 per_address: self.connections_per_address_max,
                 max: self.connections_max,
+            });
+        }
+        if self.requests_in_flight_per_source_max > self.requests_in_flight_max {
+            return Err(LimitsError::PerSourceAboveMax {
+                per_source: self.requests_in_flight_per_source_max,
+                max: self.requests_in_flight_max,
             });
         }
         if self.idle_timeout <= self.request_timeout {

@@ -13,8 +13,10 @@
 //! - [`log`]: health and the public read routes of the log.
 
 pub mod entries;
+mod in_flight;
 pub mod limits;
 pub mod log;
+mod quiet;
 pub mod run;
 pub mod state;
 #[cfg(test)]
@@ -48,6 +50,7 @@ pub fn app(state: AppState, limits: &HttpLimits) -> Router {
     let header_bytes_max = limits.header_bytes_max;
     let trusted = limits.trusted_proxies.clone();
     let https = state.agency.origin().is_https();
+    let in_flight = in_flight::InFlight::new(limits.requests_in_flight_per_source_max);
     let routes = Router::new()
         .route(
             "/v1/records/{holder}/{participant}/{*fhir_path}",
@@ -80,6 +83,11 @@ pub fn app(state: AppState, limits: &HttpLimits) -> Router {
             limits.request_timeout,
         ))
         .layer(ConcurrencyLimitLayer::new(limits.requests_in_flight_max))
+        // Outside the global limit: a source's excess is refused before it
+        // waits for a turn.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            in_flight::per_source(in_flight.clone(), req, next)
+        }))
         .layer(middleware::map_response(as_problem))
         .layer(middleware::from_fn(no_store))
         .layer(middleware::map_response(move |r: Response| {

@@ -90,6 +90,7 @@ async fn serve(
                     app: app.clone(),
                     http: http.clone(),
                     idle: limits.idle_timeout,
+                    quiet: limits.header_read_timeout,
                     graceful: graceful.watcher(),
                 };
                 match &tls {
@@ -132,12 +133,21 @@ fn http1_builder(limits: &HttpLimits) -> hyper::server::conn::http1::Builder {
 fn http2_builder(
     limits: &HttpLimits,
 ) -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
+    // HTTP/2's smallest window is 65,535 bytes.
+    let window = u32::try_from(limits.body_bytes_max)
+        .unwrap_or(u32::MAX)
+        .clamp(65_535, 1 << 20);
     let mut b = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
     b.timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(limits.http2_streams_max)
         .max_header_list_size(u32::try_from(limits.header_bytes_max).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(limits.http2_resets_pending_max)
-        .max_local_error_reset_streams(limits.http2_error_resets_max);
+        .max_local_error_reset_streams(limits.http2_error_resets_max)
+        // A window of one body per stream, not hyper's 1 MiB: what a
+        // client may push before the body limit reads it is what the limit
+        // allows.
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window.saturating_mul(4));
     b
 }
 
@@ -163,6 +173,8 @@ struct Connection {
     app: Router,
     http: Arc<Protocols>,
     idle: Duration,
+    /// HTTP/2: how long a connection may stay without a request.
+    quiet: Duration,
     graceful: hyper_util::server::graceful::Watcher,
 }
 
@@ -215,38 +227,76 @@ impl Connection {
             app,
             http,
             idle,
+            quiet,
             graceful,
         } = self;
         let activity = crate::listener::Activity::new();
         let io = hyper_util::rt::TokioIo::new(crate::listener::Watched::new(io, activity.clone()));
-        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            app.clone().oneshot(req)
-        });
         if h2 {
+            let requests = super::quiet::Requests::new();
+            let seen = requests.clone();
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    let open = seen.open();
+                    let app = app.clone();
+                    async move {
+                        let answer = app.oneshot(req).await?;
+                        Ok::<_, std::convert::Infallible>(
+                            answer.map(|body| super::quiet::Held::new(body, open)),
+                        )
+                    }
+                });
             let conn = graceful.watch(http.http2.serve_connection(io, service));
-            until_idle(conn, &activity, idle).await;
+            until_idle(conn, &activity, idle, Some((&requests, quiet))).await;
         } else {
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    app.clone().oneshot(req)
+                });
             let conn = graceful.watch(http.http1.serve_connection(io, service));
-            until_idle(conn, &activity, idle).await;
+            until_idle(conn, &activity, idle, None).await;
         }
     }
 }
 
-/// Drives `conn` until it ends or no byte has moved for `idle`; dropping
-/// it then closes the socket.
-async fn until_idle<F: Future>(conn: F, activity: &crate::listener::Activity, idle: Duration) {
+/// Drives `conn` until it ends, no byte has moved for `idle`, or (with
+/// `requests`, HTTP/2) no request has been open for `quiet`; dropping it
+/// then closes the socket. Both are looked at again at least every
+/// `quiet`, so neither deadline is missed by more than that.
+async fn until_idle<F: Future>(
+    conn: F,
+    activity: &crate::listener::Activity,
+    idle: Duration,
+    requests: Option<(&super::quiet::Requests, Duration)>,
+) {
     tokio::pin!(conn);
-    let mut deadline = activity.last() + idle;
+    let next = || {
+        let idle_at = activity.last() + idle;
+        match requests {
+            None => idle_at,
+            // While a request is open, look again within `quiet`.
+            Some((r, quiet)) => idle_at.min(
+                r.quiet_until(quiet)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + quiet),
+            ),
+        }
+    };
+    let mut deadline = next();
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
             () = tokio::time::sleep_until(deadline) => {
-                deadline = activity.last() + idle;
-                if deadline <= tokio::time::Instant::now() {
+                let now = tokio::time::Instant::now();
+                let idle_at = activity.last() + idle;
+                let quiet_at = requests.and_then(|(r, quiet)| r.quiet_until(quiet));
+                if idle_at <= now || quiet_at.is_some_and(|q| q <= now) {
                     return;
                 }
+                deadline = next();
             }
         }
     }
@@ -391,6 +441,7 @@ mod tests {
                 http2: http2_builder(&limits),
             }),
             idle: limits.idle_timeout,
+            quiet: limits.header_read_timeout,
             graceful: graceful.watcher(),
         };
         let served =

@@ -351,6 +351,117 @@ async fn http2_streams_headers_and_resets_are_bounded() {
     assert!(get1(&mut other, "/hello").await.ends_with("hello"));
 }
 
+/// A flood of slow requests over HTTP/2 from one address (streams whose
+/// bodies never end): that source holds no more than its share of turns,
+/// the rest are refused at once, and another address is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_cannot_take_every_turn_over_http2() {
+    const STREAMS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca, files) = pki(dir.path());
+    let limits = HttpLimits {
+        requests_in_flight_max: 32,
+        requests_in_flight_per_source_max: 8,
+        ..HttpLimits::default()
+    };
+    let tls = ServerTls::load(files).unwrap();
+    let net =
+        consentry_tests::net::start_tls_with(dir.path(), tls, "consentry.test", limits, |_| {})
+            .await;
+    let s = connect(net.addr, &ca, &[b"h2"]).await;
+    let (h2, conn) = h2::client::handshake(s).await.unwrap();
+    tokio::spawn(conn);
+    let mut held = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..STREAMS {
+        let mut ready = h2.clone().ready().await.unwrap();
+        let req = http::Request::post("https://consentry.test/v1/entries")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (answer, mut body) = ready.send_request(req, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"{"), false)
+            .unwrap();
+        held.push(body);
+        answers.push(answer);
+    }
+    let mut refused = 0;
+    for answer in answers {
+        if let Ok(Ok(a)) = tokio::time::timeout(Duration::from_millis(500), answer).await {
+            assert_eq!(a.status(), 429);
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        refused,
+        STREAMS - 8,
+        "all but the source's share refused at once"
+    );
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut s = connect_from(other, net.addr, &ca, &[b"http/1.1"]).await;
+        get1(&mut s, "/healthz").await
+    })
+    .await
+    .expect("another address waited behind the flood");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    drop(held);
+    net.stop().await;
+}
+
+/// HTTP/2's header-read timeout: a connection that carries no request
+/// is closed after it, however often the client PINGs, while one whose
+/// request is open stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_without_a_request_is_closed_though_it_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca, files) = pki(dir.path());
+    let limits = HttpLimits {
+        header_read_timeout: Duration::from_millis(400),
+        ..HttpLimits::default()
+    };
+    let addr = serve(ServerTls::load(files).unwrap(), limits).await;
+    let s = connect(addr, &ca, &[b"h2"]).await;
+    let (mut h2, mut conn) = h2::client::handshake(s).await.unwrap();
+    let (answer, _) = h2
+        .send_request(
+            http::Request::get("https://consentry.test/hello")
+                .body(())
+                .unwrap(),
+            true,
+        )
+        .unwrap();
+    let mut pings = conn.ping_pong().unwrap();
+    let started = std::time::Instant::now();
+    let served = tokio::spawn(async move {
+        let a = answer.await.unwrap();
+        let mut body = a.into_body();
+        while let Some(chunk) = body.data().await {
+            chunk.unwrap();
+        }
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            _ = &mut conn => {}
+            _ = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if pings.ping(h2::Ping::opaque()).await.is_err() {
+                        break;
+                    }
+                }
+            } => {}
+        }
+    })
+    .await;
+    served.await.unwrap();
+    assert!(
+        closed.is_ok(),
+        "a pinging connection without a request was held"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(350));
+}
+
 /// A rotation: new files are served to new handshakes within the watch's
 /// period, a connection made before goes on with its own, and a pair
 /// that does not load leaves the certificate in service.

@@ -130,6 +130,7 @@ async fn gateway_trusting(dir: &Path, pki: &Pki, identity: bool) -> Net {
     let tls = UpstreamTls {
         roots: Roots::File(pki.ca_file.clone()),
         identity: identity.then(|| pki.gateway_identity.clone()),
+        allow_plain_http: false,
     };
     net::start_adjusted(
         dir,
