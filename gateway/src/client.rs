@@ -27,10 +27,16 @@ const SIGNATURE_LIFETIME_SECS: i64 = 60;
 pub enum ClientError {
     #[error("the gateway url {0:?} is not usable (want https://host[:port], or http://host:port on this machine)")]
     BadUrl(String),
-    #[error("the gateway at {url} is not trusted: {reason}; give the deployment's CA certificate with --ca FILE (verification is never turned off)")]
+    #[error("the gateway at {url} is not trusted: {reason}; give the CA certificate that issued its certificate with --ca FILE (verification is never turned off)")]
     Untrusted { url: String, reason: String },
+    #[error(
+        "TLS with the gateway at {url} failed: {reason} (does it serve HTTPS at that address?)"
+    )]
+    TlsFailed { url: String, reason: String },
+    // Not a `source` as well: the CLI prints the chain, and would say it
+    // twice.
     #[error("the client's TLS: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
     #[error("cannot reach the gateway at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("the gateway at {0} did not answer within {1:?}")]
@@ -39,6 +45,51 @@ pub enum ClientError {
     Malformed(String),
     #[error("cannot sign the request: {0}")]
     Sign(String),
+}
+
+impl From<crate::tls::TlsError> for ClientError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        ClientError::Tls(e)
+    }
+}
+
+/// A failed handshake, read: a certificate refused, in words (which CA
+/// the client trusts is the usual cause, not a signature gone bad), or
+/// TLS itself failing.
+fn tls_refused(e: &rustls::Error, url: &str) -> ClientError {
+    use rustls::Error as R;
+    match e {
+        R::InvalidCertificate(_) => ClientError::Untrusted {
+            url: url.to_string(),
+            reason: untrusted_reason(e),
+        },
+        other => ClientError::TlsFailed {
+            url: url.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn untrusted_reason(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as R};
+    match e {
+        R::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "its certificate is not issued by a CA this client trusts".into()
+        }
+        R::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "its certificate has expired".into()
+        }
+        R::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "its certificate is not valid yet (is this machine's clock right?)".into()
+        }
+        R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "its certificate is for another name than the URL's".into()
+        }
+        R::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. }) => {
+            "its certificate is not a server's".into()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// One request for records.
@@ -366,10 +417,7 @@ pub(crate) async fn fetch(
             http.request(req)
                 .await
                 .map_err(|e| match crate::tls::client::tls_failure(&e) {
-                    Some(tls) => ClientError::Untrusted {
-                        url: gateway.to_string(),
-                        reason: tls.to_string(),
-                    },
+                    Some(tls) => tls_refused(&tls, gateway),
                     None => ClientError::Unreachable {
                         url: gateway.to_string(),
                         reason: std::error::Error::source(&e)

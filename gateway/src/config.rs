@@ -50,6 +50,10 @@ pub enum ConfigError {
     KeyReadable { path: PathBuf, mode: u32 },
     #[error("the governance key must be written outside the deployment folder {dir} (the server must never hold it): give --governance-key a path on removable media or the board member's own machine")]
     GovernanceKeyInside { dir: PathBuf },
+    #[error("the deployment CA's key must be written outside the deployment folder {dir} (whoever holds it can issue certificates for the deployment's names): give --tls-ca-key a path on removable media, or leave it out to discard the key once the certificates are made")]
+    CaKeyInside { dir: PathBuf },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Limits, with units in their names.
@@ -622,17 +626,132 @@ pub struct Initialised {
     pub config: PathBuf,
     pub governance_key: PathBuf,
     pub log_size: u64,
+    /// With `--tls`: the certificates and keys.
+    pub tls: Option<TlsMade>,
+}
+
+/// `consentry init --tls`: the names and addresses the deployment CA is
+/// constrained to and its certificates are for (the first one is the
+/// public URL's), and where to keep the CA's key, if anywhere.
+#[derive(Clone, Debug)]
+pub struct InitTls {
+    pub hosts: Vec<crate::tls::pki::Host>,
+    pub ca_key: Option<PathBuf>,
+}
+
+/// The files `consentry init --tls` wrote, for the operator.
+#[derive(Clone, Debug)]
+pub struct TlsMade {
+    pub public_url: String,
+    /// Public: what clients (`--ca`), phones and record systems trust.
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// Where the CA's key was written; none: it was discarded.
+    pub ca_key: Option<PathBuf>,
+}
+
+const INIT_CA_FILE: &str = "keys/ca.pem";
+const INIT_TLS_CERT: &str = "keys/tls.crt";
+const INIT_TLS_KEY: &str = "keys/tls.key";
+const INIT_CLIENT_CERT: &str = "keys/gateway-client.crt";
+const INIT_CLIENT_KEY: &str = "keys/gateway-client.key";
+
+/// The deployment CA and what it issued, in memory: made before anything
+/// is written, so that a failure leaves no half a deployment.
+struct PendingTls {
+    ca: crate::tls::pki::DeploymentCa,
+    server: crate::tls::pki::Issued,
+    client: crate::tls::pki::Issued,
+    public_url: String,
+    ca_key: Option<PathBuf>,
+}
+
+impl PendingTls {
+    /// Checks where the CA's key would go, then makes the CA and its two
+    /// certificates for `t.hosts`.
+    fn new(dir: &Path, t: &InitTls, listen: &str, now: i64) -> Result<Self, ConfigError> {
+        use crate::tls::pki::{DeploymentCa, Host, Usage, Validity, LEAF_DAYS};
+        let first = t
+            .hosts
+            .first()
+            .ok_or_else(|| ConfigError::Invalid("--tls names no host".into()))?;
+        if let Some(k) = &t.ca_key {
+            if is_inside(k, dir) {
+                return Err(ConfigError::CaKeyInside { dir: dir.into() });
+            }
+            if k.exists() {
+                return Err(ConfigError::Exists(k.clone()));
+            }
+            // Checked now, not found missing after the other keys exist.
+            match k.parent() {
+                Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => {
+                    return Err(ConfigError::Invalid(format!(
+                        "--tls-ca-key: the folder {} does not exist",
+                        p.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        let port = listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .ok_or_else(|| ConfigError::Invalid(format!("--listen {listen:?} has no port")))?;
+        let host = match first {
+            Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            h => h.to_string(),
+        };
+        let ca = DeploymentCa::new(&first.to_string(), &t.hosts, now)?;
+        let valid = Validity {
+            now,
+            days: LEAF_DAYS,
+        };
+        Ok(Self {
+            server: ca.issue(Usage::Server, &t.hosts, valid)?,
+            client: ca.issue(Usage::Client, &t.hosts, valid)?,
+            ca,
+            public_url: format!("https://{host}:{port}"),
+            ca_key: t.ca_key.clone(),
+        })
+    }
+
+    /// Writes the certificates (public) and keys (owner-only) under `dir`
+    /// and the CA's key where asked; the CA's key is then dropped.
+    fn write(self, dir: &Path) -> Result<TlsMade, ConfigError> {
+        let made = TlsMade {
+            public_url: self.public_url,
+            ca_cert: dir.join(INIT_CA_FILE),
+            server_cert: dir.join(INIT_TLS_CERT),
+            server_key: dir.join(INIT_TLS_KEY),
+            client_cert: dir.join(INIT_CLIENT_CERT),
+            client_key: dir.join(INIT_CLIENT_KEY),
+            ca_key: self.ca_key,
+        };
+        if let Some(k) = &made.ca_key {
+            self.ca.write_key(k)?;
+        }
+        self.ca.write_cert(&made.ca_cert)?;
+        self.server.write(&made.server_cert, &made.server_key)?;
+        self.client.write(&made.client_cert, &made.client_key)?;
+        Ok(made)
+    }
 }
 
 /// Creates a deployment in `dir`: keys (private ones owner-only), public
 /// trust roots, the default vocabulary and rules as editable files, the
-/// config, and a first governance-signed `governance.rules` entry.
+/// config, and a first governance-signed `governance.rules` entry; with
+/// `tls`, a deployment CA, the server's certificate and the gateway's
+/// client certificate, and a config that serves HTTPS.
 pub async fn init(
     dir: &Path,
     governance_path: &Path,
     listen: &str,
     metrics_listen: &str,
     origin: &str,
+    tls: Option<&InitTls>,
     now: i64,
 ) -> Result<Initialised, ConfigError> {
     let config_path = dir.join(CONFIG_FILE);
@@ -650,6 +769,9 @@ pub async fn init(
     if governance_path.exists() {
         return Err(ConfigError::Exists(governance_path.into()));
     }
+    let tls = tls
+        .map(|t| PendingTls::new(dir, t, listen, now))
+        .transpose()?;
     let governance = SigningKey::generate(&mut rand::rngs::OsRng);
     let gateway = SigningKey::generate(&mut rand::rngs::OsRng);
     write_secret(governance_path, &governance)?;
@@ -664,10 +786,14 @@ pub async fn init(
         policy::vocab::DEFAULT_VOCABULARY_TOML,
     )?;
     write(&dir.join("rules.toml"), policy::rules::DEFAULT_RULES_TOML)?;
+    let tls = tls.map(|t| t.write(dir)).transpose()?;
     let config = Config {
         listen: listen.into(),
         metrics_listen: metrics_listen.into(),
-        public_url: format!("http://{listen}"),
+        public_url: match &tls {
+            Some(t) => t.public_url.clone(),
+            None => format!("http://{listen}"),
+        },
         data_dir: "data".into(),
         origin: origin.into(),
         gateway_key: "keys/gateway.key".into(),
@@ -677,8 +803,18 @@ pub async fn init(
         limits: LimitsConfig::default(),
         witness_policy: None,
         allow_plain_http: false,
-        tls: None,
-        upstream_tls: UpstreamTlsConfig::default(),
+        tls: tls.as_ref().map(|_| TlsConfig {
+            cert: INIT_TLS_CERT.into(),
+            key: INIT_TLS_KEY.into(),
+        }),
+        upstream_tls: match &tls {
+            Some(_) => UpstreamTlsConfig {
+                ca: None,
+                client_cert: Some(INIT_CLIENT_CERT.into()),
+                client_key: Some(INIT_CLIENT_KEY.into()),
+            },
+            None => UpstreamTlsConfig::default(),
+        },
         base: dir.into(),
     };
     let vocabulary = Vocabulary::from_toml(policy::vocab::DEFAULT_VOCABULARY_TOML)
@@ -713,6 +849,7 @@ pub async fn init(
         config: config_path,
         governance_key: governance_path.into(),
         log_size,
+        tls,
     })
 }
 
@@ -865,6 +1002,44 @@ rules = "rules.toml"
             c.upstream_tls().unwrap(),
             crate::agency::UpstreamTls::default()
         );
+    }
+
+    #[test]
+    fn init_tls_serves_at_the_first_name_on_the_listen_port() {
+        let dir = tempfile::tempdir().unwrap();
+        // As init has made it by then.
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        let tls = |hosts: &str, ca_key: Option<PathBuf>| InitTls {
+            hosts: crate::tls::pki::Host::parse_list(hosts).unwrap(),
+            ca_key,
+        };
+        let url = |hosts: &str, listen: &str| {
+            PendingTls::new(dir.path(), &tls(hosts, None), listen, 1_800_000_000)
+                .map(|p| p.public_url)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            url("Gateway.Example,10.0.0.5", "0.0.0.0:8700").unwrap(),
+            "https://gateway.example:8700"
+        );
+        assert_eq!(url("::1", "[::1]:8443").unwrap(), "https://[::1]:8443");
+        assert!(url("gateway.example", "gateway.example")
+            .unwrap_err()
+            .contains("no port"));
+        let inside = PendingTls::new(
+            dir.path(),
+            &tls("gateway.example", Some(dir.path().join("keys/ca.key"))),
+            "0.0.0.0:8700",
+            1_800_000_000,
+        );
+        assert!(matches!(inside, Err(ConfigError::CaKeyInside { .. })));
+        let nowhere = PendingTls::new(
+            dir.path(),
+            &tls("gateway.example", Some("/no/such/folder/ca.key".into())),
+            "0.0.0.0:8700",
+            1_800_000_000,
+        );
+        assert!(matches!(nowhere, Err(ConfigError::Invalid(e)) if e.contains("does not exist")));
     }
 
     #[test]

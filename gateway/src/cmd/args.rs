@@ -93,6 +93,10 @@ pub struct WitnessArgs {
     /// Where the last cosigned checkpoint is kept (created if missing).
     #[arg(long)]
     pub state: PathBuf,
+    /// The CA certificate(s) to trust for an https:// gateway (PEM);
+    /// default: the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Milliseconds between rounds.
     #[arg(long, default_value_t = 1000)]
     pub interval_ms: u64,
@@ -153,6 +157,17 @@ pub struct InitArgs {
     /// media, or the board member's own machine), never on the server.
     #[arg(long)]
     pub governance_key: PathBuf,
+    /// Serve HTTPS: a deployment CA constrained to these names and
+    /// addresses (comma-separated; the first is the public URL's), its
+    /// server certificate, and the gateway's client certificate for
+    /// record systems. For pilots: real deployments use a real certificate.
+    #[arg(long, value_name = "HOST[,HOST...]")]
+    pub tls: Option<String>,
+    /// Keep the deployment CA's private key here (owner-only, outside
+    /// --dir) to issue again later; without it the key is discarded once
+    /// the certificates are made.
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub tls_ca_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -186,4 +201,9 @@ pub struct Signer {
     pub key: Option<PathBuf>,
     #[arg(long)]
     pub key_id: Option<String>,
+    /// The CA certificate(s) to trust for an https:// gateway (PEM);
+    /// default: DIR/keys/ca.pem with --dir when the demo serves HTTPS,
+    /// else the system's roots. Verification is never turned off.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }

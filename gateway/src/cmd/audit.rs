@@ -114,6 +114,10 @@ pub struct Remote {
     /// Your auditor key's id in the registry, e.g. community-board:1.
     #[arg(long, requires = "gateway")]
     key_id: Option<String>,
+    /// The CA certificate(s) to trust for an https:// gateway (PEM);
+    /// default: the system's roots. Verification is never turned off.
+    #[arg(long, value_name = "FILE", requires = "gateway")]
+    ca: Option<PathBuf>,
 }
 
 impl Remote {
@@ -129,7 +133,8 @@ impl Remote {
             anyhow::bail!("--gateway needs --key and --key-id (your auditor key)");
         };
         let key = gateway::config::read_key(key)?;
-        let client = gateway::client::AgencyClient::new(gw, key_id, key)?;
+        let roots = gateway::tls::Roots::from_flag(self.ca.as_deref());
+        let client = gateway::client::AgencyClient::with_roots(gw, key_id, key, &roots)?;
         let pb = bar(0, "fetching");
         let size = gateway::client::mirror_log(&client, dir, trust, vkey, now, |done, len| {
             pb.set_length(len);

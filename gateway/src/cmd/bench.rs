@@ -163,9 +163,10 @@ fn demo_agency(dir: &Path, url: &str, agency: &str) -> anyhow::Result<AgencyClie
         gateway: Some(url.to_string()),
         key: None,
         key_id: None,
+        ca: None,
     };
-    let (_, key, key_id) = identity(signer, Some(agency))?;
-    Ok(AgencyClient::new(url, &key_id, key)?)
+    let me = identity(signer, Some(agency))?;
+    Ok(AgencyClient::new(url, &me.key_id, me.key)?)
 }
 
 fn print_measured(a: &BenchArgs, m: &Measured) {

@@ -16,30 +16,40 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The gateway URL, key and key id to act with: explicit flags, or those
-/// of `who` in a demo folder.
-pub fn identity(
-    signer: Signer,
-    who: Option<&str>,
-) -> anyhow::Result<(String, ed25519_dalek::SigningKey, String)> {
+/// Who acts, where, and whose certificates they trust there.
+pub struct Acting {
+    pub gateway: String,
+    pub key: ed25519_dalek::SigningKey,
+    pub key_id: String,
+    pub roots: gateway::tls::Roots,
+}
+
+impl Acting {
+    /// The agency client these name (its key moved into it).
+    pub fn client(self) -> anyhow::Result<gateway::client::AgencyClient> {
+        Ok(gateway::client::AgencyClient::with_roots(
+            &self.gateway,
+            &self.key_id,
+            self.key,
+            &self.roots,
+        )?)
+    }
+}
+
+/// The gateway URL, key, key id and trust to act with: explicit flags, or
+/// those of `who` in a demo folder.
+pub fn identity(signer: Signer, who: Option<&str>) -> anyhow::Result<Acting> {
     let Signer {
         dir,
         gateway,
         key,
         key_id,
+        ca,
     } = signer;
     let dir = dir.as_deref();
     let gateway = match (gateway, dir) {
         (Some(g), _) => g,
-        (None, Some(d)) => std::fs::read_to_string(d.join(gateway::demo::GATEWAY_URL_FILE))
-            .with_context(|| {
-                format!(
-                    "no gateway url in {} (is the demo running?); pass --gateway",
-                    d.display()
-                )
-            })?
-            .trim()
-            .to_string(),
+        (None, Some(d)) => demo_gateway(d)?,
         (None, None) => "http://127.0.0.1:8700".into(),
     };
     let key_path = match (key, dir, who) {
@@ -53,7 +63,44 @@ pub fn identity(
         (None, Some(w)) => format!("{w}:1"),
         (None, None) => anyhow::bail!("name the key id: --key-id ID"),
     };
-    Ok((gateway, key, key_id))
+    let roots = roots(ca.as_deref(), dir, &gateway);
+    Ok(Acting {
+        gateway,
+        key,
+        key_id,
+        roots,
+    })
+}
+
+/// The URL the demo in `dir` serves at, as it wrote it.
+pub fn demo_gateway(dir: &Path) -> anyhow::Result<String> {
+    Ok(
+        std::fs::read_to_string(dir.join(gateway::demo::GATEWAY_URL_FILE))
+            .with_context(|| {
+                format!(
+                    "no gateway url in {} (is the demo running?); pass --gateway",
+                    dir.display()
+                )
+            })?
+            .trim()
+            .to_string(),
+    )
+}
+
+/// Whose certificates a client of `gateway` trusts: `--ca FILE`; else,
+/// with `--dir DEMO` and an https gateway, the demo's own CA (the folder
+/// named is the trust given); else the system's roots. Never none.
+pub fn roots(ca: Option<&Path>, dir: Option<&Path>, gateway: &str) -> gateway::tls::Roots {
+    use gateway::tls::Roots;
+    if let Some(ca) = ca {
+        return Roots::File(ca.into());
+    }
+    match dir.map(|d| d.join(gateway::demo::CA_FILE)) {
+        Some(demo_ca) if gateway.starts_with("https://") && demo_ca.exists() => {
+            Roots::File(demo_ca)
+        }
+        _ => Roots::System,
+    }
 }
 
 /// The log's verifier key from its file (one line; surrounding space is

@@ -3,14 +3,11 @@
 
 use std::process::ExitCode;
 
-use gateway::client::AgencyClient;
-
 use super::args::IntakeArgs;
 use super::common::identity;
 
 pub async fn run(a: IntakeArgs) -> anyhow::Result<ExitCode> {
-    let (gw, key, key_id) = identity(a.who, a.agency.as_deref())?;
-    let client = AgencyClient::new(&gw, &key_id, key)?;
+    let client = identity(a.who, a.agency.as_deref())?.client()?;
     let (participant, reply) = client.confirm_intake(&a.code).await?;
     if reply.status == 201 {
         println!("Enrolled {participant}: they can sign in now.");

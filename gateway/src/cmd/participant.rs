@@ -17,7 +17,9 @@ use gateway::participant::{new_participant_id, recovery};
 use policy::{Event, Kind, Language, Parties, Vocabulary, V1};
 use serde_json::{json, Value};
 
-use super::common::{now, print_json, split_list};
+use gateway::tls::Roots;
+
+use super::common::{demo_gateway, now, print_json, roots, split_list};
 
 #[derive(Subcommand)]
 pub enum ParticipantCmd {
@@ -142,9 +144,16 @@ pub struct Where {
     /// The gateway (default: the profile's, or the demo's with --dir).
     #[arg(long)]
     gateway: Option<String>,
-    /// A demo folder: its gateway url and log key.
+    /// A demo folder: its gateway url and log key (and its CA, when the
+    /// demo serves HTTPS).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The CA certificate(s) to trust for an https:// gateway (PEM;
+    /// default: the profile's, DIR/keys/ca.pem with --dir, else the
+    /// system's roots). Kept in the profile. Verification is never turned
+    /// off.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// The log's verifier key file (default: the profile's, or DIR/keys/log.vkey).
     #[arg(long)]
     vkey: Option<PathBuf>,
@@ -167,6 +176,7 @@ fn profile_path(key: &Path) -> PathBuf {
 
 struct Resolved {
     gateway: String,
+    roots: Roots,
     vkey: PathBuf,
     witnesses: Option<PathBuf>,
     lang: Language,
@@ -192,18 +202,17 @@ impl Resolved {
 }
 
 fn resolve(w: &Where, profile: Option<&Value>) -> anyhow::Result<Resolved> {
-    let gateway = match (
-        &w.gateway,
-        &w.dir,
-        profile.and_then(|p| p["gateway"].as_str()),
-    ) {
+    let from_profile = |field: &str| profile.and_then(|p| p[field].as_str());
+    let gateway = match (&w.gateway, &w.dir, from_profile("gateway")) {
         (Some(g), _, _) => g.clone(),
-        (None, Some(d), _) => std::fs::read_to_string(d.join(gateway::demo::GATEWAY_URL_FILE))
-            .with_context(|| format!("no gateway url in {} (is the demo running?)", d.display()))?
-            .trim()
-            .to_string(),
+        (None, Some(d), _) => demo_gateway(d)?,
         (None, None, Some(g)) => g.to_string(),
         _ => bail!("name the gateway: --gateway URL (or --dir DEMO)"),
+    };
+    // The profile's CA goes with the profile's gateway only.
+    let roots = match (&w.ca, &w.gateway, &w.dir, from_profile("ca")) {
+        (None, None, None, Some(ca)) => Roots::File(ca.into()),
+        _ => roots(w.ca.as_deref(), w.dir.as_deref(), &gateway),
     };
     let vkey = match (&w.vkey, &w.dir, profile.and_then(|p| p["vkey"].as_str())) {
         (Some(v), _, _) => v.clone(),
@@ -214,6 +223,7 @@ fn resolve(w: &Where, profile: Option<&Value>) -> anyhow::Result<Resolved> {
     let lang = Language::from_code(&w.lang).context("--lang is en or es")?;
     Ok(Resolved {
         gateway,
+        roots,
         vkey,
         witnesses: w.witnesses.clone(),
         lang,
@@ -244,7 +254,7 @@ async fn signed_in(w: &Where) -> anyhow::Result<(ParticipantClient, Resolved)> {
     else {
         bail!("the profile names no participant or key id");
     };
-    let mut c = ParticipantClient::new(&r.gateway, id, key_id, key)?;
+    let mut c = ParticipantClient::with_roots(&r.gateway, id, key_id, key, &r.roots)?;
     let a = c.sign_in().await?;
     if !a.ok() {
         bail!(
@@ -267,13 +277,17 @@ async fn signed_in(w: &Where) -> anyhow::Result<(ParticipantClient, Resolved)> {
 }
 
 fn write_profile(key: &Path, id: &str, key_id: &str, r: &Resolved) -> anyhow::Result<()> {
-    let vkey = std::fs::canonicalize(&r.vkey).unwrap_or_else(|_| r.vkey.clone());
-    let text = json!({
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut text = json!({
         "participant": id,
         "key_id": key_id,
         "gateway": r.gateway,
-        "vkey": vkey,
+        "vkey": absolute(&r.vkey),
     });
+    // The trust given at enrolment, so that later commands need no --ca.
+    if let Roots::File(ca) = &r.roots {
+        text["ca"] = json!(absolute(ca));
+    }
     std::fs::write(profile_path(key), format!("{text:#}\n"))
         .with_context(|| format!("writing {}", profile_path(key).display()))
 }
@@ -316,8 +330,12 @@ async fn new_key_entry(
     };
     let agency_key = gateway::config::read_key(&agency_key)?;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let c = ParticipantClient::with_roots(&r.gateway, participant, key_id, key.clone(), &r.roots)?;
+    // The gateway reached, its certificate checked, before a key file
+    // exists: else a refused certificate would leave a key behind that the
+    // next try (with --ca) refuses to overwrite.
+    c.get("/healthz").await?;
     gateway::config::write_secret(&at.key, &key)?;
-    let c = ParticipantClient::new(&r.gateway, participant, key_id, key.clone())?;
     let e = event(B64.encode(key.verifying_key().as_bytes()));
     let a = c
         .submit(&e, &[(&format!("{agency}:1"), &agency_key)])
@@ -493,7 +511,8 @@ async fn restore(at: &Where, participant: &str, code: &str) -> anyhow::Result<Ex
     let r = resolve(at, None)?;
     let seed = recovery::decode(code)?;
     let key = SigningKey::from_bytes(&seed);
-    let mut c = ParticipantClient::new(&r.gateway, participant, "unknown", key.clone())?;
+    let mut c =
+        ParticipantClient::with_roots(&r.gateway, participant, "unknown", key.clone(), &r.roots)?;
     let a = c.sign_in().await?;
     if !a.ok() {
         bail!("this code does not sign in as {participant}: it is not their current key");

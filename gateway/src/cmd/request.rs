@@ -2,14 +2,13 @@
 
 use std::process::ExitCode;
 
-use gateway::client::{AgencyClient, Ask, Reply};
+use gateway::client::{Ask, Reply};
 
 use super::args::RequestArgs;
 use super::common::{identity, now, print_json, split_list};
 
 pub async fn run(a: RequestArgs) -> anyhow::Result<ExitCode> {
-    let (gw, key, key_id) = identity(a.who, a.agency.as_deref())?;
-    let client = AgencyClient::new(&gw, &key_id, key)?;
+    let client = identity(a.who, a.agency.as_deref())?.client()?;
     let ask = Ask {
         holder: a.holder,
         participant: a.participant,

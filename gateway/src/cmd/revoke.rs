@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use gateway::client::AgencyClient;
-
 use super::args::RevokeArgs;
 use super::common::{identity, now};
 
@@ -13,7 +11,7 @@ pub async fn run(a: RevokeArgs) -> anyhow::Result<ExitCode> {
         participant,
         consent,
     } = a;
-    let (gw, key, key_id) = identity(who, Some(&participant))?;
+    let me = identity(who, Some(&participant))?;
     let event = policy::Event::ConsentRevoked(policy::ConsentRevoked {
         v: policy::V1,
         consent_id: consent.clone(),
@@ -21,8 +19,8 @@ pub async fn run(a: RevokeArgs) -> anyhow::Result<ExitCode> {
         at: now(),
         assisted_by: None,
     });
-    let env = gateway::deployment::sign_event(&event, &key_id, &key)?;
-    let client = AgencyClient::new(&gw, &key_id, key)?;
+    let env = gateway::deployment::sign_event(&event, &me.key_id, &me.key)?;
+    let client = me.client()?;
     let reply = client.post_entry(env.to_json()).await?;
     if reply.status != 201 {
         print!("{}", gateway::client::describe(&reply));

@@ -12,4 +12,5 @@ mod demo_walkthrough;
 mod fsck_cli;
 mod init_serve;
 mod participant_cli;
+mod tls_cli;
 mod witness_crash;
