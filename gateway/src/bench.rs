@@ -175,6 +175,8 @@ pub struct Measured {
     /// Connections opened (each a TLS handshake over `https://`): the
     /// run's `connections` when every one was kept alive throughout.
     pub opened: usize,
+    /// Why the first request that got no answer got none.
+    pub failure: Option<String>,
 }
 
 impl Measured {
@@ -222,10 +224,12 @@ pub async fn run(
         .build::<_, Empty<Bytes>>(connector);
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
+    let failure = Arc::new(std::sync::OnceLock::new());
     let start = Instant::now();
     let workers: Vec<_> = (0..connections.max(1))
         .map(|_| {
             let (client, requests, next) = (client.clone(), requests.clone(), next.clone());
+            let failure = failure.clone();
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 loop {
@@ -258,7 +262,10 @@ pub async fn run(
                                 Err(_) => 0,
                             }
                         }
-                        Err(_) => 0,
+                        Err(e) => {
+                            failure.get_or_init(|| why(&e));
+                            0
+                        }
                     };
                     seen.push((status, t.elapsed()));
                 }
@@ -289,5 +296,21 @@ pub async fn run(
         p50: pct(0.5),
         p99: pct(0.99),
         opened: opened.load(Ordering::Relaxed),
+        failure: failure.get().cloned(),
     })
+}
+
+/// Why a request got no answer: TLS's own reason when it was TLS (an
+/// unknown issuer: the CA not given with `--ca`), else the error's chain.
+fn why(e: &hyper_util::client::legacy::Error) -> String {
+    if let Some(t) = crate::tls::client::tls_failure(e) {
+        return format!("TLS: {t}");
+    }
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        out.push_str(&format!(": {s}"));
+        next = s.source();
+    }
+    out
 }

@@ -90,6 +90,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let m = gateway::bench::run(ready, a.connections, a.rate, &roots).await?;
     print_measured(&a, &m);
+    if let Some(why) = &m.failure {
+        eprintln!("first request without an answer: {why}");
+    }
     // In the mix, a denial is an answer too; anything else (a 5xx, a
     // dropped connection) fails the run.
     let answered = if a.target == "mix" {
