@@ -10,6 +10,12 @@
 //! - `direct`: the gateway's own forwarded request, signed with the
 //!   gateway's key, sent straight to the record system;
 //! - `proxy`: the same, sent through a reverse proxy (nginx) in front of it.
+//!
+//! Any target may be `https://`, verified against `--ca` (else the system's
+//! roots). Connections are HTTP/1.1 and kept alive, so a run pays for one
+//! TLS handshake per connection, not per request: what is measured is the
+//! traffic, and [`Measured::opened`] says how many connections (and so
+//! handshakes) it took.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +24,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::agency::forward::{sign_forward, Outgoing};
 use crate::client::{AgencyClient, Ask};
+use crate::tls::Roots;
+
+/// How long one connect (TCP and TLS handshake) may take.
+const CONNECT_TIMEOUT_SECS: u64 = 10;
 
 /// One request ready to send.
 pub type Ready = (http::Uri, http::HeaderMap);
@@ -34,6 +43,8 @@ pub enum BenchError {
     Sign(String),
     #[error("{0} is not a usable url")]
     BadUrl(String),
+    #[error("the load generator's TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Signs `n` agency requests for the gateway, on every core.
@@ -114,7 +125,10 @@ pub fn presign_upstream(
             key,
         )
         .map_err(|e| BenchError::Sign(e.to_string()))?;
+        // The proxy's scheme too: nginx may take TLS in front of a
+        // plain-HTTP record system.
         let mut parts = uri.into_parts();
+        parts.scheme = send_to.scheme().cloned();
         parts.authority = Some(authority.clone());
         let uri = http::Uri::from_parts(parts).map_err(|e| BenchError::BadUrl(e.to_string()))?;
         Ok((uri, headers))
@@ -158,6 +172,11 @@ pub struct Measured {
     pub secs: f64,
     pub p50: Duration,
     pub p99: Duration,
+    /// Connections opened (each a TLS handshake over `https://`): the
+    /// run's `connections` when every one was kept alive throughout.
+    pub opened: usize,
+    /// Why the first request that got no answer got none.
+    pub failure: Option<String>,
 }
 
 impl Measured {
@@ -178,17 +197,39 @@ impl Measured {
 /// at a time, and measures. With a `rate` (requests/s), request `i` is due
 /// at `i / rate` seconds and its latency counts from then (queueing
 /// included, so a slow server cannot hide its backlog). Status 0 counts a
-/// request that got no answer.
-pub async fn run(requests: Vec<Ready>, connections: usize, rate: Option<f64>) -> Measured {
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+/// request that got no answer. `https://` targets are verified against
+/// `roots`; for plain `http://` none are read.
+pub async fn run(
+    requests: Vec<Ready>,
+    connections: usize,
+    rate: Option<f64>,
+    roots: &Roots,
+) -> Result<Measured, BenchError> {
+    let https = requests
+        .iter()
+        .any(|(u, _)| u.scheme_str() == Some("https"));
+    let config = crate::tls::client::config_for(https, roots)?;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let connector = {
+        let inner =
+            crate::tls::client::connector(config, Duration::from_secs(CONNECT_TIMEOUT_SECS));
+        let opened = opened.clone();
+        tower::service_fn(move |uri: http::Uri| {
+            opened.fetch_add(1, Ordering::Relaxed);
+            tower::ServiceExt::oneshot(inner.clone(), uri)
+        })
+    };
+    let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(connections)
-        .build(HttpConnector::new());
+        .build::<_, Empty<Bytes>>(connector);
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
+    let failure = Arc::new(std::sync::OnceLock::new());
     let start = Instant::now();
     let workers: Vec<_> = (0..connections.max(1))
         .map(|_| {
             let (client, requests, next) = (client.clone(), requests.clone(), next.clone());
+            let failure = failure.clone();
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 loop {
@@ -221,7 +262,10 @@ pub async fn run(requests: Vec<Ready>, connections: usize, rate: Option<f64>) ->
                                 Err(_) => 0,
                             }
                         }
-                        Err(_) => 0,
+                        Err(e) => {
+                            failure.get_or_init(|| why(&e));
+                            0
+                        }
                     };
                     seen.push((status, t.elapsed()));
                 }
@@ -245,11 +289,28 @@ pub async fn run(requests: Vec<Ready>, connections: usize, rate: Option<f64>) ->
             .copied()
             .unwrap_or_default()
     };
-    Measured {
+    Ok(Measured {
         sent: all.len(),
         statuses,
         secs,
         p50: pct(0.5),
         p99: pct(0.99),
+        opened: opened.load(Ordering::Relaxed),
+        failure: failure.get().cloned(),
+    })
+}
+
+/// Why a request got no answer: TLS's own reason when it was TLS (an
+/// unknown issuer: the CA not given with `--ca`), else the error's chain.
+fn why(e: &hyper_util::client::legacy::Error) -> String {
+    if let Some(t) = crate::tls::client::tls_failure(e) {
+        return format!("TLS: {t}");
     }
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        out.push_str(&format!(": {s}"));
+        next = s.source();
+    }
+    out
 }

@@ -812,6 +812,7 @@ pub async fn init(
                 ca: None,
                 client_cert: Some(INIT_CLIENT_CERT.into()),
                 client_key: Some(INIT_CLIENT_KEY.into()),
+                allow_plain_http: false,
             },
             None => UpstreamTlsConfig::default(),
         },

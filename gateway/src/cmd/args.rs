@@ -128,6 +128,10 @@ pub struct BenchArgs {
     /// Requests per second (open loop); none: as fast as answered.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// The CA certificate(s) an `https://` target is verified against
+    /// (PEM); else the system's roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use gateway::bench::{Measured, Ready};
 use gateway::client::{AgencyClient, Ask};
+use gateway::tls::Roots;
 
 use super::args::{BenchArgs, Signer};
 use super::common::{identity, now};
@@ -79,14 +80,19 @@ const MIX: [(&str, &str, &str, &str, &[&str]); 8] = [
 const CATEGORIES: [&str; 2] = ["health.sud.treatment", "social.peer-support"];
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    // `--ca FILE`, else the system's roots; never no verification.
+    let roots = Roots::from_flag(a.ca.as_deref());
     let ready = match a.target.as_str() {
-        "gateway" => gateway_requests(&a)?,
-        "mix" => mix_requests(&a)?,
+        "gateway" => gateway_requests(&a, &roots)?,
+        "mix" => mix_requests(&a, &roots)?,
         "direct" | "proxy" => upstream_requests(&a)?,
         other => anyhow::bail!("unknown target {other:?}: gateway, mix, direct or proxy"),
     };
-    let m = gateway::bench::run(ready, a.connections, a.rate).await;
+    let m = gateway::bench::run(ready, a.connections, a.rate, &roots).await?;
     print_measured(&a, &m);
+    if let Some(why) = &m.failure {
+        eprintln!("first request without an answer: {why}");
+    }
     // In the mix, a denial is an answer too; anything else (a 5xx, a
     // dropped connection) fails the run.
     let answered = if a.target == "mix" {
@@ -106,8 +112,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One allowed request, repeated, as Riverside Housing.
-fn gateway_requests(a: &BenchArgs) -> anyhow::Result<Vec<Ready>> {
-    let client = demo_agency(&a.dir, &a.url, "riverside-housing")?;
+fn gateway_requests(a: &BenchArgs, roots: &Roots) -> anyhow::Result<Vec<Ready>> {
+    let client = demo_agency(&a.dir, &a.url, "riverside-housing", roots)?;
     let ask = Ask {
         holder: "hope-clinic".into(),
         participant: "p-0001".into(),
@@ -123,7 +129,7 @@ fn gateway_requests(a: &BenchArgs) -> anyhow::Result<Vec<Ready>> {
     )?)
 }
 
-fn mix_requests(a: &BenchArgs) -> anyhow::Result<Vec<Ready>> {
+fn mix_requests(a: &BenchArgs, roots: &Roots) -> anyhow::Result<Vec<Ready>> {
     let mut mix = Vec::new();
     for (agency, holder, participant, purpose, categories) in MIX {
         let ask = Ask {
@@ -133,7 +139,7 @@ fn mix_requests(a: &BenchArgs) -> anyhow::Result<Vec<Ready>> {
             purpose: purpose.into(),
             categories: categories.iter().map(|c| c.to_string()).collect(),
         };
-        mix.push((demo_agency(&a.dir, &a.url, agency)?, ask));
+        mix.push((demo_agency(&a.dir, &a.url, agency, roots)?, ask));
     }
     Ok(gateway::bench::presign_mix(&mix, a.requests, now())?)
 }
@@ -157,7 +163,7 @@ fn upstream_requests(a: &BenchArgs) -> anyhow::Result<Vec<Ready>> {
 }
 
 /// A demo agency's client, with its key from the demo folder.
-fn demo_agency(dir: &Path, url: &str, agency: &str) -> anyhow::Result<AgencyClient> {
+fn demo_agency(dir: &Path, url: &str, agency: &str, roots: &Roots) -> anyhow::Result<AgencyClient> {
     let signer = Signer {
         dir: Some(dir.to_path_buf()),
         gateway: Some(url.to_string()),
@@ -166,12 +172,13 @@ fn demo_agency(dir: &Path, url: &str, agency: &str) -> anyhow::Result<AgencyClie
         ca: None,
     };
     let me = identity(signer, Some(agency))?;
-    Ok(AgencyClient::new(url, &me.key_id, me.key)?)
+    // Only signs here: `gateway::bench::run` sends, over its own client.
+    Ok(AgencyClient::with_roots(url, &me.key_id, me.key, roots)?)
 }
 
 fn print_measured(a: &BenchArgs, m: &Measured) {
     println!(
-        "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} sent, {} ok, statuses {:?}, {} connections{}",
+        "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} sent, {} ok, statuses {:?}, {} connections ({} opened){}",
         a.target,
         m.per_sec(),
         m.p50.as_secs_f64() * 1e3,
@@ -180,6 +187,7 @@ fn print_measured(a: &BenchArgs, m: &Measured) {
         m.ok(),
         m.statuses,
         a.connections,
+        m.opened,
         a.rate.map(|r| format!(", offered {r:.0}/s")).unwrap_or_default()
     );
 }

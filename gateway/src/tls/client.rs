@@ -121,6 +121,17 @@ pub fn connector(
         .wrap_connector(http)
 }
 
+/// A client's config: over `roots` when it will speak `https`; for plain
+/// `http://` alone, no trust store is read at all (the README's first
+/// minute needs none).
+pub fn config_for(https: bool, roots: &Roots) -> Result<rustls::ClientConfig, TlsError> {
+    if https {
+        client_config(roots, None)
+    } else {
+        build(RootCertStore::empty(), None)
+    }
+}
+
 /// A pooled HTTP/1.1 client for the gateway at `url`: over TLS trusting
 /// `roots` when it is `https://`; for `http://`, no trust store is read at
 /// all (the README's first minute needs none).
@@ -134,11 +145,7 @@ where
     B: hyper::body::Body + Send,
     B::Data: Send,
 {
-    let config = if url.starts_with("https://") {
-        client_config(roots, None)?
-    } else {
-        build(RootCertStore::empty(), None)?
-    };
+    let config = config_for(url.starts_with("https://"), roots)?;
     Ok(
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(pool_max_idle)

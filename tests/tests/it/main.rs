@@ -22,6 +22,7 @@ mod rfc9421_vector;
 mod security_review;
 mod signed_requests;
 mod subject_filter;
+mod tls_rotation;
 mod tls_server;
 mod unknown_signers;
 mod upstream_tls;
