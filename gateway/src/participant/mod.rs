@@ -207,11 +207,7 @@ async fn sign_in(
         .sessions
         .open(&b.participant, &key_id, now)
         .map_err(|e| e.problem("sessions"))?;
-    let (name, secure) = if g.origin().starts_with("https://") {
-        (SESSION_COOKIE_HOST, "; Secure")
-    } else {
-        (SESSION_COOKIE, "")
-    };
+    let (name, secure) = session_cookie(&g);
     let cookie = format!(
         "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         g.sessions.limits().session_secs
@@ -228,7 +224,11 @@ async fn sign_in(
     Ok(r)
 }
 
-pub(crate) fn token_of(headers: &HeaderMap) -> Option<String> {
+/// The session token a request carries: its bearer token, else the
+/// session cookie of this origin's name. Under https only the `__Host-`
+/// one: a plain `consentry_session` could have been planted over plain
+/// HTTP before HSTS applied, or by a sibling domain (session fixation).
+pub(crate) fn token_of(g: &Participants, headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         return v
             .to_str()
@@ -236,9 +236,28 @@ pub(crate) fn token_of(headers: &HeaderMap) -> Option<String> {
             .strip_prefix("Bearer ")
             .map(|t| t.trim().to_string());
     }
-    cookie(headers, SESSION_COOKIE_HOST)
-        .or_else(|| cookie(headers, SESSION_COOKIE))
-        .map(str::to_string)
+    cookie(headers, session_cookie(g).0).map(str::to_string)
+}
+
+/// The session cookie's name at this origin, and its `Secure` attribute.
+fn session_cookie(g: &Participants) -> (&'static str, &'static str) {
+    if g.origin().starts_with("https://") {
+        (SESSION_COOKIE_HOST, "; Secure")
+    } else {
+        (SESSION_COOKIE, "")
+    }
+}
+
+/// The `Set-Cookie` that ends the session cookie in use at this origin
+/// (a `__Host-` one is only accepted back with `Secure`).
+pub(crate) fn cleared_session_cookie(g: &Participants) -> HeaderValue {
+    let (name, secure) = session_cookie(g);
+    HeaderValue::from_str(&format!(
+        "{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"
+    ))
+    .unwrap_or(HeaderValue::from_static(
+        "consentry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+    ))
 }
 
 /// The value of cookie `name`, if the request carries it.
@@ -266,7 +285,7 @@ pub(crate) fn browser_language(headers: &HeaderMap) -> Language {
 
 /// The participant a request's session belongs to.
 fn signed_in(g: &Participants, headers: &HeaderMap) -> Result<String, Problem> {
-    let token = token_of(headers).ok_or(Problem::NotSignedIn)?;
+    let token = token_of(g, headers).ok_or(Problem::NotSignedIn)?;
     live_session(g, &token)?.ok_or(Problem::NotSignedIn)
 }
 
@@ -288,16 +307,12 @@ pub fn session_participant(g: &Participants, headers: &HeaderMap) -> Option<Stri
 }
 
 async fn sign_out(State(g): State<Arc<Participants>>, headers: HeaderMap) -> Response {
-    if let Some(t) = token_of(&headers) {
+    if let Some(t) = token_of(&g, &headers) {
         g.sessions.close(&t);
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "consentry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
-        ),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cleared_session_cookie(&g));
     r
 }
 

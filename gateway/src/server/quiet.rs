@@ -60,7 +60,7 @@ pub struct Held {
 }
 
 impl Held {
-    pub fn new(body: Body, open: Open) -> Body {
+    pub fn body(body: Body, open: Open) -> Body {
         Body::new(Held { body, _open: open })
     }
 }

@@ -178,6 +178,10 @@ struct Connection {
     graceful: hyper_util::server::graceful::Watcher,
 }
 
+/// How much of a plain-HTTP request on the TLS port is read (and
+/// dropped) after its answer, before the socket closes.
+const PLAIN_REQUEST_BYTES_MAX: usize = 8 * 1024;
+
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
@@ -198,9 +202,22 @@ impl Connection {
             _ => return,
         }
         if first[0] != TLS_HANDSHAKE_RECORD {
+            // The request is read (a little of it, and never past the
+            // deadline) before the socket closes: closing with bytes unread
+            // sends a reset, which can discard the answer before the
+            // client reads it.
             let _ = tokio::time::timeout_at(deadline, async {
                 io.write_all(&tls.plain_answer).await?;
-                io.shutdown().await
+                io.shutdown().await?;
+                let mut rest = [0u8; 1024];
+                let mut read = 0;
+                while read < PLAIN_REQUEST_BYTES_MAX {
+                    match io.read(&mut rest).await? {
+                        0 => break,
+                        n => read += n,
+                    }
+                }
+                Ok::<_, std::io::Error>(())
             })
             .await;
             return;
@@ -244,7 +261,7 @@ impl Connection {
                     async move {
                         let answer = app.oneshot(req).await?;
                         Ok::<_, std::convert::Infallible>(
-                            answer.map(|body| super::quiet::Held::new(body, open)),
+                            answer.map(|body| super::quiet::Held::body(body, open)),
                         )
                     }
                 });

@@ -107,8 +107,9 @@ pub fn connector(
     mut config: rustls::ClientConfig,
     connect_timeout: Duration,
 ) -> HttpsConnector<HttpConnector> {
-    // hyper-rustls sets ALPN from the versions enabled below, and asserts
-    // (panics) that the config came without one.
+    // hyper-rustls sets ALPN itself (none, for HTTP/1.1 alone: HTTP/1.1
+    // is what a server assumes without it), and asserts (panics) that the
+    // config came without one.
     config.alpn_protocols.clear();
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
@@ -145,7 +146,10 @@ where
     B: hyper::body::Body + Send,
     B::Data: Send,
 {
-    let config = config_for(url.starts_with("https://"), roots)?;
+    let https = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    let config = config_for(https, roots)?;
     Ok(
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(pool_max_idle)

@@ -51,7 +51,8 @@ pub enum TlsError {
     Setup(String),
 }
 
-/// Mozilla's "intermediate" suites (v5.7) that rustls has, strongest first.
+/// Mozilla's "intermediate" suites (v5.7) that rustls has, in Mozilla's
+/// order.
 static INTERMEDIATE_SUITES: &[rustls::SupportedCipherSuite] = &[
     suite::TLS13_AES_128_GCM_SHA256,
     suite::TLS13_AES_256_GCM_SHA384,

@@ -28,33 +28,29 @@ pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
 }
 
 /// The private key in `path` (PKCS#8, SEC1 or PKCS#1), refused when group
-/// or others can read the file.
+/// or others can read the file. The mode is read from the file opened,
+/// not from its name, so that the file checked is the file read.
 pub(crate) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    owner_only(path)?;
-    let text = std::fs::read(path).map_err(|err| TlsError::Read {
-        path: path.into(),
-        err,
-    })?;
-    PrivateKeyDer::from_pem_slice(&text).map_err(|e| TlsError::Pem {
-        path: path.into(),
-        what: format!("not a PEM private key: {e}"),
-    })
-}
-
-fn owner_only(path: &Path) -> Result<(), TlsError> {
+    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|err| TlsError::Read {
+    let rerr = |err| TlsError::Read {
         path: path.into(),
         err,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
+    };
+    let mut f = std::fs::File::open(path).map_err(rerr)?;
+    let mode = f.metadata().map_err(rerr)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(TlsError::KeyReadable {
             path: path.into(),
             mode,
         });
     }
-    Ok(())
+    let mut text = Vec::new();
+    f.read_to_end(&mut text).map_err(rerr)?;
+    PrivateKeyDer::from_pem_slice(&text).map_err(|e| TlsError::Pem {
+        path: path.into(),
+        what: format!("not a PEM private key: {e}"),
+    })
 }
 
 /// Writes a new file (never over an old one), owner-only when `secret`,

@@ -138,12 +138,17 @@ pub struct DeploymentCa {
 
 /// How long the CA is valid: a pilot's length, not a real root's.
 pub const CA_DAYS: i64 = 825;
-/// How long a server or client certificate is valid.
-pub const LEAF_DAYS: i64 = 397;
+/// How long a server or client certificate is valid: within Mozilla's
+/// intermediate profile's 366 days.
+pub const LEAF_DAYS: i64 = 365;
 
 impl DeploymentCa {
     /// A new CA named for `deployment`, constrained to `hosts`.
     pub fn new(deployment: &str, hosts: &[Host], now: i64) -> Result<Self, TlsError> {
+        if hosts.is_empty() {
+            // rcgen would leave the constraints out: a root for everything.
+            return Err(TlsError::BadHost(String::new()));
+        }
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, format!("{deployment} deployment CA"));
@@ -158,10 +163,7 @@ impl DeploymentCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        p.name_constraints = Some(NameConstraints {
-            permitted_subtrees: hosts.iter().map(Host::subtree).collect(),
-            excluded_subtrees: Vec::new(),
-        });
+        p.name_constraints = Some(constraints(hosts));
         Validity { now, days: CA_DAYS }.apply(&mut p)?;
         let key = KeyPair::generate().map_err(issue)?;
         let cert = p.self_signed(&key).map_err(issue)?;
@@ -220,6 +222,30 @@ impl DeploymentCa {
     }
 }
 
+/// Permitted: exactly `hosts`. A kind of name none of them is would be
+/// unconstrained (RFC 5280 constrains only the kinds it lists): with no
+/// address, every address is excluded; with no DNS name, DNS names are
+/// held to the reserved `.invalid`.
+fn constraints(hosts: &[Host]) -> NameConstraints {
+    let mut permitted: Vec<GeneralSubtree> = hosts.iter().map(Host::subtree).collect();
+    let mut excluded = Vec::new();
+    if !hosts.iter().any(|h| matches!(h, Host::Ip(_))) {
+        excluded.push(GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix(
+            [0; 4], 0,
+        )));
+        excluded.push(GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix(
+            [0; 16], 0,
+        )));
+    }
+    if !hosts.iter().any(|h| matches!(h, Host::Dns(_))) {
+        permitted.push(GeneralSubtree::DnsName("invalid".into()));
+    }
+    NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: excluded,
+    }
+}
+
 fn issue(e: rcgen::Error) -> TlsError {
     TlsError::Issue(e.to_string())
 }
@@ -240,5 +266,21 @@ mod tests {
         for bad in ["", "a b", "-x.example", "x..example", "x/y", ","] {
             assert!(Host::parse_list(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_ca_for_no_host_is_refused_and_unlisted_kinds_are_closed() {
+        assert!(DeploymentCa::new("x", &[], 0).is_err());
+        let only_dns = constraints(&[Host::Dns("gw.example".into())]);
+        assert_eq!(
+            only_dns.excluded_subtrees.len(),
+            2,
+            "every address excluded"
+        );
+        let only_ip = constraints(&[Host::Ip("10.0.0.5".parse().unwrap())]);
+        assert!(only_ip
+            .permitted_subtrees
+            .contains(&GeneralSubtree::DnsName("invalid".into())));
+        assert!(only_ip.excluded_subtrees.is_empty());
     }
 }

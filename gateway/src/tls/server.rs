@@ -164,6 +164,7 @@ impl ServerTls {
     pub async fn watch(self: Arc<Self>, every: Duration) {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hangups = signal(SignalKind::hangup()).ok();
+        let mut last_refusal: Option<String> = None;
         loop {
             let force = tokio::select! {
                 _ = tokio::time::sleep(every) => false,
@@ -176,11 +177,22 @@ impl ServerTls {
             };
             match self.reload(force) {
                 Ok(Reloaded::Unchanged) => {}
-                Ok(Reloaded::Replaced) => eprintln!(
-                    "tls: serving the certificate now in {}",
-                    self.files.cert.display()
-                ),
-                Err(e) => eprintln!("tls: kept the certificate in service: {e}"),
+                Ok(Reloaded::Replaced) => {
+                    last_refusal = None;
+                    eprintln!(
+                        "tls: serving the certificate now in {}",
+                        self.files.cert.display()
+                    )
+                }
+                // Said once, not at every look: the files stay as they
+                // are until someone fixes them.
+                Err(e) => {
+                    let said = e.to_string();
+                    if force || last_refusal.as_deref() != Some(said.as_str()) {
+                        eprintln!("tls: kept the certificate in service: {said}");
+                        last_refusal = Some(said);
+                    }
+                }
             }
         }
     }

@@ -103,6 +103,11 @@ async fn get1<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     s.write_all(format!("GET {path} HTTP/1.1\r\nhost: consentry.test\r\n\r\n").as_bytes())
         .await
         .unwrap();
+    read_answer(s).await
+}
+
+/// One whole answer (head and a content-length body) from `s`.
+async fn read_answer<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     // The answers here are small and carry a content-length.
@@ -204,6 +209,43 @@ async fn the_gateway_speaks_http2_or_http1_by_alpn_with_hsts() {
     let body = String::from_utf8_lossy(&plain.body).to_string();
     assert!(body.contains("https-required"), "{body}");
     assert!(body.contains(&net.public_url), "{body}");
+    net.stop().await;
+}
+
+/// Under https only the `__Host-` session cookie signs anyone in: a plain
+/// `consentry_session` could have been planted over plain HTTP before
+/// HSTS applied, or by a sibling domain. The one sign-out clears is the
+/// one in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_https_only_the_host_prefixed_session_cookie_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca, files) = pki(dir.path());
+    let tls = ServerTls::load(files).unwrap();
+    let net = consentry_tests::net::start_tls(dir.path(), tls, "127.0.0.1", |_| {}).await;
+    let mut me = gateway::participant::client::ParticipantClient::with_roots(
+        &format!("https://127.0.0.1:{}", net.addr.port()),
+        &consentry_tests::fixture::participant_id(0),
+        &consentry_tests::fixture::participant_key_id(0),
+        consentry_tests::fixture::participant_key(0),
+        &Roots::File(ca.clone()),
+    )
+    .unwrap();
+    assert_eq!(me.sign_in().await.unwrap().status, 200);
+    let token = me.token().unwrap().to_string();
+    let mut s = connect(net.addr, &ca, &[b"http/1.1"]).await;
+    for (cookie, want) in [
+        (format!("consentry_session={token}"), "HTTP/1.1 401"),
+        (format!("__Host-consentry_session={token}"), "HTTP/1.1 200"),
+    ] {
+        s.write_all(
+            format!("GET /v1/me HTTP/1.1\r\nhost: consentry.test\r\ncookie: {cookie}\r\ncontent-length: 0\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let answer = read_answer(&mut s).await;
+        assert!(answer.starts_with(want), "{cookie}: {answer}");
+    }
     net.stop().await;
 }
 

@@ -68,7 +68,7 @@ pub fn csrf_of(session_token: &str) -> String {
 
 /// The signed-in participant and the session's form token.
 pub fn session(g: &Participants, headers: &HeaderMap) -> Option<(String, String)> {
-    let token = crate::participant::token_of(headers)?;
+    let token = crate::participant::token_of(g, headers)?;
     let me = crate::participant::live_session(g, &token).ok().flatten()?;
     Some((me, csrf_of(&token)))
 }
@@ -825,7 +825,7 @@ async fn sign_out(
     };
     if let (Some((_, csrf)), Some(token)) = (
         session(&g, &headers),
-        crate::participant::token_of(&headers),
+        crate::participant::token_of(&g, &headers),
     ) {
         if !csrf_ok(&form(&body), &csrf) {
             return expired_form(lang, &csrf);
@@ -835,9 +835,7 @@ async fn sign_out(
     let mut r = Redirect::to(&format!("/portal/{}/", lang.code())).into_response();
     r.headers_mut().insert(
         axum::http::header::SET_COOKIE,
-        axum::http::HeaderValue::from_static(
-            "consentry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
-        ),
+        crate::participant::cleared_session_cookie(&g),
     );
     r
 }
