@@ -576,6 +576,8 @@ pub fn trust_roots(governance: &SigningKey, gateway: &SigningKey) -> Trust {
         governance_public_key: B64.encode(governance.verifying_key().as_bytes()),
         gateway_key_id: "gateway".into(),
         gateway_public_key: B64.encode(gateway.verifying_key().as_bytes()),
+        board: Vec::new(),
+        quorum: 1,
     }
 }
 

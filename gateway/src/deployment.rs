@@ -642,6 +642,8 @@ mod tests {
             governance_public_key: b64(&key(1)),
             gateway_key_id: "gateway".into(),
             gateway_public_key: b64(&key(2)),
+            board: Vec::new(),
+            quorum: 1,
         };
         let signer = ledger::NoteSigner::new("test.consentry/log", key(2)).unwrap();
         Deployment::open(dir, signer, trust).unwrap()

@@ -81,6 +81,16 @@ fn describe(i: u64, event: &Event, names: &HashMap<String, String>) -> String {
             format!("{} rotated its key to {}", name(&e.agency), e.key_id)
         }
         Event::AgencyRetired(e) => format!("governance retired {}", name(&e.agency)),
+        Event::BoardChanged(e) => format!(
+            "the board changed: added [{}], removed [{}], quorum {}",
+            e.add
+                .iter()
+                .map(|m| m.key_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.remove.join(", "),
+            e.quorum
+        ),
         Event::ParticipantEnrolled(e) => format!(
             "participant {} enrolled at {}",
             e.participant,

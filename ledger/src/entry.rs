@@ -16,8 +16,9 @@ use crate::merkle::{leaf_hash, Hash};
 /// never record contents, so a few KiB is ample; the cap bounds memory per
 /// queued append.
 pub const ENTRY_BYTES_MAX: usize = 16 * 1024;
-/// Most signatures one envelope may carry.
-pub const SIGNATURES_MAX: usize = 4;
+/// Most signatures one envelope may carry: room for a community board's
+/// quorum of at least seven members and any co-signers.
+pub const SIGNATURES_MAX: usize = 16;
 /// Longest key id.
 pub const KEY_ID_BYTES_MAX: usize = 128;
 /// Longest `type` value.
@@ -197,7 +198,8 @@ impl Envelope {
     }
 
     /// The structural checks that need no keys: a JSON object with a type
-    /// and version, one to four signatures by distinct, well-formed key
+    /// and version, one to [`SIGNATURES_MAX`] signatures (a board's quorum
+    /// of seven and more, with co-signers) by distinct, well-formed key
     /// ids.
     pub fn check_structure(&self) -> Result<(), EntryError> {
         self.check_shape().map(|_| ())

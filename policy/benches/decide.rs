@@ -125,6 +125,8 @@ fn build() -> World {
         governance_public_key: KEY.into(),
         gateway_key_id: "gw".into(),
         gateway_public_key: KEY.into(),
+        board: Vec::new(),
+        quorum: 1,
     };
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut state = ConsentState::new(trust);

@@ -170,6 +170,35 @@ pub struct AgencyRetired {
     pub at: i64,
 }
 
+/// One board member's governance key, in the trust roots or a
+/// `board.changed` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardMember {
+    pub key_id: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+/// `board.changed`, signed by a quorum of the board in force before it
+/// (a member it removes does not count toward it): members added and
+/// removed, and the quorum from this entry on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardChanged {
+    pub v: V1,
+    #[serde(default)]
+    pub add: Vec<BoardMember>,
+    /// Key ids of current members.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    pub quorum: u32,
+    pub at: i64,
+}
+
+/// Members one `board.changed` may add or remove.
+pub const BOARD_CHANGES_MAX: usize = 32;
+
 /// `participant.enrolled`, signed by the very key it enrols and co-signed
 /// by the enrolling agency: so that the agency can link the pseudonym to
 /// its own intake record, and nobody enrols a stranger.
@@ -568,9 +597,11 @@ pub enum Event {
     ParticipantKeyActivated(ParticipantKeyActivated),
     #[serde(rename = "participant.rotation_cancelled")]
     ParticipantRotationCancelled(ParticipantRotationCancelled),
+    #[serde(rename = "board.changed")]
+    BoardChanged(BoardChanged),
 }
 
-const EVENT_TYPES: [&str; 16] = [
+const EVENT_TYPES: [&str; 17] = [
     "governance.rules",
     "agency.enrolled",
     "agency.key_rotated",
@@ -587,6 +618,7 @@ const EVENT_TYPES: [&str; 16] = [
     "grievance.resolved",
     "participant.key_activated",
     "participant.rotation_cancelled",
+    "board.changed",
 ];
 
 /// The entry types with a second format version (see [`V1or2`]).
@@ -730,6 +762,7 @@ impl Event {
             Event::GrievanceResolved(_) => 13,
             Event::ParticipantKeyActivated(_) => 14,
             Event::ParticipantRotationCancelled(_) => 15,
+            Event::BoardChanged(_) => 16,
         };
         EVENT_TYPES.get(i).copied().unwrap_or("unknown")
     }
@@ -753,6 +786,7 @@ impl Event {
             Event::GrievanceResolved(e) => e.at,
             Event::ParticipantKeyActivated(e) => e.at,
             Event::ParticipantRotationCancelled(e) => e.at,
+            Event::BoardChanged(e) => e.at,
         }
     }
 
@@ -794,6 +828,22 @@ impl Event {
                 check_key("public_key", &e.public_key)
             }
             Event::AgencyRetired(e) => check_id("agency", &e.agency),
+            Event::BoardChanged(e) => {
+                if e.add.len() > BOARD_CHANGES_MAX || e.remove.len() > BOARD_CHANGES_MAX {
+                    return Err(invalid("add", "changes more members than one entry may"));
+                }
+                for m in &e.add {
+                    check_id("add", &m.key_id)?;
+                    check_key("add", &m.public_key)?;
+                }
+                for id in &e.remove {
+                    check_id("remove", id)?;
+                }
+                if e.quorum == 0 {
+                    return Err(invalid("quorum", "must be at least 1"));
+                }
+                Ok(())
+            }
             Event::ParticipantEnrolled(e) => {
                 check_id("participant", &e.participant)?;
                 check_id("key_id", &e.key_id)?;

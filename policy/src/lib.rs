@@ -78,19 +78,19 @@ pub use decision::{
 };
 pub use event::{
     is_valid_id, parse_event, AccessDecided, AccessRefused, AccessReleased, AgencyEnrolled,
-    AgencyKeyRotated, AgencyRetired, CategoryCount, ClaimedKey, ConsentGranted, ConsentRevoked,
-    Event, Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules, GrievanceFiled,
-    GrievanceResolved, NoticeKind, ParseError, ParticipantEnrolled, ParticipantKeyActivated,
-    ParticipantKeyRotated, ParticipantNotice, ParticipantRotationCancelled, Parties, Role, V1or2,
-    INDEXED_FIELDS, V1,
+    AgencyKeyRotated, AgencyRetired, BoardChanged, CategoryCount, ClaimedKey, ConsentGranted,
+    ConsentRevoked, Event, Evidence, EvidenceMethod, Forwarded, ForwardedParam, GovernanceRules,
+    GrievanceFiled, GrievanceResolved, NoticeKind, ParseError, ParticipantEnrolled,
+    ParticipantKeyActivated, ParticipantKeyRotated, ParticipantNotice,
+    ParticipantRotationCancelled, Parties, Role, V1or2, INDEXED_FIELDS, V1,
 };
 pub use explain::{
     civil_date, consent_summary, decision_summary, format_date, notice_sentence, timeline_sentence,
 };
 pub use rules::{BreakGlass, Rules, RulesError};
 pub use state::{
-    AgencyInfo, ApplyError, CancelledRotation, ConsentState, ConsentStatus, ConsentView,
-    GrievanceView, KeyInfo, KeyOwner, Revocation, RotationView, Trust,
+    AgencyInfo, ApplyError, BoardMember, CancelledRotation, ConsentState, ConsentStatus,
+    ConsentView, GrievanceView, KeyInfo, KeyOwner, Revocation, RotationView, Trust,
     GRIEVANCES_PER_PARTICIPANT_MAX,
 };
 pub use vocab::{Kind, Term, Vocabulary, VocabularyError};

@@ -35,6 +35,8 @@ pub mod fixture {
             governance_public_key: B64.encode(governance().verifying_key().as_bytes()),
             gateway_key_id: "gateway".into(),
             gateway_public_key: B64.encode(gateway().signing_key().verifying_key().as_bytes()),
+            board: Vec::new(),
+            quorum: 1,
         }
     }
 
@@ -562,6 +564,8 @@ pub mod net {
         let gw_key = signer.signing_key().clone();
         let trust = policy::Trust {
             gateway_public_key: B64.encode(gw_key.verifying_key().as_bytes()),
+            board: Vec::new(),
+            quorum: 1,
             ..fixture::trust()
         };
         let mut upstreams = Vec::new();

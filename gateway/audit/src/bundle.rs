@@ -63,7 +63,8 @@ fn malformed(path: &Path, reason: impl ToString) -> BundleError {
 }
 
 /// The trust roots from their JSON file (`keys/trust.json`, or a
-/// bundle's `trust.json`).
+/// bundle's `trust.json`). A file from before boards names one
+/// governance key: a board of one, quorum 1.
 pub fn parse_trust(text: &[u8]) -> Result<Trust, String> {
     let v: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
     let field = |k: &str| {
@@ -71,22 +72,61 @@ pub fn parse_trust(text: &[u8]) -> Result<Trust, String> {
             .map(str::to_string)
             .ok_or_else(|| format!("no string {k:?}"))
     };
-    Ok(Trust {
+    let board = match v.get("board") {
+        None => Vec::new(),
+        Some(b) => b
+            .as_array()
+            .ok_or("\"board\" is not a list")?
+            .iter()
+            .map(|m| {
+                let s = |k: &str| {
+                    m[k].as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("a board member without a string {k:?}"))
+                };
+                Ok(policy::BoardMember {
+                    key_id: s("key_id")?,
+                    public_key: s("public_key")?,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+    };
+    let quorum = match v.get("quorum") {
+        None => 1,
+        Some(q) => q
+            .as_u64()
+            .and_then(|q| u32::try_from(q).ok())
+            .ok_or("\"quorum\" is not a count")?,
+    };
+    let trust = Trust {
         governance_key_id: field("governance_key_id")?,
         governance_public_key: field("governance_public_key")?,
         gateway_key_id: field("gateway_key_id")?,
         gateway_public_key: field("gateway_public_key")?,
-    })
+        board,
+        quorum,
+    };
+    trust.check()?;
+    Ok(trust)
 }
 
-/// The trust roots as JSON, as [`parse_trust`] reads them.
+/// The trust roots as JSON, as [`parse_trust`] reads them: a board of one
+/// is written as before boards, so that its file reads the same.
 pub fn trust_json(t: &Trust) -> String {
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "governance_key_id": t.governance_key_id,
         "governance_public_key": t.governance_public_key,
         "gateway_key_id": t.gateway_key_id,
         "gateway_public_key": t.gateway_public_key,
     });
+    if !t.board.is_empty() || t.quorum != 1 {
+        v["board"] = t
+            .board
+            .iter()
+            .map(|m| serde_json::json!({"key_id": m.key_id, "public_key": m.public_key}))
+            .collect();
+        v["quorum"] = t.quorum.into();
+    }
     format!("{v:#}")
 }
 
@@ -255,5 +295,31 @@ impl Bundle {
                 .filter_map(|c| <[u8; 32]>::try_from(c).ok())
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_roots_from_before_boards_are_a_board_of_one_and_read_the_same() {
+        let before = r#"{"governance_key_id":"governance","governance_public_key":"g","gateway_key_id":"gateway","gateway_public_key":"w"}"#;
+        let t = parse_trust(before.as_bytes()).unwrap();
+        assert_eq!((t.board.len(), t.quorum), (0, 1));
+        assert!(!trust_json(&t).contains("board"), "written as before");
+        let board = Trust {
+            board: vec![policy::BoardMember {
+                key_id: "m1".into(),
+                public_key: "k1".into(),
+            }],
+            quorum: 2,
+            ..t
+        };
+        assert_eq!(parse_trust(trust_json(&board).as_bytes()).unwrap(), board);
+        let over = trust_json(&board).replace("\"quorum\": 2", "\"quorum\": 3");
+        assert!(parse_trust(over.as_bytes())
+            .unwrap_err()
+            .contains("quorum of 3 for a board of 2"));
     }
 }

@@ -30,6 +30,8 @@ async fn gateway(dir: &std::path::Path) -> AppState {
         governance_public_key: B64.encode(governance.verifying_key().as_bytes()),
         gateway_key_id: "gateway".into(),
         gateway_public_key: B64.encode(gw.verifying_key().as_bytes()),
+        board: Vec::new(),
+        quorum: 1,
     };
     let signer = ledger::NoteSigner::new("test.consentry/log", gw.clone()).unwrap();
     let dep = Arc::new(Deployment::open(dir, signer, trust).unwrap());

@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
         governance_public_key: "AA==".into(),
         gateway_key_id: "gw".into(),
         gateway_public_key: "AA==".into(),
+        board: Vec::new(),
+        quorum: 1,
     });
     let _ = state.apply(1, &event, &["gov", "gw"]);
 });

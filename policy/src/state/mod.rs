@@ -47,12 +47,82 @@ use records::{Codes, KeyRec, OwnerRec, ParticipantRec, Posting};
 pub const GRIEVANCES_PER_PARTICIPANT_MAX: usize = 256;
 
 /// The keys the deployment trusts from the start (base64 public keys).
+/// The community board is the governance key and `board`'s members; a
+/// governance entry needs `quorum` of them, distinct by public key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trust {
+    /// The board's first member (a deployment from before boards: the
+    /// board of one).
     pub governance_key_id: String,
     pub governance_public_key: String,
     pub gateway_key_id: String,
     pub gateway_public_key: String,
+    /// The board's other members; none: a board of one.
+    pub board: Vec<BoardMember>,
+    /// How many distinct members sign a governance entry: at least 1, at
+    /// most the board's size.
+    pub quorum: u32,
+}
+
+pub use crate::event::BoardMember;
+
+impl Trust {
+    /// Trust roots with a board of one, the governance key.
+    pub fn single(
+        governance_key_id: impl Into<String>,
+        governance_public_key: impl Into<String>,
+        gateway_key_id: impl Into<String>,
+        gateway_public_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            governance_key_id: governance_key_id.into(),
+            governance_public_key: governance_public_key.into(),
+            gateway_key_id: gateway_key_id.into(),
+            gateway_public_key: gateway_public_key.into(),
+            board: Vec::new(),
+            quorum: 1,
+        }
+    }
+
+    /// Every member, the governance key first.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
+        std::iter::once((
+            self.governance_key_id.as_str(),
+            self.governance_public_key.as_str(),
+        ))
+        .chain(
+            self.board
+                .iter()
+                .map(|m| (m.key_id.as_str(), m.public_key.as_str())),
+        )
+    }
+
+    /// Why these roots cannot work: a quorum of nobody or of more members
+    /// than there are, a key id or a public key listed twice.
+    pub fn check(&self) -> Result<(), String> {
+        let members: Vec<(&str, &str)> = self.members().collect();
+        if self.quorum == 0 || self.quorum as usize > members.len() {
+            return Err(format!(
+                "a quorum of {} for a board of {}",
+                self.quorum,
+                members.len()
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (id, key) in members.iter().copied().chain(std::iter::once((
+            self.gateway_key_id.as_str(),
+            self.gateway_public_key.as_str(),
+        ))) {
+            if !ids.insert(id) {
+                return Err(format!("key id {id:?} listed twice"));
+            }
+            if !keys.insert(key) {
+                return Err(format!("the key of {id:?} listed twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why an event cannot be applied.
@@ -64,6 +134,16 @@ pub enum ApplyError {
     Invalid(#[from] ParseError),
     #[error("entry must be signed by {0}")]
     NotSignedBy(String),
+    #[error("board change refused: {0}")]
+    Board(String),
+    #[error(
+        "the board's quorum is {quorum} distinct members; this entry has {members} ({signers})"
+    )]
+    BelowQuorum {
+        quorum: u32,
+        members: usize,
+        signers: String,
+    },
     #[error("invalid rules: {0}")]
     Rules(#[from] RulesError),
     #[error("rules version {version} is not above the current version {current}")]
@@ -129,6 +209,10 @@ pub enum ApplyError {
 #[derive(Clone, Debug)]
 pub struct ConsentState {
     trust: Trust,
+    /// Distinct board members a governance entry needs now.
+    quorum: u32,
+    /// The key ids of the board's current members.
+    board: Vec<Box<str>>,
     rules_version: u32,
     vocabulary: Vocabulary,
     rules: Rules,
@@ -164,14 +248,16 @@ impl ConsentState {
     /// deployment keys.
     pub fn new(trust: Trust) -> Self {
         let mut keys = HashMap::new();
-        keys.insert(
-            trust.governance_key_id.as_str().into(),
-            KeyRec {
-                public_key: trust.governance_public_key.as_str().into(),
-                owner: OwnerRec::Governance,
-                current: true,
-            },
-        );
+        for (key_id, public_key) in trust.members() {
+            keys.insert(
+                key_id.into(),
+                KeyRec {
+                    public_key: public_key.into(),
+                    owner: OwnerRec::Governance,
+                    current: true,
+                },
+            );
+        }
         keys.insert(
             trust.gateway_key_id.as_str().into(),
             KeyRec {
@@ -181,6 +267,8 @@ impl ConsentState {
             },
         );
         ConsentState {
+            quorum: trust.quorum.max(1),
+            board: trust.members().map(|(id, _)| id.into()).collect(),
             trust,
             rules_version: 0,
             vocabulary: Vocabulary::default_recovery(),

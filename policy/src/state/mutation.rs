@@ -29,6 +29,10 @@ impl ConsentState {
             Event::AgencyEnrolled(e) => self.enrol_agency(e),
             Event::AgencyKeyRotated(e) => self.rotate_agency_key(e),
             Event::AgencyRetired(e) => self.retire_agency(e),
+            Event::BoardChanged(e) => {
+                self.change_board(e);
+                Ok(())
+            }
             Event::ParticipantEnrolled(e) => self.enrol_participant(e),
             Event::ConsentGranted(e) => self.insert_consent(index, e),
             Event::ConsentRevoked(e) => self.revoke_consent(index, e),
@@ -109,6 +113,29 @@ impl ConsentState {
             },
         );
         Ok(())
+    }
+
+    /// Removed members' keys stop counting from the next entry on; they
+    /// stay known, so that the entries they signed still verify.
+    fn change_board(&mut self, e: &crate::event::BoardChanged) {
+        for id in &e.remove {
+            if let Some(k) = self.keys.get_mut(id.as_str()) {
+                k.current = false;
+            }
+            self.board.retain(|m| **m != **id);
+        }
+        for m in &e.add {
+            self.keys.insert(
+                m.key_id.as_str().into(),
+                KeyRec {
+                    public_key: m.public_key.as_str().into(),
+                    owner: OwnerRec::Governance,
+                    current: true,
+                },
+            );
+            self.board.push(m.key_id.as_str().into());
+        }
+        self.quorum = e.quorum;
     }
 
     fn retire_agency(&mut self, e: &AgencyRetired) -> Result<(), ApplyError> {

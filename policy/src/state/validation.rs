@@ -19,15 +19,71 @@ fn signed_by(signers: &[&str], key_id: &str) -> bool {
 }
 
 impl ConsentState {
+    /// A board change: it removes current members only, adds keys no one
+    /// holds under any id (a key registered twice would count twice), and
+    /// leaves a board its quorum can be met by.
+    fn validate_board_change(&self, e: &crate::event::BoardChanged) -> Result<(), ApplyError> {
+        let refuse = |why: String| Err(ApplyError::Board(why));
+        for (i, id) in e.remove.iter().enumerate() {
+            if !self.board.iter().any(|m| **m == **id) || e.remove[..i].contains(id) {
+                return refuse(format!(
+                    "{id:?} is not a current member (or is named twice)"
+                ));
+            }
+        }
+        for (i, m) in e.add.iter().enumerate() {
+            if self.keys.contains_key(m.key_id.as_str()) {
+                return refuse(format!("key id {:?} is taken", m.key_id));
+            }
+            let twice = e.add[..i]
+                .iter()
+                .any(|o| o.key_id == m.key_id || o.public_key == m.public_key);
+            if twice || self.keys.values().any(|k| *k.public_key == *m.public_key) {
+                return refuse(format!("the key of {:?} is already registered", m.key_id));
+            }
+        }
+        let size = self.board.len().saturating_sub(e.remove.len()) + e.add.len();
+        if e.quorum as usize > size {
+            return refuse(format!("a quorum of {} for a board of {size}", e.quorum));
+        }
+        Ok(())
+    }
+
+    /// Whether `signers` are a quorum of the board in force: distinct
+    /// current members, counted by public key (an entry's signatures do
+    /// not cover the key id, so one key under two ids is one member); a
+    /// key that is not a member's counts for nothing.
+    pub(super) fn board_quorum(&self, signers: &[&str]) -> Result<(), ApplyError> {
+        self.board_quorum_without(signers, &[])
+    }
+
+    /// As [`Self::board_quorum`], not counting the members `about`: a
+    /// key that signs an entry about itself never counts toward it.
+    fn board_quorum_without(&self, signers: &[&str], about: &[String]) -> Result<(), ApplyError> {
+        let members: std::collections::HashSet<&str> = signers
+            .iter()
+            .filter(|id| !about.iter().any(|a| a == *id))
+            .filter_map(|id| self.keys.get(*id))
+            .filter(|k| k.current && matches!(k.owner, OwnerRec::Governance))
+            .map(|k| &*k.public_key)
+            .collect();
+        if members.len() >= self.quorum as usize {
+            return Ok(());
+        }
+        Err(ApplyError::BelowQuorum {
+            quorum: self.quorum,
+            members: members.len(),
+            signers: if signers.is_empty() {
+                "no signature".into()
+            } else {
+                signers.join(", ")
+            },
+        })
+    }
+
     pub(super) fn validate(&self, event: &Event, signers: &[&str]) -> Result<(), ApplyError> {
         event.validate()?;
-        let governance = || {
-            if signed_by(signers, &self.trust.governance_key_id) {
-                Ok(())
-            } else {
-                Err(ApplyError::NotSignedBy("the governance key".into()))
-            }
-        };
+        let governance = || self.board_quorum(signers);
         let gateway = || {
             if signed_by(signers, &self.trust.gateway_key_id) {
                 Ok(())
@@ -36,6 +92,10 @@ impl ConsentState {
             }
         };
         match event {
+            Event::BoardChanged(e) => {
+                self.board_quorum_without(signers, &e.remove)?;
+                self.validate_board_change(e)
+            }
             Event::GovernanceRules(e) => {
                 governance()?;
                 self.validate_rules(e)
@@ -189,9 +249,7 @@ impl ConsentState {
         let rec = self.participant_rec(&e.participant);
         let enrolling = rec.and_then(|p| self.agencies.get(p.enrolled_by as usize));
         let vouched = match enrolling {
-            Some(a) if a.retired => {
-                signed_by(signers, &self.trust.governance_key_id) && *a.id == *e.assisted_by
-            }
+            Some(a) if a.retired => self.board_quorum(signers).is_ok() && *a.id == *e.assisted_by,
             Some(a) => {
                 *a.id == *e.assisted_by
                     && self

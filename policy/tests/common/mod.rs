@@ -22,6 +22,8 @@ pub fn trust() -> Trust {
         governance_public_key: KEY.into(),
         gateway_key_id: GW.into(),
         gateway_public_key: KEY.into(),
+        board: Vec::new(),
+        quorum: 1,
     }
 }
 
@@ -161,7 +163,8 @@ fn signer_of(event: &Event) -> String {
         Event::GovernanceRules(_)
         | Event::AgencyEnrolled(_)
         | Event::AgencyKeyRotated(_)
-        | Event::AgencyRetired(_) => GOV.into(),
+        | Event::AgencyRetired(_)
+        | Event::BoardChanged(_) => GOV.into(),
         Event::ParticipantEnrolled(e) => e.key_id.clone(),
         Event::ParticipantKeyRotated(e) => e.key_id.clone(),
         Event::GrievanceFiled(e) => format!("k-{}", e.participant),

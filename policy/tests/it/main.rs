@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod board;
 mod decide_table;
 mod holes;
 mod properties;

@@ -323,7 +323,7 @@ fn validity_table() {
                 let e = agency_event("new", "New", &[], &[Role::Agency]);
                 w.apply_signed(e, &[GW]).unwrap_err()
             },
-            |e| matches!(e, ApplyError::NotSignedBy(_)),
+            |e| matches!(e, ApplyError::BelowQuorum { members: 0, .. }),
         ),
         (
             "self-enrolment must be signed by the enrolled key",
@@ -753,7 +753,7 @@ fn grievances_are_filed_by_their_participant_and_resolved_once_by_governance() {
     });
     assert!(matches!(
         w.apply_signed(resolved.clone(), &["k-p1"]).unwrap_err(),
-        ApplyError::NotSignedBy(_)
+        ApplyError::BelowQuorum { .. }
     ));
     w.apply(resolved.clone()).unwrap();
     assert!(matches!(
