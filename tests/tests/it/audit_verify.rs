@@ -487,3 +487,88 @@ async fn the_report_counts_the_traffic_and_hides_participants_unless_asked() {
     assert_eq!(with.emergencies[0].participant.as_deref(), Some("p-0002"));
     assert!(report::text(&with).contains("p-0002"));
 }
+
+/// A board of three with quorum two: a governance entry forged with one
+/// member's signature (by an operator who holds that member's key and the
+/// log's) is named by the auditor at its index, while the same entry with
+/// two members' signatures verifies.
+#[test]
+fn a_governance_entry_signed_by_one_member_of_a_quorum_of_two_is_named() {
+    use base64::Engine;
+    let b64 = |k: &ed25519_dalek::SigningKey| {
+        base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes())
+    };
+    let member = ed25519_dalek::SigningKey::from_bytes(&[91; 32]);
+    let other = ed25519_dalek::SigningKey::from_bytes(&[92; 32]);
+    let trust = policy::Trust {
+        board: vec![
+            policy::BoardMember {
+                key_id: "member-2".into(),
+                public_key: b64(&member),
+            },
+            policy::BoardMember {
+                key_id: "member-3".into(),
+                public_key: b64(&other),
+            },
+        ],
+        quorum: 2,
+        ..fixture::trust()
+    };
+    let rules = |version: u32| {
+        serde_json::to_vec(&policy::Event::GovernanceRules(policy::GovernanceRules {
+            v: policy::V1,
+            version,
+            vocabulary: policy::Vocabulary::default_recovery(),
+            rules: policy::Rules::default_recovery(),
+            at: fixture::NOW,
+        }))
+        .unwrap()
+    };
+    let mut quorate = Envelope::sign(rules(1), "governance", &fixture::governance());
+    quorate.add_signature("member-2", &member);
+    let forged = Envelope::sign(rules(2), "member-3", &other);
+    let tmp = tempfile::tempdir().unwrap();
+    let findings = |envs: &[Envelope], name: &str| {
+        let out = tmp.path().join(name);
+        let mut tree = tiles::HashTiles::default();
+        for e in envs {
+            tree.push(&e.entry);
+        }
+        let cp = Checkpoint {
+            origin: fixture::gateway().name().to_string(),
+            size: envs.len() as u64,
+            root: tree.root(),
+        };
+        let note = cp.sign(&fixture::gateway()).unwrap();
+        write_bundle(
+            &out,
+            envs.len() as u64,
+            |a, b| Ok(envs[a as usize..b as usize].to_vec()),
+            &note,
+            &fixture::gateway().verifier(),
+            &trust,
+            |_| {},
+        )
+        .unwrap();
+        let b = Bundle::open(
+            &out,
+            Some(fixture::gateway().verifier()),
+            Some(trust.clone()),
+        )
+        .unwrap();
+        verify(&b, None, 2, |_, _| {}).unwrap().0
+    };
+    assert!(findings(std::slice::from_ref(&quorate), "clean").is_empty());
+    let f = findings(&[quorate, forged], "forged");
+    assert!(
+        names(&f, 1, |k| matches!(
+            k,
+            FindingKind::NotApplicable(policy::ApplyError::BelowQuorum {
+                quorum: 2,
+                members: 1,
+                ..
+            })
+        )),
+        "{f:#?}"
+    );
+}
