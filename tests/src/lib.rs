@@ -903,6 +903,11 @@ pub mod net {
     /// Signs `ask` for the gateway whose public URL is `origin`
     /// (`scheme://authority`).
     pub fn sign_for(origin: &str, ask: &Ask, key: &SigningKey, now: i64) -> Raw {
+        sign_as(origin, ask, key, &agency_key_id(&ask.agency), now)
+    }
+
+    /// As [`sign_for`], under the key id `key_id` (a rotated key's).
+    pub fn sign_as(origin: &str, ask: &Ask, key: &SigningKey, key_id: &str, now: i64) -> Raw {
         let mut headers = vec![
             ("consentry-purpose".to_string(), ask.purpose.clone()),
             ("consentry-categories".to_string(), ask.categories.clone()),
@@ -931,7 +936,7 @@ pub mod net {
             expires: Some(now + 60),
             nonce: Some(B64.encode(nonce)),
             include_alg: true,
-            ..SignatureParams::new(components, now, agency_key_id(&ask.agency))
+            ..SignatureParams::new(components, now, key_id)
         };
         let (input, sig) = httpsig::sign(&msg.view(&ask.body), &params, "sig1", key).unwrap();
         headers.push(("signature-input".into(), input));

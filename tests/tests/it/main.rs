@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agency_keys;
 mod agency_path;
 mod audit_verify;
 mod auditor_routes;
