@@ -300,7 +300,7 @@ pub async fn seed(
         dep.submit(sign_event(&e, "governance", &k.governance)?)
             .await?;
     }
-    for p in ["p-0001", "p-0002"] {
+    for p in PARTICIPANTS {
         let path = dir.join(format!("keys/{p}.key"));
         let key = load_or_create_key(&path)?;
         written.push(path);
@@ -337,6 +337,33 @@ pub async fn seed(
     }
     dep.log.publish_checkpoint().map_err(SubmitError::from)?;
     Ok(written)
+}
+
+/// The demo's participants, their keys in `keys/p-000N.key`.
+pub const PARTICIPANTS: [&str; 2] = ["p-0001", "p-0002"];
+
+/// A profile beside each demo participant's key (as `participant enrol`
+/// writes for a person), naming the gateway as served now and, under
+/// `--tls`, the demo CA: so that `consentry participant … --key
+/// DIR/keys/p-0001.key` works. Rewritten at every start, since the
+/// address may change; the key files hold each participant's first key.
+fn write_profiles(dir: &Path, url: &str, tls: bool) -> Result<(), DemoError> {
+    for p in PARTICIPANTS {
+        let key = dir.join(format!("keys/{p}.key"));
+        if !key.exists() {
+            continue;
+        }
+        crate::participant::client::Profile {
+            participant: p.into(),
+            key_id: format!("{p}:1"),
+            gateway: url.into(),
+            vkey: dir.join("keys/log.vkey"),
+            ca: tls.then(|| dir.join(CA_FILE)),
+        }
+        .write_beside(&key)
+        .map_err(io(format!("writing the profile of {p}")))?;
+    }
+    Ok(())
 }
 
 /// The demo's witnesses (`consentry demo --witnesses`): organisations
@@ -482,6 +509,7 @@ pub async fn run(
     let (server_tls, url) = serving(dir, tls.as_ref(), bound, clock.now())?;
     std::fs::write(dir.join(GATEWAY_URL_FILE), format!("{url}\n"))
         .map_err(io(format!("writing {GATEWAY_URL_FILE}")))?;
+    write_profiles(dir, &url, server_tls.is_some())?;
     let witness_policy = match witnesses {
         true => {
             let text = std::fs::read_to_string(dir.join(WITNESS_POLICY_FILE))

@@ -4,6 +4,7 @@
 //! log key to use. Every page read is checked against the signed
 //! checkpoint before it is shown.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::Subcommand;
 use ed25519_dalek::SigningKey;
-use gateway::participant::client::{verify_page, ParticipantClient};
+use gateway::participant::client::{verify_page, ParticipantClient, Profile};
 use gateway::participant::{new_participant_id, recovery};
 use policy::{Event, Kind, Language, Parties, Vocabulary, V1};
 use serde_json::{json, Value};
@@ -169,9 +170,7 @@ pub struct Where {
 }
 
 fn profile_path(key: &Path) -> PathBuf {
-    let mut p = key.as_os_str().to_owned();
-    p.push(".json");
-    PathBuf::from(p)
+    Profile::beside(key)
 }
 
 struct Resolved {
@@ -277,19 +276,19 @@ async fn signed_in(w: &Where) -> anyhow::Result<(ParticipantClient, Resolved)> {
 }
 
 fn write_profile(key: &Path, id: &str, key_id: &str, r: &Resolved) -> anyhow::Result<()> {
-    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut text = json!({
-        "participant": id,
-        "key_id": key_id,
-        "gateway": r.gateway,
-        "vkey": absolute(&r.vkey),
-    });
-    // The trust given at enrolment, so that later commands need no --ca.
-    if let Roots::File(ca) = &r.roots {
-        text["ca"] = json!(absolute(ca));
+    Profile {
+        participant: id.to_string(),
+        key_id: key_id.to_string(),
+        gateway: r.gateway.clone(),
+        vkey: r.vkey.clone(),
+        // The trust given at enrolment, so that later commands need no --ca.
+        ca: match &r.roots {
+            Roots::File(ca) => Some(ca.clone()),
+            Roots::System => None,
+        },
     }
-    std::fs::write(profile_path(key), format!("{text:#}\n"))
-        .with_context(|| format!("writing {}", profile_path(key).display()))
+    .write_beside(key)
+    .with_context(|| format!("writing {}", profile_path(key).display()))
 }
 
 fn print_code(id: &str, seed: &[u8; 32]) {
@@ -539,7 +538,7 @@ async fn consents(at: &Where) -> anyhow::Result<ExitCode> {
     };
     let items = page["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("You have no consents.");
+        println!("{}", say(Line::NoConsents, r.lang));
     }
     for i in items {
         println!(
@@ -549,7 +548,7 @@ async fn consents(at: &Where) -> anyhow::Result<ExitCode> {
             i["summary"].as_str().unwrap_or("")
         );
     }
-    println!("(every item checked against the signed checkpoint of {size} entries)");
+    println!("{}", say(Line::Checked(size), r.lang));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -564,7 +563,7 @@ async fn disclosures(at: &Where, before: Option<u64>, limit: usize) -> anyhow::R
     };
     let items = page["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("Nobody has asked for your records.");
+        println!("{}", say(Line::NoDisclosures, r.lang));
     }
     for i in items {
         let mark = if i["kind"] == "emergency" { "!! " } else { "" };
@@ -576,14 +575,42 @@ async fn disclosures(at: &Where, before: Option<u64>, limit: usize) -> anyhow::R
         );
     }
     if let Some(n) = page["next_before"].as_u64() {
-        println!("(older: --before {n})");
+        println!("{}", say(Line::Older(n), r.lang));
     }
-    println!("(every item checked against the signed checkpoint of {size} entries)");
+    println!("{}", say(Line::Checked(size), r.lang));
     Ok(ExitCode::SUCCESS)
 }
 
-/// A consent as asked for on the command line: the parties as typed (the
-/// sentence shows them so), the codes split.
+/// What the reading commands say around their items, which come in the
+/// person's language from the gateway: so do these lines.
+enum Line {
+    NoConsents,
+    NoDisclosures,
+    /// The index to page on from.
+    Older(u64),
+    /// The checkpoint's size.
+    Checked(u64),
+}
+
+fn say(line: Line, lang: Language) -> String {
+    match (line, lang) {
+        (Line::NoConsents, Language::En) => "You have no consents.".into(),
+        (Line::NoConsents, Language::Es) => "No tiene consentimientos.".into(),
+        (Line::NoDisclosures, Language::En) => "Nobody has asked for your records.".into(),
+        (Line::NoDisclosures, Language::Es) => "Nadie ha pedido sus expedientes.".into(),
+        (Line::Older(n), Language::En) => format!("(older: --before {n})"),
+        (Line::Older(n), Language::Es) => format!("(más antiguas: --before {n})"),
+        (Line::Checked(n), Language::En) => {
+            format!("(every item checked against the signed checkpoint of {n} entries)")
+        }
+        (Line::Checked(n), Language::Es) => {
+            format!("(cada elemento comprobado con el punto de control firmado del registro, de {n} entradas)")
+        }
+    }
+}
+
+/// A consent as asked for on the command line: the parties as typed (ids,
+/// comma-separated), the codes split.
 struct Consent {
     holders: String,
     recipients: String,
@@ -596,12 +623,14 @@ struct Consent {
 async fn grant(at: &Where, consent: Consent, yes: bool) -> anyhow::Result<ExitCode> {
     let now = now();
     let lang = Language::from_code(&at.lang).context("--lang is en or es")?;
-    println!("{}", grant_sentence(&consent, lang, now)?);
+    check_codes(&consent)?;
+    let (c, _) = signed_in(at).await?;
+    let names = agency_names(&c).await?;
+    println!("{}", grant_sentence(&consent, &names, lang, now));
     if !yes {
         println!("Nothing signed. Add --yes to sign and send this consent.");
         return Ok(ExitCode::from(2));
     }
-    let (c, _) = signed_in(at).await?;
     let consent_id = format!("c-{}", &new_participant_id()[2..14]);
     let e = Event::ConsentGranted(policy::ConsentGranted {
         v: V1,
@@ -630,9 +659,9 @@ async fn grant(at: &Where, consent: Consent, yes: bool) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// The consent in the person's language, once its codes are known to be
-/// the vocabulary's.
-fn grant_sentence(consent: &Consent, lang: Language, now: i64) -> anyhow::Result<String> {
+/// Refuses a code that is not the vocabulary's before anything is asked
+/// of the gateway.
+fn check_codes(consent: &Consent) -> anyhow::Result<()> {
     let vocab = Vocabulary::default_recovery();
     for c in &consent.categories {
         if !vocab.contains(Kind::Category, c) {
@@ -644,6 +673,33 @@ fn grant_sentence(consent: &Consent, lang: Language, now: i64) -> anyhow::Result
             bail!("{p:?} is not a purpose");
         }
     }
+    Ok(())
+}
+
+/// The registry's names of the agencies a consent may name, by id.
+async fn agency_names(c: &ParticipantClient) -> anyhow::Result<HashMap<String, String>> {
+    let a = c.get("/v1/me/agencies").await?;
+    if !a.ok() {
+        bail!("{}", problem_line(&a));
+    }
+    Ok(a.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i["agency"].as_str()?.into(), i["name"].as_str()?.into())))
+        .collect())
+}
+
+/// The consent in the person's language, its agencies by the registry's
+/// names as every other page shows them (an id the registry does not
+/// offer stays as typed: the gateway refuses it when it is sent).
+fn grant_sentence(
+    consent: &Consent,
+    names: &HashMap<String, String>,
+    lang: Language,
+    now: i64,
+) -> String {
+    let vocab = Vocabulary::default_recovery();
     let label = |k: Kind, c: &String| vocab.label(k, c, lang).to_string();
     let what: Vec<String> = consent
         .categories
@@ -656,19 +712,36 @@ fn grant_sentence(consent: &Consent, lang: Language, now: i64) -> anyhow::Result
         .map(|p| label(Kind::Purpose, p))
         .collect();
     let until = policy::format_date(now + consent.days * 86_400, lang);
-    let (holders, recipients) = (&consent.holders, &consent.recipients);
-    Ok(match lang {
-        Language::En => format!(
-            "{holders} may give {recipients} {}, {}, until {until}.",
-            what.join(", "),
-            why.join(", ")
-        ),
-        Language::Es => format!(
-            "{holders} puede dar a {recipients} {}, {}, hasta el {until}.",
-            what.join(", "),
-            why.join(", ")
-        ),
-    })
+    let named = |list: &str| -> Vec<String> {
+        split_list(list)
+            .into_iter()
+            .map(|id| names.get(&id).cloned().unwrap_or(id))
+            .collect()
+    };
+    let (holders, recipients) = (named(&consent.holders), named(&consent.recipients));
+    let (what, why) = (what.join(", "), why.join(", "));
+    let many = holders.len() > 1;
+    let (holders, recipients) = (join_names(&holders, lang), join_names(&recipients, lang));
+    match lang {
+        Language::En => format!("{holders} may give {recipients} {what}, {why}, until {until}."),
+        Language::Es => {
+            let verb = if many { "pueden" } else { "puede" };
+            format!("{holders} {verb} dar a {recipients} {what}, {why}, hasta el {until}.")
+        }
+    }
+}
+
+/// "A, B and C" ("A, B y C").
+fn join_names(names: &[String], lang: Language) -> String {
+    let and = match lang {
+        Language::En => " and ",
+        Language::Es => " y ",
+    };
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{}{and}{last}", init.join(", ")),
+    }
 }
 
 async fn cancel_rotation(at: &Where) -> anyhow::Result<ExitCode> {

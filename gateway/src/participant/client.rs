@@ -206,6 +206,55 @@ impl ParticipantClient {
     }
 }
 
+/// What a participant's key file needs beside it (`KEY.json`): whose key
+/// it is and which gateway, log key and CA to use, so that every later
+/// command needs only `--key`. `consentry participant enrol` and
+/// `restore` write one, and so does the demo for its own participants.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub participant: String,
+    pub key_id: String,
+    pub gateway: String,
+    pub vkey: std::path::PathBuf,
+    /// The CA trusted at enrolment (`--ca`, or the demo's); none: the
+    /// system's roots.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl Profile {
+    /// Where the profile of the key in `key` is.
+    pub fn beside(key: &std::path::Path) -> std::path::PathBuf {
+        let mut p = key.as_os_str().to_owned();
+        p.push(".json");
+        std::path::PathBuf::from(p)
+    }
+
+    /// Writes the profile beside `key`, its paths absolute so that it
+    /// holds from any folder.
+    pub fn write_beside(&self, key: &std::path::Path) -> std::io::Result<()> {
+        // JSON holds text: a path that is not UTF-8 is refused, not mangled.
+        let absolute = |p: &std::path::Path| {
+            let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.into());
+            p.to_str().map(str::to_string).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{} is not UTF-8", p.display()),
+                )
+            })
+        };
+        let mut text = json!({
+            "participant": self.participant,
+            "key_id": self.key_id,
+            "gateway": self.gateway,
+            "vkey": absolute(&self.vkey)?,
+        });
+        if let Some(ca) = &self.ca {
+            text["ca"] = json!(absolute(ca)?);
+        }
+        std::fs::write(Self::beside(key), format!("{text:#}\n"))
+    }
+}
+
 /// [`verify_page`], and then the checkpoint must carry the cosignatures
 /// of `witnesses`' quorum: a checkpoint too few trusted witnesses saw may
 /// be one of several histories shown to different people.

@@ -191,8 +191,11 @@ pub fn receipt(
         "record_id": g.consent_id,
         "pii_principal_id": g.participant,
         "language": language.code(),
+        // The notice is what the person read when they signed, in the
+        // language they signed in, whatever language the rest is asked in:
+        // its tag and its text say the same language.
         "notice": {
-            "text": policy::consent_summary(state, c, language),
+            "text": policy::consent_summary(state, c, g.language),
             "language": g.language.code(),
             "policy_uri": POLICY_URI
         },

@@ -15,6 +15,7 @@
 //! - `POST /v1/participant/session` `{"participant", "challenge", "signature"}` → `{"token", "expires_at"}` and an HttpOnly SameSite=Strict cookie
 //! - `DELETE /v1/participant/session` signs out
 //! - `GET /v1/me`, `/v1/me/consents`, `/v1/me/disclosures`, `/v1/me/grievances`
+//! - `GET /v1/me/agencies`: the agencies a consent may name, with their names
 //! - `GET /v1/me/consents/{id}/fhir`, `/v1/me/consents/{id}/receipt`
 
 pub mod client;
@@ -87,6 +88,7 @@ where
         .route("/v1/me/consents/{id}/receipt", get(consent_receipt))
         .route("/v1/me/disclosures", get(disclosures))
         .route("/v1/me/grievances", get(grievances))
+        .route("/v1/me/agencies", get(agencies))
         .merge(intake::routes())
 }
 
@@ -384,6 +386,34 @@ fn agency_name(state: &ConsentState, id: &str) -> String {
     state
         .agency(id)
         .map_or_else(|| id.to_string(), |a| a.enrolled.name)
+}
+
+/// The organisations a person may name in a consent, as (id, name): the
+/// registry's current `agency`-role organisations, the list the portal's
+/// forms show.
+pub(crate) fn agency_choices(state: &ConsentState) -> Vec<(String, String)> {
+    state
+        .agencies()
+        .into_iter()
+        .filter(|a| !a.retired && a.enrolled.roles.contains(&policy::Role::Agency))
+        .map(|a| (a.enrolled.agency, a.enrolled.name))
+        .collect()
+}
+
+/// [`agency_choices`], for a client that shows a consent before it is
+/// signed (`consentry participant grant`): the sentence names agencies as
+/// every page does, by the registry's names.
+async fn agencies(
+    State(g): State<Arc<Participants>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    signed_in(&g, &headers)?;
+    let state = g.dep.state()?;
+    let items: Vec<Value> = agency_choices(&state)
+        .into_iter()
+        .map(|(agency, name)| json!({"agency": agency, "name": name}))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
 }
 
 async fn me(State(g): State<Arc<Participants>>, headers: HeaderMap) -> Result<Response, Problem> {

@@ -3,7 +3,8 @@
 //! signed only with --yes), an agency request allowed, consents and
 //! disclosures checked against the checkpoint, revoke (twice: a no-op),
 //! the next request denied, a grievance, an export, and a restore from the
-//! recovery code that signs in as the same person.
+//! recovery code that signs in as the same person; and the demo's own
+//! participants, through the profiles the demo writes beside their keys.
 
 use crate::common;
 
@@ -67,6 +68,12 @@ fn a_participant_manages_their_consent_from_the_command_line() {
     let (code, out) = consentry(&grant);
     assert_eq!(code, 2, "nothing signed without --yes: {out}");
     assert!(out.contains("para conseguirle vivienda"), "{out}");
+    // The agencies by the registry's names, as every other page names them.
+    assert!(
+        out.contains("Hope Recovery Clinic puede dar a Riverside Housing "),
+        "{out}"
+    );
+    assert!(!out.contains("hope-clinic"), "{out}");
     let mut yes = grant.to_vec();
     yes.push("--yes");
     let (code, out) = consentry(&yes);
@@ -109,6 +116,18 @@ fn a_participant_manages_their_consent_from_the_command_line() {
         "{out}"
     );
     assert!(out.contains(": allowed"), "{out}");
+    // Every line in the language asked for, the last one too.
+    for page in ["consents", "disclosures"] {
+        let (code, out) = consentry(&["participant", page, "--key", k, "--lang", "es"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(
+                "(cada elemento comprobado con el punto de control firmado del registro, de "
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("checked against"), "{out}");
+    }
 
     let (code, out) = consentry(&["participant", "revoke", "--key", k, "--consent", &consent]);
     assert_eq!(code, 0, "{out}");
@@ -142,6 +161,33 @@ fn a_participant_manages_their_consent_from_the_command_line() {
     let fhir: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(fhir["resourceType"], "Consent");
     assert_eq!(fhir["status"], "inactive");
+    // Granted in Spanish: the receipt's notice is the Spanish sentence,
+    // tagged es, whatever language the rest of the receipt is asked in.
+    for lang in ["en", "es"] {
+        let (code, out) = consentry(&[
+            "participant",
+            "export",
+            "--key",
+            k,
+            "--consent",
+            &consent,
+            "--format",
+            "receipt",
+            "--lang",
+            lang,
+        ]);
+        assert_eq!(code, 0, "{out}");
+        let receipt: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(receipt["language"], lang, "{receipt}");
+        let notice = &receipt["notice"];
+        assert_eq!(notice["language"], "es", "{receipt}");
+        let text = notice["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("Riverside Housing puede ver ")
+                && text.contains("para conseguirle vivienda"),
+            "{text}"
+        );
+    }
 
     // A new device: the recovery code restores the key; a typo is caught.
     let new = tmp.path().join("new.key");
@@ -218,6 +264,97 @@ fn a_participant_manages_their_consent_from_the_command_line() {
     let (code, out) = consentry(&["participant", "consents", "--key", k]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("WARNING"), "{out}");
+}
+
+/// The demo's own participants use the participant CLI with nothing but
+/// their key file, as the issue tried it: from the folder holding the
+/// demo, `--key demo/keys/p-0001.key`. Their consent, granted in English,
+/// exports a receipt whose notice is English whatever it is asked in.
+#[test]
+fn the_demos_participants_use_the_participant_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let (_demo, _) = common::demo(&dir);
+    let url = std::fs::read_to_string(dir.join(gateway::demo::GATEWAY_URL_FILE)).unwrap();
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("keys/p-0001.key.json")).unwrap())
+            .unwrap();
+    assert_eq!(profile["participant"], "p-0001");
+    assert_eq!(profile["key_id"], "p-0001:1");
+    assert_eq!(profile["gateway"], url.trim());
+    assert!(profile.get("ca").is_none(), "plain HTTP: no CA {profile}");
+    let in_tmp = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_consentry"))
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let p1 = "demo/keys/p-0001.key";
+    let (code, out) = in_tmp(&[
+        "participant",
+        "export",
+        "--key",
+        p1,
+        "--consent",
+        gateway::demo::DEMO_CONSENT,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let fhir: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fhir["resourceType"], "Consent");
+    assert_eq!(fhir["status"], "active");
+    let (code, out) = in_tmp(&[
+        "participant",
+        "export",
+        "--key",
+        p1,
+        "--consent",
+        gateway::demo::DEMO_CONSENT,
+        "--format",
+        "receipt",
+        "--lang",
+        "es",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let receipt: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(receipt["language"], "es");
+    assert_eq!(receipt["notice"]["language"], "en", "{receipt}");
+    assert!(
+        receipt["notice"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Riverside Housing may see "),
+        "{receipt}"
+    );
+    let (code, out) = in_tmp(&["participant", "consents", "--key", p1]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("c-demo-0001 [active]"), "{out}");
+    let (code, out) = in_tmp(&[
+        "participant",
+        "disclosures",
+        "--key",
+        "demo/keys/p-0002.key",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Nobody has asked for your records."), "{out}");
+    let (code, out) = in_tmp(&["participant", "grievance", "--key", p1]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = in_tmp(&[
+        "participant",
+        "revoke",
+        "--key",
+        p1,
+        "--consent",
+        gateway::demo::DEMO_CONSENT,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("Revoked c-demo-0001"), "{out}");
 }
 
 /// `consentry intake`: the staff member's side of an enrolment whose key

@@ -550,6 +550,19 @@ fn demo_tls_commands_trust_the_demo_ca_and_a_witness_takes_ca() {
 
     // The system's store: one other CA.
     let system = other_ca(tmp.path());
+    // The demo's own participant: its profile names the demo CA, so
+    // nothing more than the key is needed, whatever the system trusts.
+    let (code, out) = run(
+        &[
+            "participant",
+            "consents",
+            "--key",
+            dir.join("keys/p-0001.key").to_str().unwrap(),
+        ],
+        &[("SSL_CERT_FILE", system.as_os_str())],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("c-demo-0001 [active]"), "{out}");
     let witness = |ca: Option<&Path>| {
         let mut args = vec![
             "witness".to_string(),

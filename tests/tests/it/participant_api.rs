@@ -256,8 +256,19 @@ async fn forged_replayed_expired_and_rotated_out_are_refused() {
 
     // A session past its life.
     assert_eq!(me.get("/v1/me").await.unwrap().status, 200);
+    let agencies = me.get("/v1/me/agencies").await.unwrap();
+    assert_eq!(agencies.status, 200);
+    assert!(
+        agencies.body["items"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"agency": "hope-clinic", "name": "hope clinic"})),
+        "{}",
+        agencies.body
+    );
     net.clock.set(NOW + 16 * 60);
     assert_eq!(me.get("/v1/me").await.unwrap().status, 401);
+    assert_eq!(me.get("/v1/me/agencies").await.unwrap().status, 401);
     net.clock.set(NOW);
 
     // Key rotation at the enrolling agency, in person: it waits, the

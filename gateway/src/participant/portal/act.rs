@@ -25,7 +25,7 @@ use base64::Engine;
 use maud::{html, Markup};
 use policy::{
     ConsentGranted, ConsentRevoked, ConsentStatus, ConsentView, Event, GrievanceFiled,
-    GrievanceReason, Kind, Language, Parties, Role, V1,
+    GrievanceReason, Kind, Language, Parties, V1,
 };
 use sha2::{Digest, Sha256};
 
@@ -227,16 +227,11 @@ async fn enrol(State(g): State<Arc<Participants>>, Path(code): Path<String>) -> 
         return not_found();
     };
     let t = catalog(lang);
-    let agencies: Vec<(String, String)> = {
+    let agencies = {
         let Ok(state) = g.dep.state() else {
             return stopped();
         };
-        state
-            .agencies()
-            .into_iter()
-            .filter(|a| !a.retired && a.enrolled.roles.contains(&Role::Agency))
-            .map(|a| (a.enrolled.agency, a.enrolled.name))
-            .collect()
+        super::super::agency_choices(&state)
     };
     let main = html! {
         p id="enrol-intro" { (t.t("enrol_intro")) }
@@ -307,12 +302,7 @@ fn grant_page(
             return stopped();
         };
         let vocab = state.vocabulary();
-        let agencies: Vec<(String, String)> = state
-            .agencies()
-            .into_iter()
-            .filter(|a| !a.retired && a.enrolled.roles.contains(&Role::Agency))
-            .map(|a| (a.enrolled.agency, a.enrolled.name))
-            .collect();
+        let agencies = super::super::agency_choices(&state);
         let terms = |k: Kind| -> Vec<(String, String)> {
             vocab
                 .terms(k)
