@@ -7,7 +7,9 @@
 //! about; another participant; the agency that enrolled the participant;
 //! an agency that is a party to the participant's consent; an unrelated
 //! agency; an organisation with the auditor role only; one with the
-//! witness role only; a retired agency; a rotated-out agency key.
+//! witness role only; a retired agency; a rotated-out agency key; a
+//! second member of the community board (quorum 1 here: the quorum itself
+//! is `policy/tests/it/board.rs`'s); a member the board removed.
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use gateway::deployment::{sign_event, Deployment, SubmitError};
 use ledger::Envelope;
 use policy::*;
 
-const SIGNERS: [&str; 11] = [
+const SIGNERS: [&str; 13] = [
     "governance",
     "gateway",
     "participant",
@@ -32,29 +34,31 @@ const SIGNERS: [&str; 11] = [
     "witness-org",
     "retired-agency",
     "rotated-out-key",
+    "board-member",
+    "removed-member",
 ];
 
 /// Rows: entry type; columns: `SIGNERS`; `A` accepted, `-` refused.
 const EXPECTED: &str = "
-governance.rules                 A - - - - - - - - - -
-agency.enrolled                  A - - - - - - - - - -
-agency.key_rotated               A - - - - - - - - - -
-agency.retired                   A - - - - - - - - - -
-participant.enrolled             - - - - A A A - - - -
-participant.key_rotated          - - - - A - - - - - -
-participant.key_rotated@retired  A - - - - - - - - - -
-participant.key_activated        - A - - - - - - - - -
-participant.rotation_cancelled   - - A - - - - - - - -
-consent.granted                  - - A - - - - - - - -
-consent.granted@pending          - - - - - - - - - - -
-consent.revoked                  - - A - - A - - - - -
-consent.revoked@pending-key      - - A - - A - - - - -
-grievance.filed                  - - A - - - - - - - -
-grievance.resolved               A - - - - - - - - - -
-access.decided                   - A - - - - - - - - -
-access.refused                   - A - - - - - - - - -
-access.released                  - A - - - - - - - - -
-participant.notice               - A - - - - - - - - -
+governance.rules                 A - - - - - - - - - - A -
+agency.enrolled                  A - - - - - - - - - - A -
+agency.key_rotated               A - - - - - - - - - - A -
+agency.retired                   A - - - - - - - - - - A -
+participant.enrolled             - - - - A A A - - - - - -
+participant.key_rotated          - - - - A - - - - - - - -
+participant.key_rotated@retired  A - - - - - - - - - - A -
+participant.key_activated        - A - - - - - - - - - - -
+participant.rotation_cancelled   - - A - - - - - - - - - -
+consent.granted                  - - A - - - - - - - - - -
+consent.granted@pending          - - - - - - - - - - - - -
+consent.revoked                  - - A - - A - - - - - - -
+consent.revoked@pending-key      - - A - - A - - - - - - -
+grievance.filed                  - - A - - - - - - - - - -
+grievance.resolved               A - - - - - - - - - - A -
+access.decided                   - A - - - - - - - - - - -
+access.refused                   - A - - - - - - - - - - -
+access.released                  - A - - - - - - - - - - -
+participant.notice               - A - - - - - - - - - - -
 ";
 
 fn key(tag: u8) -> SigningKey {
@@ -137,13 +141,28 @@ enum World {
     Pending,
 }
 
-/// A deployment holding: the seven organisations (old-clinic retired
+/// A deployment holding: a board of governance, member-2 and member-3
+/// (member-3 removed by a `board.changed`, quorum 1); the seven
+/// organisations (old-clinic retired
 /// after enrolling p-2; hope-clinic's key rotated to `hope-clinic:2`),
 /// p-0 and p-1 enrolled at hope-clinic, consent c-0 (p-0 lets
 /// riverside-housing receive from harbor-records) and grievance g-0 of
 /// p-0.
 async fn world(dir: &std::path::Path, kind: World) -> (Deployment, Arc<ManualClock>) {
-    let dep = Deployment::open(dir, fixture::gateway(), fixture::trust()).unwrap();
+    let trust = Trust {
+        board: vec![
+            BoardMember {
+                key_id: "member-2".into(),
+                public_key: public(&key(80)),
+            },
+            BoardMember {
+                key_id: "member-3".into(),
+                public_key: public(&key(81)),
+            },
+        ],
+        ..fixture::trust()
+    };
+    let dep = Deployment::open(dir, fixture::gateway(), trust).unwrap();
     let clock = Arc::new(ManualClock::new(NOW));
     dep.set_clock(clock.clone());
     let mut entries = Vec::new();
@@ -174,6 +193,13 @@ async fn world(dir: &std::path::Path, kind: World) -> (Deployment, Arc<ManualClo
         agency: "hope-clinic".into(),
         key_id: "hope-clinic:2".into(),
         public_key: public(&hope_key_2()),
+        at: NOW,
+    })));
+    entries.push(gov(&Event::BoardChanged(BoardChanged {
+        v: V1,
+        add: Vec::new(),
+        remove: vec!["member-3".into()],
+        quorum: 1,
         at: NOW,
     })));
     entries.push(sign_event(&grant("c-0"), &p_kid(0), &p_key(0)).unwrap());
@@ -247,6 +273,8 @@ fn signer(kind: &str) -> (String, SigningKey, Option<&'static str>) {
         "witness-org" => ("witness-org:1".into(), key(6), Some("witness-org")),
         "retired-agency" => ("old-clinic:1".into(), key(7), Some("old-clinic")),
         "rotated-out-key" => ("hope-clinic:1".into(), key(1), Some("hope-clinic")),
+        "board-member" => ("member-2".into(), key(80), None),
+        "removed-member" => ("member-3".into(), key(81), None),
         other => panic!("unknown signer kind {other}"),
     }
 }
@@ -489,10 +517,10 @@ fn entry(row: &str, kind: &str) -> (Envelope, World) {
 }
 
 /// The index of p-0's rotation in the pending world: after the seven
-/// organisations, three enrolments, a retirement, a key rotation, a grant
-/// and a grievance.
+/// organisations, three enrolments, a retirement, a key rotation, the
+/// board's change, a grant and a grievance.
 fn pending_rotation_index() -> u64 {
-    7 + 3 + 1 + 1 + 1 + 1
+    7 + 3 + 1 + 1 + 1 + 1 + 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
