@@ -88,6 +88,11 @@ fn resign(v: &Value) -> Envelope {
 /// A whole new bundle of `envs`, its checkpoint signed with the real log
 /// key.
 fn rebuild(envs: &[Envelope], out: &Path) {
+    rebuild_under(envs, out, &fixture::trust())
+}
+
+/// As [`rebuild`], the bundle naming `trust` as its roots.
+fn rebuild_under(envs: &[Envelope], out: &Path, trust: &policy::Trust) {
     let mut tree = tiles::HashTiles::default();
     for e in envs {
         tree.push(&e.entry);
@@ -104,7 +109,7 @@ fn rebuild(envs: &[Envelope], out: &Path) {
         |a, b| Ok(envs[a as usize..b as usize].to_vec()),
         &note,
         &fixture::gateway().verifier(),
-        &fixture::trust(),
+        trust,
         |_| {},
     )
     .unwrap();
@@ -530,26 +535,7 @@ fn a_governance_entry_signed_by_one_member_of_a_quorum_of_two_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let findings = |envs: &[Envelope], name: &str| {
         let out = tmp.path().join(name);
-        let mut tree = tiles::HashTiles::default();
-        for e in envs {
-            tree.push(&e.entry);
-        }
-        let cp = Checkpoint {
-            origin: fixture::gateway().name().to_string(),
-            size: envs.len() as u64,
-            root: tree.root(),
-        };
-        let note = cp.sign(&fixture::gateway()).unwrap();
-        write_bundle(
-            &out,
-            envs.len() as u64,
-            |a, b| Ok(envs[a as usize..b as usize].to_vec()),
-            &note,
-            &fixture::gateway().verifier(),
-            &trust,
-            |_| {},
-        )
-        .unwrap();
+        rebuild_under(envs, &out, &trust);
         let b = Bundle::open(
             &out,
             Some(fixture::gateway().verifier()),

@@ -25,12 +25,7 @@ const REQUESTS: usize = 1_000;
 const RATE: f64 = 200.0;
 const CONNECTIONS: usize = 4;
 
-fn real_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use crate::tls_server::real_now;
 
 /// The gateway is reached at its address, so that the load generator's
 /// client needs no name lookup.

@@ -14,13 +14,8 @@ use gateway::tls::pki::{DeploymentCa, Host, Usage, Validity, LEAF_DAYS};
 use gateway::tls::{Roots, ServerTls, TlsFiles};
 use gateway::upstream::{self, Holder};
 
-/// Certificates are checked on the machine's own clock, not the fixture's.
-fn real_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+// Certificates are checked on the machine's own clock, not the fixture's.
+use crate::tls_server::real_now;
 
 fn loopback() -> Vec<Host> {
     vec![
